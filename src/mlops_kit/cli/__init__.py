@@ -1,0 +1,75 @@
+"""The `mlops` command line. Each area lives in its own module and registers a sub-application here.
+
+Errors go to stderr as one readable line with a non-zero exit code; `mlops --debug ...` shows the
+traceback too.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="mlops",
+    help="mlops-kit: a per-environment MLOps platform on AWS, with an embedded local default.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True)
+_debug = {"on": False}
+
+# (module under mlops_kit.cli, sub-command name or None for top-level commands)
+_AREAS: list[tuple[str, str | None]] = [
+    ("emulator", "emulator"),
+    ("data", "data"),
+    ("demo", None),
+]
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.")) -> None:
+    _debug["on"] = debug
+
+
+for _module, _name in _AREAS:
+    _sub = importlib.import_module(f"mlops_kit.cli.{_module}")
+    if _name is None:
+        _sub.register(app)
+    else:
+        app.add_typer(_sub.app, name=_name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `mlops` console script."""
+    args = sys.argv[1:] if argv is None else argv
+    _debug["on"] = "--debug" in args
+    try:
+        app(args=args, prog_name="mlops", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.exceptions.Abort:
+        err.print("aborted")
+        return 130
+    except click.ClickException as exc:
+        exc.show(file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    except Exception as exc:  # every failure reaches the user as one line, unless --debug
+        if _debug["on"]:
+            raise
+        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        if not isinstance(exc, (ValueError, RuntimeError, OSError, LookupError)):
+            err.print(f"({type(exc).__name__}; run with --debug for the traceback)")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""The embedded AWS emulator: moto's server on a loopback port, in a process of its own.
+
+Each emulator is a child process (`python -m mlops_kit.emulator serve`), so two run side by side with
+separate state, and stopping one frees its port and its memory. Code and tests use the `Emulator`
+context manager; people use `mlops emulator start|stop|status`, which keeps a state file so that later
+commands find the running one. Clients from `Emulator.client()` point at it with retries off, so an
+API that moto lacks fails at once instead of retrying.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+HOST = "127.0.0.1"
+CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+START_TIMEOUT_S = 60.0
+
+
+class EmulatorError(RuntimeError):
+    """The emulator could not be started, found or stopped."""
+
+
+def state_file() -> Path:
+    """Where `mlops emulator start` records the running emulator ($MLOPS_STATE_DIR or ~/.mlops-kit)."""
+    base = Path(os.environ.get("MLOPS_STATE_DIR") or Path.home() / ".mlops-kit")
+    return base / "emulator.json"
+
+
+@dataclass
+class Emulator:
+    """One moto server on 127.0.0.1. Use as a context manager, or `start()` / `stop()`."""
+
+    port: int = 0
+    region: str = "us-east-1"
+    pid: int | None = None
+    _process: subprocess.Popen | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def start(self, detach: bool = False) -> Emulator:
+        """Start the server and wait until it answers. `detach` lets it outlive this process."""
+        with tempfile.TemporaryDirectory(prefix="mlops-emulator-") as tmp:
+            ready = Path(tmp) / "port"
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "mlops_kit.emulator", "serve", str(self.port), str(ready)],
+                stdout=subprocess.DEVNULL,  # moto logs every request; the kit's own logs say more
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                start_new_session=detach,
+            )
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while not ready.exists() or not ready.read_text().strip():
+                if self._process.poll() is not None:
+                    err = self._process.stderr.read().decode(errors="replace") if self._process.stderr else ""
+                    raise EmulatorError(f"the emulator exited at start (port {self.port}): {err.strip()}")
+                if time.monotonic() > deadline:
+                    self._process.kill()
+                    raise EmulatorError(f"the emulator did not start within {START_TIMEOUT_S:.0f}s")
+                time.sleep(0.02)
+            self.port = int(ready.read_text())
+        self.pid = self._process.pid
+        if self._process.stderr:
+            self._process.stderr.close()  # nothing reads it any more; a full pipe must not block moto
+            self._process.stderr = None
+        self._wait_until_answering(deadline)
+        return self
+
+    def _wait_until_answering(self, deadline: float) -> None:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/data.json", timeout=2):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise EmulatorError(f"the emulator on port {self.port} does not answer") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop the server and wait for it to exit, which frees its port."""
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.terminate()
+                try:
+                    self._process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self._process.kill()
+                    self._process.wait()
+            self._process = None
+        elif self.pid is not None:
+            _terminate_pid(self.pid)
+        self.pid = None
+
+    def is_running(self) -> bool:
+        if self._process is not None:
+            return self._process.poll() is None
+        return self.pid is not None and _alive(self.pid) and self.answers()
+
+    def answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/data.json", timeout=2):
+                return True
+        except OSError:
+            return False
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- clients -------------------------------------------------------------------------------
+    def client(self, service: str, **kwargs: Any) -> Any:
+        return client(service, endpoint_url=self.endpoint_url, region=self.region, **kwargs)
+
+    def environ(self) -> dict[str, str]:
+        """Variables that point any AWS SDK (a subprocess, a SageMaker step) at this emulator."""
+        return aws_environ(self.endpoint_url, self.region)
+
+
+def client(service: str, *, endpoint_url: str | None, region: str, **kwargs: Any) -> Any:
+    """A boto3 client; against an emulator, with test credentials and no retries."""
+    if endpoint_url is None:
+        return boto3.client(service, region_name=region, **kwargs)
+    config = Config(retries={"max_attempts": 1, "mode": "standard"}, s3={"addressing_style": "path"})
+    return boto3.client(
+        service, region_name=region, endpoint_url=endpoint_url, config=config, **CREDENTIALS, **kwargs
+    )
+
+
+def aws_environ(endpoint_url: str, region: str) -> dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        "AWS_MAX_ATTEMPTS": "1",
+        "SAGEMAKER_VALIDATE_ROLE": "false",
+    }
+
+
+# --- the recorded emulator (for people, across commands) ---------------------------------------
+
+
+def start_detached(port: int = 0, region: str = "us-east-1") -> Emulator:
+    """Start an emulator that outlives this command and record it in the state file."""
+    current = running()
+    if current is not None:
+        raise EmulatorError(f"an emulator is already running at {current.endpoint_url} (pid {current.pid})")
+    emulator = Emulator(port=port, region=region).start(detach=True)
+    path = state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"pid": emulator.pid, "port": emulator.port, "region": region}))
+    tmp.replace(path)
+    emulator._process = None  # this command ends; the server goes on under its pid
+    return emulator
+
+
+def running() -> Emulator | None:
+    """The emulator recorded in the state file, if it is still up; a stale record is removed."""
+    path = state_file()
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    emulator = Emulator(
+        port=int(state["port"]), region=state.get("region", "us-east-1"), pid=int(state["pid"])
+    )
+    if emulator.is_running():
+        return emulator
+    path.unlink(missing_ok=True)
+    return None
+
+
+def stop_recorded() -> Emulator | None:
+    """Stop the recorded emulator; returns it, or None when none was running."""
+    emulator = running()
+    if emulator is not None:
+        emulator.stop()
+    state_file().unlink(missing_ok=True)
+    return emulator
+
+
+@contextlib.contextmanager
+def session(region: str = "us-east-1", port: int = 0) -> Iterator[Emulator]:
+    """The running emulator if there is one, else a new one for the duration of the block."""
+    current = running()
+    if current is not None:
+        yield current
+        return
+    with Emulator(port=port, region=region) as emulator:
+        yield emulator
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _terminate_pid(pid: int, timeout: float = 10.0) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.05)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _serve(port: int, ready_file: Path) -> None:
+    """The child process: run moto's server until SIGTERM, after writing the bound port."""
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
+    server.start()
+    _, bound = server.get_host_and_port()
+    tmp = ready_file.with_suffix(".tmp")
+    tmp.write_text(str(bound))
+    tmp.replace(ready_file)
+
+    def _stop(*_: object) -> None:
+        server.stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    while True:
+        signal.pause()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "serve":
+        _serve(int(sys.argv[2]), Path(sys.argv[3]))
+    else:
+        sys.exit("usage: python -m mlops_kit.emulator serve PORT READY_FILE")

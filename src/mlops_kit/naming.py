@@ -1,0 +1,41 @@
+"""The names of every environment's resources: one pure function each, shared by infra and the kit.
+
+Infra creates resources under these names and the kit (pipeline, executor, registry, monitor) finds them
+by the same names, so nothing has to be looked up or passed around by hand.
+"""
+
+from __future__ import annotations
+
+from mlops_kit.settings import Settings
+
+BUCKET_PURPOSES = ("raw", "features", "artifacts", "capture", "monitoring")
+
+
+def bucket(settings: Settings, purpose: str, account_id: str) -> str:
+    """`<project>-<env>-<purpose>-<account>`: unique across accounts, as S3 needs, and at most 63 long."""
+    if purpose not in BUCKET_PURPOSES:
+        raise ValueError(f"unknown bucket purpose {purpose!r}; expected one of {', '.join(BUCKET_PURPOSES)}")
+    name = f"{settings.prefix}-{purpose}-{account_id}"
+    if len(name) > 63:
+        raise ValueError(f"bucket name {name!r} is longer than S3's 63 characters; shorten mlops:project")
+    return name
+
+
+def model_package_group(settings: Settings) -> str:
+    return f"{settings.prefix}-models"
+
+
+def pipeline(settings: Settings) -> str:
+    return f"{settings.prefix}-training"
+
+
+def endpoint(settings: Settings) -> str:
+    return f"{settings.prefix}-endpoint"
+
+
+def feature_group(settings: Settings, group_name: str) -> str:
+    return f"{settings.prefix}-{group_name}"
+
+
+def execution_role(settings: Settings) -> str:
+    return f"{settings.prefix}-sagemaker"

@@ -1,0 +1,1 @@
+"""The model registry: model packages, their lifecycle, promotion gates and rollback."""

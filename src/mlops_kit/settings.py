@@ -1,0 +1,335 @@
+"""Load and validate one environment's settings from `environments/Pulumi.<env>.yaml`.
+
+The file is an ordinary Pulumi stack settings file: `pulumi up -s <env>` reads it through
+`stackConfigDir`, and this module reads the very same file without the Pulumi runtime, so the infra
+program, the pipeline definition, the CLI and the promotion gates can never disagree about an
+environment. Every value is checked here, once: an unknown key, a wrong type, a missing value, a number
+out of range or an instance type SageMaker does not offer is a `SettingsError` naming the file and key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+NAMESPACE = "mlops"
+PROJECT_FILE = "Pulumi.yaml"
+ENVIRONMENTS_DIR = "environments"
+
+
+class SettingsError(ValueError):
+    """A settings file is wrong: says which file, which key, and what is expected."""
+
+    def __init__(self, file: Path | str, key: str, problem: str):
+        self.file = str(file)
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{file}: {key}: {problem}")
+
+
+def _spec(
+    *,
+    default: Any = dataclasses.MISSING,
+    ge: float | None = None,
+    le: float | None = None,
+    gt: float | None = None,
+    pattern: str | None = None,
+    instance_shape: str | None = None,
+    doc: str = "",
+) -> Any:
+    """A dataclass field with the checks the loader applies to it."""
+    meta = {"ge": ge, "le": le, "gt": gt, "pattern": pattern, "instance_shape": instance_shape, "doc": doc}
+    if isinstance(default, (dict, list)):
+        value = default
+        return field(default_factory=lambda: type(value)(value), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+_REF = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"  # "package.module:attribute"
+_SCHEDULE = r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$"
+_ACCOUNT = r"^\d{12}$"
+_NAME = r"^[a-z][a-z0-9-]{0,30}$"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Runtime:
+    """Where the environment runs: the embedded emulator on this machine, or a real AWS account."""
+
+    kind: Literal["embedded", "aws"]
+    emulator_port: int = _spec(default=0, ge=0, le=65535, doc="0 picks a free port")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Storage:
+    force_destroy: bool
+    capture_expiry_days: int = _spec(ge=1, le=3650)
+    noncurrent_version_expiry_days: int = _spec(ge=1, le=3650)
+    kms_deletion_window_days: int = _spec(default=30, ge=7, le=30)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Features:
+    definitions: str = _spec(pattern=_REF, doc="where the project's feature groups are declared")
+    online_store: bool = True
+    ttl_hours: int = _spec(default=24 * 7, ge=1, le=24 * 365)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Training:
+    pipeline: str = _spec(pattern=_REF, doc="the project's get_pipeline factory")
+    instance_type: str = _spec(instance_shape="TrainingInstanceType")
+    instance_count: int = _spec(ge=1, le=100)
+    processing_instance_type: str = _spec(instance_shape="ProcessingInstanceType")
+    sklearn_version: str = _spec(default="1.4-2", pattern=r"^\d+\.\d+-\d+$")
+    hyperparameters: dict[str, int | float | str] = _spec(default={})
+    max_rejected_fraction: float = _spec(ge=0.0, le=1.0)
+    retrain_schedule: str = _spec(default="", pattern=_SCHEDULE + "|^$")
+    tuning_trials: int = _spec(default=0, ge=0, le=50)
+    reader_accounts: list[str] = _spec(default=[], pattern=_ACCOUNT)
+    seed: int = _spec(default=42, ge=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Serving:
+    instance_type: str = _spec(instance_shape="ProductionVariantInstanceType")
+    instance_count: int = _spec(ge=1, le=100)
+    capture_percent: int = _spec(ge=0, le=100)
+    model_package_arn: str = _spec(default="", doc="written by `mlops promote`; empty: no endpoint yet")
+    max_payload_mb: float = _spec(default=6.0, gt=0, le=100)
+    min_capacity: int = _spec(default=1, ge=1, le=100)
+    max_capacity: int = _spec(default=1, ge=1, le=100)
+    target_invocations_per_instance: int = _spec(default=1000, ge=1)
+    latency_alarm_ms: int = _spec(default=500, ge=1)
+    port: int = _spec(default=8080, ge=1, le=65535, doc="the local endpoint's port")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Monitoring:
+    schedule: str = _spec(pattern=_SCHEDULE)
+    instance_type: str = _spec(instance_shape="ProcessingInstanceType")
+    drift_threshold: float = _spec(gt=0.0, le=10.0, doc="population stability index that counts as drift")
+    retrain_on_drift: bool = True
+    alarm_emails: list[str] = _spec(default=[], pattern=r"^[^@\s]+@[^@\s]+$")
+    native_model_monitor: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Promotion:
+    stage: str = _spec(pattern=_NAME, doc="the model stage this environment serves")
+    min_metrics: dict[str, float] = _spec(default={})
+    min_gain: float = _spec(default=0.0, ge=-1.0, le=1.0)
+    max_segment_gap: float = _spec(default=1.0, ge=0.0, le=1.0)
+    approval_required: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cicd:
+    github_repository: str = _spec(pattern=r"^[\w.-]+/[\w.-]+$")
+    github_environment: str = _spec(pattern=r"^[\w.-]+$")
+    oidc_provider_arn: str = _spec(default="", doc="empty: the stack creates the GitHub OIDC provider")
+    manage_github: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """One environment, exactly as its stack settings file describes it."""
+
+    env: str
+    file: Path
+    region: str
+    project: str = _spec(pattern=_NAME)
+    owner: str
+    runtime: Runtime
+    storage: Storage
+    features: Features
+    training: Training
+    serving: Serving
+    monitoring: Monitoring
+    promotion: Promotion
+    cicd: Cicd
+    tags: dict[str, str] = _spec(default={})
+
+    @property
+    def embedded(self) -> bool:
+        return self.runtime.kind == "embedded"
+
+    @property
+    def prefix(self) -> str:
+        """`<project>-<env>`: the stem of every resource name in this environment."""
+        return f"{self.project}-{self.env}"
+
+
+# Settings fields that are not `mlops:*` keys of the file.
+_DERIVED = ("env", "file", "region")
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The folder holding `Pulumi.yaml`: $MLOPS_PROJECT_DIR, else the nearest one above `start`."""
+    if env_dir := os.environ.get("MLOPS_PROJECT_DIR"):
+        return Path(env_dir).resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / PROJECT_FILE).is_file():
+            return folder
+    raise SettingsError(here, PROJECT_FILE, "no Pulumi.yaml here or above; run inside the project")
+
+
+def settings_file(env: str, root: Path | None = None) -> Path:
+    return (root or project_root()) / ENVIRONMENTS_DIR / f"Pulumi.{env}.yaml"
+
+
+def environments(root: Path | None = None) -> list[str]:
+    """Every environment that has a settings file, sorted."""
+    folder = (root or project_root()) / ENVIRONMENTS_DIR
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in folder.glob("Pulumi.*.yaml"))
+
+
+def load(env: str, root: Path | None = None) -> Settings:
+    """Read and validate `environments/Pulumi.<env>.yaml`."""
+    path = settings_file(env, root)
+    if not path.is_file():
+        known = ", ".join(environments(path.parent.parent)) or "none"
+        raise SettingsError(path, "(file)", f"no settings for environment {env!r}; known: {known}")
+    return load_file(path, env)
+
+
+def load_file(path: Path, env: str | None = None) -> Settings:
+    env = env or path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SettingsError(path, "(file)", f"not valid YAML: {exc}") from None
+    return parse(document, path, env)
+
+
+def parse(document: Any, path: Path, env: str) -> Settings:
+    """Validate a parsed stack settings document into `Settings`."""
+    if not isinstance(document, Mapping) or not isinstance(document.get("config"), Mapping):
+        raise SettingsError(path, "config", "a Pulumi stack settings file needs a `config:` mapping")
+    config = document["config"]
+    region = config.get("aws:region")
+    if not isinstance(region, str) or not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region):
+        raise SettingsError(path, "aws:region", f"expected an AWS region such as us-east-1, got {region!r}")
+    ours: dict[str, Any] = {}
+    for key, value in config.items():
+        namespace, _, name = str(key).partition(":")
+        if namespace == NAMESPACE:
+            if name in _DERIVED:
+                raise SettingsError(path, key, f"unknown key; {name} comes from the file, not from a key")
+            ours[name] = value
+    ours.update(env=env, file=path, region=region)
+    return _build(Settings, ours, path, prefix=f"{NAMESPACE}:", derived=_DERIVED)
+
+
+def _build(cls: type, data: Any, path: Path, prefix: str, derived: tuple[str, ...] = ()) -> Any:
+    where = prefix.rstrip(".:") or "config"
+    if not isinstance(data, Mapping):
+        raise SettingsError(path, where, f"expected a mapping, got {_kind(data)}")
+    hints = _hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            known = ", ".join(sorted(n for n in fields if n not in derived))
+            raise SettingsError(path, f"{prefix}{key}", f"unknown key; expected one of: {known}")
+    values = {}
+    for name, fld in fields.items():
+        key = f"{prefix}{name}"
+        if name not in data:
+            if fld.default is dataclasses.MISSING and fld.default_factory is dataclasses.MISSING:
+                raise SettingsError(path, key, "missing value")
+            continue
+        values[name] = data[name] if name in derived else _value(hints[name], data[name], fld, key, path)
+    return cls(**values)
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _value(hint: Any, value: Any, fld: dataclasses.Field | None, key: str, path: Path) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, path, prefix=f"{key}.")
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise SettingsError(path, key, f"expected one of {', '.join(map(str, choices))}; got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise SettingsError(path, key, f"expected a list, got {_kind(value)}")
+        (item,) = typing.get_args(hint)
+        return [_value(item, v, fld, f"{key}[{i}]", path) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise SettingsError(path, key, f"expected a mapping, got {_kind(value)}")
+        _, item = typing.get_args(hint)
+        return {str(k): _value(item, v, None, f"{key}.{k}", path) for k, v in value.items()}
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(hint):
+            if _is(option, value):
+                return _checked(value, fld, key, path)
+        names = " or ".join(t.__name__ for t in typing.get_args(hint))
+        raise SettingsError(path, key, f"expected {names}, got {_kind(value)}")
+    if not _is(hint, value):
+        raise SettingsError(path, key, f"expected {_type_name(hint)}, got {_kind(value)} {value!r}")
+    return _checked(float(value) if hint is float else value, fld, key, path)
+
+
+def _is(hint: Any, value: Any) -> bool:
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _checked(value: Any, fld: dataclasses.Field | None, key: str, path: Path) -> Any:
+    meta = fld.metadata if fld is not None else {}
+    if meta.get("ge") is not None and value < meta["ge"]:
+        raise SettingsError(path, key, f"{value} is out of range: must be at least {meta['ge']}")
+    if meta.get("gt") is not None and value <= meta["gt"]:
+        raise SettingsError(path, key, f"{value} is out of range: must be greater than {meta['gt']}")
+    if meta.get("le") is not None and value > meta["le"]:
+        raise SettingsError(path, key, f"{value} is out of range: must be at most {meta['le']}")
+    if meta.get("pattern") and not re.search(meta["pattern"], value):
+        raise SettingsError(path, key, f"{value!r} is not valid here ({meta.get('doc') or meta['pattern']})")
+    if shape := meta.get("instance_shape"):
+        offered = instance_types(shape)
+        if value not in offered:
+            close = [t for t in offered if t.split(".")[1:2] == value.split(".")[1:2]][:6]
+            hint = f"; for example {', '.join(close)}" if close else ""
+            raise SettingsError(path, key, f"{value!r} is not a SageMaker {shape}{hint}")
+    return value
+
+
+@functools.cache
+def instance_types(shape: str) -> frozenset[str]:
+    """The instance types botocore's SageMaker service model lists for one enum shape."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return frozenset(model.shape_for(shape).enum)
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _type_name(hint: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
