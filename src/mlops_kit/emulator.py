@@ -139,7 +139,7 @@ def client(service: str, *, endpoint_url: str | None, region: str, **kwargs: Any
     """A boto3 client; against an emulator, with test credentials and no retries."""
     if endpoint_url is None:
         return boto3.client(service, region_name=region, **kwargs)
-    config = Config(retries={"max_attempts": 1, "mode": "standard"}, s3={"addressing_style": "path"})
+    config = Config(retries={"total_max_attempts": 1, "mode": "standard"}, s3={"addressing_style": "path"})
     return boto3.client(
         service, region_name=region, endpoint_url=endpoint_url, config=config, **CREDENTIALS, **kwargs
     )
@@ -235,24 +235,35 @@ def _terminate_pid(pid: int, timeout: float = 10.0) -> None:
 
 
 def _serve(port: int, ready_file: Path) -> None:
-    """The child process: run moto's server until SIGTERM, after writing the bound port."""
-    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+    """The child process: run moto's server until SIGTERM, after writing the bound port.
 
-    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
-    server.start()
-    _, bound = server.get_host_and_port()
+    Binding happens here, in the main thread, so a port in use ends the process with the reason at once.
+    """
+    import threading
+
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    app = DomainDispatcherApplication(create_backend_app)
+    try:
+        server = make_server(HOST, port, app, threaded=True, request_handler=MotoRequestHandler)
+    except OSError as exc:
+        sys.exit(f"cannot listen on {HOST}:{port}: {exc.strerror or exc}")
     tmp = ready_file.with_suffix(".tmp")
-    tmp.write_text(str(bound))
+    tmp.write_text(str(server.server_port))
     tmp.replace(ready_file)
 
     def _stop(*_: object) -> None:
-        server.stop()
-        sys.exit(0)
+        threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    while True:
-        signal.pause()
+    server.serve_forever(poll_interval=0.05)
+    server.server_close()
 
 
 if __name__ == "__main__":

@@ -34,7 +34,15 @@ class SettingsError(ValueError):
         self.file = str(file)
         self.key = key
         self.problem = problem
-        super().__init__(f"{file}: {key}: {problem}")
+        super().__init__(f"{_display(file)}: {key}: {problem}")
+
+
+def _display(file: Path | str) -> str:
+    """The path relative to the working folder when it is inside it: what a person would type."""
+    try:
+        return str(Path(file).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(file)
 
 
 def _spec(
@@ -138,6 +146,21 @@ class Cicd:
     github_environment: str = _spec(pattern=r"^[\w.-]+$")
     oidc_provider_arn: str = _spec(default="", doc="empty: the stack creates the GitHub OIDC provider")
     manage_github: bool = False
+    reviewers: list[str] = _spec(
+        default=[],
+        pattern=r"^(team|user):[\w.-]+$",
+        doc="who approves deployments when promotion.approval_required: team:<slug> or user:<login>",
+    )
+    state_backend: str = _spec(
+        default="",
+        pattern=r"^$|^(s3://|https://|file://)",
+        doc="Pulumi state: s3://bucket, or https:// for Pulumi Cloud",
+    )
+    secrets_provider: str = _spec(
+        default="",
+        pattern=r"^$|^(awskms://|passphrase$|default$)",
+        doc="awskms://alias/..., or default (Pulumi Cloud)",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

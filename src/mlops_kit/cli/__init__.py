@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import sys
 
-import click
 import typer
 from rich.console import Console
 
@@ -49,15 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     _debug["on"] = "--debug" in args
     try:
-        app(args=args, prog_name="mlops", standalone_mode=False)
-    except click.exceptions.Exit as done:
-        return done.exit_code
-    except click.exceptions.Abort:
-        err.print("aborted")
-        return 130
-    except click.ClickException as exc:
-        exc.show(file=sys.stderr)
-        return exc.exit_code
+        app(args=args, prog_name="mlops", standalone_mode=True)
+    except SystemExit as done:  # click's own exits: --help, usage errors (2), typer.Exit(code)
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import socket
+
+import pytest
+from botocore.exceptions import ClientError
+
+from mlops_kit import emulator as emu
+from mlops_kit.cli import main
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((emu.HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def test_two_emulators_run_side_by_side_with_separate_state() -> None:
+    with emu.Emulator() as first, emu.Emulator() as second:
+        assert first.port != second.port
+        first.client("s3").create_bucket(Bucket="only-in-the-first")
+        assert [b["Name"] for b in first.client("s3").list_buckets()["Buckets"]] == ["only-in-the-first"]
+        assert second.client("s3").list_buckets()["Buckets"] == []
+
+
+def test_stop_frees_the_port() -> None:
+    running = emu.Emulator().start()
+    port = running.port
+    assert running.answers()
+    assert not _port_is_free(port)
+    running.stop()
+    assert _port_is_free(port)
+    assert not running.is_running()
+
+
+def test_a_port_in_use_is_a_clear_error() -> None:
+    with emu.Emulator() as first, pytest.raises(emu.EmulatorError, match="exited at start"):
+        emu.Emulator(port=first.port).start()
+
+
+def test_clients_do_not_retry_an_api_the_emulator_lacks(emulator: emu.Emulator) -> None:
+    sagemaker = emulator.client("sagemaker")
+    with pytest.raises(ClientError) as caught:
+        sagemaker.update_endpoint(EndpointName="e", EndpointConfigName="c")
+    assert caught.value.response["ResponseMetadata"].get("RetryAttempts", 0) == 0
+
+
+def test_environ_points_sdks_at_the_emulator(emulator: emu.Emulator) -> None:
+    env = emulator.environ()
+    assert env["AWS_ENDPOINT_URL"] == emulator.endpoint_url
+    assert env["SAGEMAKER_VALIDATE_ROLE"] == "false"
+
+
+def test_cli_start_status_stop(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["emulator", "status"]) == 1
+    try:
+        assert main(["emulator", "start"]) == 0
+        recorded = emu.running()
+        assert recorded is not None and recorded.answers()
+        assert main(["emulator", "status"]) == 0
+        assert recorded.endpoint_url in capsys.readouterr().out
+        assert main(["emulator", "start"]) == 1  # one recorded emulator at a time
+        assert "already running" in capsys.readouterr().err
+        with emu.session() as shared:  # commands find the recorded one instead of starting their own
+            assert shared.port == recorded.port
+    finally:
+        assert main(["emulator", "stop"]) == 0
+    assert emu.running() is None
+    assert _port_is_free(recorded.port)
+    assert main(["emulator", "status"]) == 1
+
+
+def test_stale_state_file_is_ignored() -> None:
+    path = emu.state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"pid": 999999, "port": 1}')
+    assert emu.running() is None
+    assert not path.exists()
+
+
+def test_session_starts_and_stops_its_own_emulator() -> None:
+    with emu.session() as own:
+        port = own.port
+        assert own.answers()
+    assert _port_is_free(port)
