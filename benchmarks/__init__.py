@@ -1,0 +1,1 @@
+"""Speed against peer tools, reported as ratios measured in the same run (`make bench`)."""

@@ -1,0 +1,275 @@
+"""The online store: the latest record per entity, for serving, behind one interface.
+
+In AWS it is SageMaker's `sagemaker-featurestore-runtime` (PutRecord, GetRecord, BatchGetRecord). Moto has
+no such service, so on the embedded default a DynamoDB table inside the emulator (one per group, named
+like the group) stands behind the same interface with the same semantics: it lives and dies with the
+emulator and every process sees it. The semantics, on both:
+- values travel as SageMaker's `ValueAsString` and come back typed by the group's definitions;
+- a record replaces the stored one only if its event time is the same or later, so a late record never
+  hides a newer one, and re-putting a record changes nothing;
+- a record expires at event time + TTL (SageMaker's `ExpiresAt`); an expired record reads as absent.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from botocore.exceptions import ClientError
+
+from mlops_kit.features.types import FeatureGroup
+from mlops_kit.features.validation import Batch
+
+Values = dict[str, Any]
+_WORKERS = 8
+_BATCH_GET = 100  # BatchGetRecord's and BatchGetItem's limit of identifiers per call
+
+
+@dataclass(frozen=True)
+class OnlineRecord:
+    """One record in the online store's wire form: `ValueAsString` per feature, nulls left out."""
+
+    record_id: str
+    event_ms: int
+    values: dict[str, str]
+
+
+class OnlineStore(Protocol):
+    def put(self, batch: Batch) -> int:
+        """Store the batch's latest record per entity; returns how many records were offered."""
+        ...
+
+    def get(self, group: FeatureGroup, record_id: str) -> Values | None:
+        """The entity's live record (typed values, key and event time included), or None."""
+        ...
+
+    def batch_get(self, group: FeatureGroup, record_ids: Sequence[str]) -> dict[str, Values]:
+        """Live records of several entities; absent or expired ones are left out."""
+        ...
+
+
+# --- pure decisions ------------------------------------------------------------------------------
+
+
+def latest_per_entity(batch: Batch) -> list[OnlineRecord]:
+    """The batch's record with the latest event time for each entity (the last row among equal times)."""
+    if batch.rows == 0:
+        return []
+    group = batch.group
+    ids = batch.table.column(group.record_identifier.name).to_pandas()
+    order = pd.DataFrame({"id": ids, "ms": batch.event_ms, "row": np.arange(batch.rows)})
+    # Later rows win ties on event time: sort by (id, event time, row) and keep the last of each id.
+    rows = order.sort_values(["id", "ms", "row"]).drop_duplicates("id", keep="last")["row"].to_numpy()
+    records = []
+    for row, values in zip(rows, batch.table.take(rows).to_pylist(), strict=True):
+        wire = {
+            feature.name: feature.type.to_wire(values[feature.name])
+            for feature in group.all_features
+            if values[feature.name] is not None and not _is_nan(values[feature.name])
+        }
+        records.append(
+            OnlineRecord(str(values[group.record_identifier.name]), int(batch.event_ms[row]), wire)
+        )
+    return records
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def decode(group: FeatureGroup, values: dict[str, str]) -> Values:
+    """Wire values to typed Python, every feature of the group present (None when missing)."""
+    out: Values = {}
+    for feature in group.all_features:
+        raw = values.get(feature.name)
+        out[feature.name] = None if raw is None else feature.type.from_wire(raw)
+    return out
+
+
+def expires_at_ms(event_ms: int, ttl: timedelta) -> int:
+    return event_ms + int(ttl.total_seconds() * 1000)
+
+
+# --- the local store: DynamoDB in the emulator ---------------------------------------------------
+
+
+class DynamoOnlineStore:
+    """The online store on the embedded default: one DynamoDB table per group, in the emulator."""
+
+    def __init__(
+        self,
+        dynamodb: Any,
+        table_name: Callable[[FeatureGroup], str],
+        ttl: timedelta,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.dynamodb = dynamodb
+        self.table_name = table_name
+        self.ttl = ttl
+        self.clock = clock
+
+    def put(self, batch: Batch) -> int:
+        records = latest_per_entity(batch)
+        table = self.ensure_table(batch.group)
+
+        def put_one(record: OnlineRecord) -> None:
+            item = {
+                "record_id": {"S": record.record_id},
+                "event_ms": {"N": str(record.event_ms)},
+                "expires_at": {"N": str(expires_at_ms(record.event_ms, self.ttl) // 1000)},
+                "record": {"M": {name: {"S": value} for name, value in record.values.items()}},
+            }
+            try:
+                self.dynamodb.put_item(
+                    TableName=table,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(record_id) OR event_ms <= :e",
+                    ExpressionAttributeValues={":e": {"N": str(record.event_ms)}},
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise  # a newer record is stored: this one is late, and the offline store has it
+
+        with ThreadPoolExecutor(_WORKERS) as pool:
+            list(pool.map(put_one, records))
+        return len(records)
+
+    def get(self, group: FeatureGroup, record_id: str) -> Values | None:
+        table = self._existing_table(group)
+        if table is None:
+            return None
+        item = self.dynamodb.get_item(
+            TableName=table, Key={"record_id": {"S": str(record_id)}}, ConsistentRead=True
+        ).get("Item")
+        return self._live(group, item)
+
+    def batch_get(self, group: FeatureGroup, record_ids: Sequence[str]) -> dict[str, Values]:
+        table = self._existing_table(group)
+        found: dict[str, Values] = {}
+        if table is None:
+            return found
+        unique = list(dict.fromkeys(str(i) for i in record_ids))
+        for chunk in _chunks(unique, _BATCH_GET):
+            request = {table: {"Keys": [{"record_id": {"S": i}} for i in chunk], "ConsistentRead": True}}
+            while request:
+                response = self.dynamodb.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(table, []):
+                    values = self._live(group, item)
+                    if values is not None:
+                        found[item["record_id"]["S"]] = values
+                request = response.get("UnprocessedKeys") or {}
+        return found
+
+    def ensure_table(self, group: FeatureGroup) -> str:
+        name = self.table_name(group)
+        if self._existing_table(group) is None:
+            try:
+                self.dynamodb.create_table(
+                    TableName=name,
+                    KeySchema=[{"AttributeName": "record_id", "KeyType": "HASH"}],
+                    AttributeDefinitions=[{"AttributeName": "record_id", "AttributeType": "S"}],
+                    BillingMode="PAY_PER_REQUEST",
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+                    raise  # another process created it first: fine
+            self.dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1})
+            self.dynamodb.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+            )
+        return name
+
+    def _existing_table(self, group: FeatureGroup) -> str | None:
+        name = self.table_name(group)
+        try:
+            self.dynamodb.describe_table(TableName=name)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return None
+            raise
+        return name
+
+    def _live(self, group: FeatureGroup, item: dict | None) -> Values | None:
+        if not item:
+            return None
+        event_ms = int(item["event_ms"]["N"])
+        if expires_at_ms(event_ms, self.ttl) <= self.clock() * 1000:
+            return None  # DynamoDB deletes expired items lazily; SageMaker does not return them
+        return decode(group, {k: v["S"] for k, v in item["record"]["M"].items()})
+
+
+# --- the AWS store: sagemaker-featurestore-runtime -----------------------------------------------
+
+
+class RuntimeOnlineStore:
+    """The online store in AWS, through `sagemaker-featurestore-runtime`."""
+
+    def __init__(self, runtime: Any, group_name: Callable[[FeatureGroup], str], ttl: timedelta):
+        self.runtime = runtime
+        self.group_name = group_name
+        self.ttl = ttl
+
+    def put(self, batch: Batch) -> int:
+        records = latest_per_entity(batch)
+        name = self.group_name(batch.group)
+        hours = max(1, int(self.ttl.total_seconds() // 3600))
+
+        def put_one(record: OnlineRecord) -> None:
+            self.runtime.put_record(
+                FeatureGroupName=name,
+                Record=[{"FeatureName": k, "ValueAsString": v} for k, v in record.values.items()],
+                # The kit writes the offline store itself (idempotent files); this feeds serving only.
+                TargetStores=["OnlineStore"],
+                TtlDuration={"Unit": "Hours", "Value": hours},
+            )
+
+        with ThreadPoolExecutor(_WORKERS) as pool:
+            list(pool.map(put_one, records))
+        return len(records)
+
+    def get(self, group: FeatureGroup, record_id: str) -> Values | None:
+        try:
+            response = self.runtime.get_record(
+                FeatureGroupName=self.group_name(group), RecordIdentifierValueAsString=str(record_id)
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFound":
+                return None
+            raise
+        record = response.get("Record")
+        return decode(group, _wire(record)) if record else None
+
+    def batch_get(self, group: FeatureGroup, record_ids: Sequence[str]) -> dict[str, Values]:
+        name = self.group_name(group)
+        found: dict[str, Values] = {}
+        unique = list(dict.fromkeys(str(i) for i in record_ids))
+        for chunk in _chunks(unique, _BATCH_GET):
+            pending = [{"FeatureGroupName": name, "RecordIdentifiersValueAsString": chunk}]
+            while pending:
+                response = self.runtime.batch_get_record(Identifiers=pending)
+                for entry in response.get("Records", []):
+                    found[entry["RecordIdentifierValueAsString"]] = decode(group, _wire(entry["Record"]))
+                if response.get("Errors"):
+                    first = response["Errors"][0]
+                    raise RuntimeError(
+                        f"{name}: BatchGetRecord failed for {len(response['Errors'])} ids, e.g. "
+                        f"{first.get('RecordIdentifierValueAsString')}: {first.get('ErrorMessage')}"
+                    )
+                pending = response.get("UnprocessedIdentifiers") or []
+        return found
+
+
+def _wire(record: Iterable[dict[str, str]]) -> dict[str, str]:
+    return {entry["FeatureName"]: entry["ValueAsString"] for entry in record}
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,224 @@
+"""The feature store as the pipeline and serving use it: ingest, point-in-time training sets, lookups.
+
+`connect(settings, client)` finds each group's offline location the way SageMaker states it
+(`DescribeFeatureGroup` → `ResolvedOutputS3Uri`) and picks the online store: featurestore-runtime in AWS,
+the DynamoDB-backed one in the emulator. The same calls run in a SageMaker container (plain boto3
+clients) and on this machine (`Emulator.client`). On the embedded default, `connect` also creates the
+feature groups in the emulator, as `pulumi up` does in AWS.
+
+    store = connect(settings, emulator.client)
+    ingest(store, "transaction-aggregates", frame)          # offline files + latest values online
+    frame = training_set(store, entities, ["customer-profile", "transaction-aggregates"])
+    features = lookup(store)("c0000042")                      # for serving: {feature: value}
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from botocore.exceptions import ClientError
+
+from mlops_kit import local_platform, naming, project
+from mlops_kit.features.offline import OfflineLocation, OfflineStore
+from mlops_kit.features.online import DynamoOnlineStore, OnlineStore, RuntimeOnlineStore, Values
+from mlops_kit.features.pit import check_columns, entity_times, point_in_time
+from mlops_kit.features.types import FeatureGroup
+from mlops_kit.features.validation import validate
+from mlops_kit.settings import Settings
+
+ClientFactory = Callable[[str], Any]
+GroupRef = str | FeatureGroup
+
+
+class FeatureStoreError(LookupError):
+    """A feature group or its storage cannot be found."""
+
+
+@dataclass
+class FeatureStore:
+    """One environment's feature store: its groups, offline store, online store (or None) and TTL."""
+
+    groups: dict[str, FeatureGroup]
+    offline: OfflineStore
+    online: OnlineStore | None
+    ttl: timedelta
+
+    def group(self, ref: GroupRef) -> FeatureGroup:
+        if isinstance(ref, FeatureGroup):
+            return ref
+        if ref not in self.groups:
+            known = ", ".join(sorted(self.groups)) or "none"
+            raise FeatureStoreError(f"no feature group {ref!r}; this project declares: {known}")
+        return self.groups[ref]
+
+    def get(self, group: GroupRef, record_id: str) -> Values | None:
+        """The entity's latest live record from the online store, or None."""
+        return self._online().get(self.group(group), record_id)
+
+    def batch_get(self, group: GroupRef, record_ids: Sequence[str]) -> dict[str, Values]:
+        return self._online().batch_get(self.group(group), record_ids)
+
+    def _online(self) -> OnlineStore:
+        if self.online is None:
+            raise FeatureStoreError(
+                "this environment has no online store (mlops:features.online_store: false)"
+            )
+        return self.online
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    group: str
+    rows: int
+    files_written: int
+    files_skipped: int
+    online_records: int
+
+
+def connect(
+    settings: Settings,
+    client: ClientFactory,
+    groups: Sequence[FeatureGroup] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> FeatureStore:
+    """The environment's feature store; on the embedded default, its groups are created first."""
+    declared = tuple(groups) if groups is not None else project.feature_groups(settings)
+    if settings.embedded:
+        ensure_groups(settings, client, declared)
+    sagemaker = client("sagemaker")
+    locations: dict[str, OfflineLocation] = {}
+
+    def locate(group: FeatureGroup) -> OfflineLocation:
+        if group.name not in locations:
+            locations[group.name] = _resolve_location(sagemaker, naming.feature_group(settings, group.name))
+        return locations[group.name]
+
+    ttl = timedelta(hours=settings.features.ttl_hours)
+    online: OnlineStore | None = None
+    if settings.features.online_store:
+        resource = lambda g: naming.feature_group(settings, g.name)  # noqa: E731
+        if settings.embedded:
+            online = DynamoOnlineStore(client("dynamodb"), resource, ttl, clock)
+        else:
+            online = RuntimeOnlineStore(client("sagemaker-featurestore-runtime"), resource, ttl)
+    return FeatureStore({g.name: g for g in declared}, OfflineStore(client("s3"), locate), online, ttl)
+
+
+def ingest(
+    store: FeatureStore, group: GroupRef, frame: pd.DataFrame, write_time: float | None = None
+) -> IngestReport:
+    """Validate the batch whole, then write it offline (idempotent files) and its latest values online."""
+    definition = store.group(group)
+    batch = validate(definition, frame)
+    written_ms = int((time.time() if write_time is None else write_time) * 1000)
+    report = store.offline.write(batch, written_ms)
+    online = store.online.put(batch) if store.online is not None else 0
+    return IngestReport(definition.name, batch.rows, report.files_written, report.files_skipped, online)
+
+
+def training_set(store: FeatureStore, entities: pd.DataFrame, groups: Sequence[GroupRef]) -> pd.DataFrame:
+    """The entity rows with each group's features as of their event times (see `mlops_kit.features.pit`)."""
+    definitions = [store.group(g) for g in groups]
+    if not definitions:
+        raise ValueError("name at least one feature group for the training set")
+    check_columns(entities, definitions)
+    with tempfile.TemporaryDirectory(prefix="mlops-training-set-") as tmp:
+        sources = []
+        for index, group in enumerate(definitions):
+            start_ms, end_ms = _time_range(entities[group.event_time.name], group.event_time.name, store.ttl)
+            dataset = store.offline.download(group, Path(tmp) / str(index), start_ms, end_ms)
+            sources.append((group, dataset))
+        return point_in_time(entities, sources, store.ttl)
+
+
+def lookup(store: FeatureStore, groups: Sequence[GroupRef] | None = None) -> Callable[[str], Values]:
+    """For serving: `fetch(entity_id) -> {feature: value}` over the groups' live online records.
+
+    Features of a group with no live record for the entity come back as None, so the caller can tell a
+    missing value from a present one.
+    """
+    definitions = [store.group(g) for g in (groups if groups is not None else list(store.groups))]
+
+    def fetch(entity_id: str) -> Values:
+        values: Values = {}
+        for group in definitions:
+            record = store.get(group, entity_id) or {}
+            values.update({name: record.get(name) for name in group.feature_names})
+        return values
+
+    return fetch
+
+
+def ensure_groups(settings: Settings, client: ClientFactory, groups: Sequence[FeatureGroup]) -> None:
+    """Create the feature groups (and the platform they need) in the emulator, as infra does in AWS."""
+    platform = local_platform.ensure(settings, client)
+    sagemaker = client("sagemaker")
+    for group in groups:
+        request = create_request(
+            settings, group, platform.buckets["features"], platform.account_id, platform.kms_key_arn
+        )
+        try:
+            sagemaker.create_feature_group(**request)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("ResourceInUse", "ResourceInUseException"):
+                raise
+
+
+def create_request(
+    settings: Settings, group: FeatureGroup, bucket: str, account_id: str, kms_key_arn: str
+) -> dict[str, Any]:
+    """CreateFeatureGroup's arguments for one group: what infra's `aws.sagemaker.FeatureGroup` declares."""
+    return {
+        "FeatureGroupName": naming.feature_group(settings, group.name),
+        "RecordIdentifierFeatureName": group.record_identifier.name,
+        "EventTimeFeatureName": group.event_time.name,
+        "FeatureDefinitions": group.feature_definitions(),
+        "OfflineStoreConfig": {
+            "S3StorageConfig": {"S3Uri": f"s3://{bucket}/offline-store", "KmsKeyId": kms_key_arn},
+            "DisableGlueTableCreation": False,
+        },
+        "OnlineStoreConfig": {
+            "EnableOnlineStore": settings.features.online_store,
+            "TtlDuration": {"Unit": "Hours", "Value": settings.features.ttl_hours},
+        },
+        "RoleArn": f"arn:aws:iam::{account_id}:role/{naming.execution_role(settings)}",
+        "Description": group.description or group.name,
+        "Tags": [
+            {"Key": "project", "Value": settings.project},
+            {"Key": "environment", "Value": settings.env},
+            {"Key": "owner", "Value": settings.owner},
+        ],
+    }
+
+
+def _resolve_location(sagemaker: Any, name: str) -> OfflineLocation:
+    try:
+        described = sagemaker.describe_feature_group(FeatureGroupName=name)
+    except ClientError as exc:
+        raise FeatureStoreError(
+            f"feature group {name} not found ({exc.response.get('Error', {}).get('Code')}); "
+            "deploy the environment first (`pulumi up`), or on the embedded default start the emulator"
+        ) from None
+    uri = described.get("OfflineStoreConfig", {}).get("S3StorageConfig", {}).get("ResolvedOutputS3Uri")
+    if not uri:
+        raise FeatureStoreError(f"feature group {name} has no offline store; the kit needs one")
+    return OfflineLocation.from_uri(uri)
+
+
+def _time_range(column: pd.Series, name: str, ttl: timedelta) -> tuple[int | None, int | None]:
+    """The feature event times a training set can use: from the earliest entity time - TTL to the latest."""
+    stamps = entity_times(column.reset_index(drop=True), name)
+    stamps = stamps[~np.isnat(stamps)]
+    if len(stamps) == 0:
+        return 0, 0
+    start = int(stamps.min().astype("datetime64[ms]").astype(np.int64)) - int(ttl.total_seconds() * 1000)
+    end = int(stamps.max().astype("datetime64[ms]").astype(np.int64))
+    return start, end
