@@ -1,0 +1,175 @@
+"""`mlops monitor baseline / run / report`: the kit's model monitor from the command line."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="Baselines, monitoring runs over captured data, and drift reports.", no_args_is_help=True
+)
+out = Console()
+
+
+def _read_frame(path: Path):
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such data file")
+    if suffix == ".parquet":
+        return pd.read_parquet(path)
+    if suffix == ".csv":
+        return pd.read_csv(path)
+    raise ValueError(f"{path}: expected a .csv or .parquet file")
+
+
+def _split(names: str | None) -> list[str] | None:
+    return [n.strip() for n in names.split(",") if n.strip()] if names else None
+
+
+@app.command()
+def baseline(
+    data: Path = typer.Option(..., "--data", help="Training data, .csv or .parquet."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder for statistics.json and constraints.json."),
+    features: str | None = typer.Option(
+        None, help="The model's input columns, comma-separated, in request order (default: all columns)."
+    ),
+    prediction_column: str | None = typer.Option(
+        None, help="A column of model scores: the prediction baseline."
+    ),
+    drift_threshold: float | None = typer.Option(None, help="PSI that counts as drift (default: the env's)."),
+    env: str = typer.Option("local", help="Environment whose monitoring.drift_threshold applies."),
+) -> None:
+    """Baseline statistics and constraints (Model Monitor's formats) from the training data."""
+    from mlops_kit import settings as settings_mod
+    from mlops_kit.monitoring import files, stats
+
+    threshold = (
+        drift_threshold if drift_threshold is not None else settings_mod.load(env).monitoring.drift_threshold
+    )
+    frame = _read_frame(data)
+    statistics, constraints = stats.baseline(
+        frame, features=_split(features), prediction_column=prediction_column, psi_threshold=threshold
+    )
+    files.write_baseline(out_dir, statistics, constraints)
+    out.print(
+        f"baseline of {len(frame):,} rows, {len(statistics['features'])} features "
+        f"(PSI threshold {threshold:g}) written to {out_dir}"
+    )
+
+
+@app.command()
+def run(
+    baseline_dir: Path = typer.Option(
+        ..., "--baseline", help="Folder with statistics.json and constraints.json."
+    ),
+    capture: str = typer.Option(..., "--capture", help="Capture file, folder, or s3://bucket/prefix."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder for this run's files."),
+    env: str = typer.Option("local", help="Environment: its endpoint, threshold, metrics and retraining."),
+    endpoint: str | None = typer.Option(None, help="Endpoint name for the metrics (default: the env's)."),
+    ground_truth: str | None = typer.Option(None, help="Ground-truth labels (JSON lines) for model quality."),
+    start: str | None = typer.Option(None, help="Only events at or after this time (ISO 8601)."),
+    end: str | None = typer.Option(None, help="Only events before this time (ISO 8601)."),
+    emit_metrics: bool = typer.Option(True, help="Send CloudWatch metrics (the emulator's when embedded)."),
+    retrain: bool | None = typer.Option(None, help="Start retraining on drift (default: the env's setting)."),
+) -> None:
+    """Monitor a window of captured requests against the baseline."""
+    import pandas as pd
+
+    from mlops_kit import emulator as emulator_mod
+    from mlops_kit import naming
+    from mlops_kit import settings as settings_mod
+    from mlops_kit.monitoring import metrics
+    from mlops_kit.monitoring import retrain as retrain_mod
+    from mlops_kit.monitoring import run as monitor
+
+    settings = settings_mod.load(env)
+    name = endpoint or naming.endpoint(settings)
+    retrain_on = settings.monitoring.retrain_on_drift if retrain is None else retrain
+    needs_aws = (
+        emit_metrics or retrain_on or capture.startswith("s3://") or str(ground_truth).startswith("s3://")
+    )
+    with contextlib.ExitStack() as stack:
+        client = None
+        emu = None
+        if needs_aws and settings.embedded:
+            emu = stack.enter_context(emulator_mod.session(settings.region))
+            client = emu.client
+        elif needs_aws:
+            import boto3
+
+            def client(service: str):
+                return boto3.client(service, region_name=settings.region)
+
+        cloudwatch = client("cloudwatch") if emit_metrics and client else None
+        if cloudwatch is not None and settings.embedded:
+            # In AWS the infra stack owns this alarm; the emulator gets the same one from here.
+            alarm = metrics.drift_alarm(f"{settings.prefix}-drift", name, settings.monitoring.drift_threshold)
+            cloudwatch.put_metric_alarm(**alarm)
+        trigger = None
+        if retrain_on:
+            sagemaker = None if settings.embedded else client("sagemaker")
+            trigger = retrain_mod.for_settings(settings, sagemaker=sagemaker, emulator=emu)
+        outcome = monitor.run(
+            baseline_dir,
+            capture,
+            out_dir,
+            endpoint=name,
+            threshold=settings.monitoring.drift_threshold,
+            retrain_on_drift=retrain_on,
+            trigger=trigger,
+            cloudwatch=cloudwatch,
+            s3=client("s3") if client else None,
+            ground_truth=ground_truth,
+            start=pd.Timestamp(start) if start else None,
+            end=pd.Timestamp(end) if end else None,
+        )
+        alarms = {}
+        if cloudwatch is not None and settings.embedded:
+            alarms = metrics.evaluate_alarms(cloudwatch, prefix=f"{settings.prefix}-drift")
+    _print_run(outcome.summary, out_dir, alarms)
+
+
+def _print_run(summary: dict, out_dir: Path, alarms: dict[str, str]) -> None:
+    from mlops_kit.monitoring.job import describe
+
+    if summary["status"] == "ok":
+        table = Table(title=f"drift of {summary['items']:,} items against the baseline")
+        for column in ("feature", "type", "PSI", "KS / L-inf", "violations"):
+            table.add_column(column, justify="left" if column in ("feature", "type") else "right")
+        for f in summary["features"]:
+            distance = f.get("ks", f.get("linf"))
+            table.add_row(
+                f["name"],
+                f["inferred_type"],
+                "" if "psi" not in f else f"{f['psi']:.4f}",
+                "" if distance is None else f"{distance:.4f}",
+                str(f["violations"]),
+            )
+        out.print(table)
+    out.print(describe(summary))
+    for problem in summary["malformed"]["examples"][:5]:
+        out.print(f"  skipped {problem}", highlight=False)
+    for alarm, state in alarms.items():
+        out.print(f"alarm {alarm}: {state}")
+    out.print(f"files written to {out_dir}")
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Option(..., "--run", help="A run's folder (with run.json)."),
+    out_file: Path = typer.Option(..., "--out", help="The HTML file to write."),
+    history: Path | None = typer.Option(
+        None, help="Folder of earlier runs for drift over time (default: --run's parent)."
+    ),
+) -> None:
+    """A self-contained HTML drift report of one run, with the drift of earlier runs over time."""
+    from mlops_kit.monitoring import report as report_mod
+
+    path = report_mod.write(run_dir, out_file, history=history)
+    out.print(f"report written to {path}")

@@ -1,0 +1,310 @@
+"""Read a window of SageMaker data-capture files (JSON lines) into a frame of requests and predictions.
+
+Each line is one invocation: `captureData.endpointInput` (the request) and `captureData.endpointOutput`
+(the response), each with `data` in `encoding` CSV, JSON or BASE64, and `eventMetadata` with the event id
+and inference time. CSV requests carry no header, so their columns take the baseline's feature order, as
+Model Monitor does; extra fields become `_c<i>`. JSON requests may be `{"instances": [...]}`, a list of
+rows, or records with names. A line that cannot be read is counted, skipped and described, never fatal.
+
+Sources: a file, a folder (every `*.jsonl` below it), or an `s3://bucket/prefix`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+MAX_EXAMPLES = 20  # malformed lines described in the report; the rest are only counted
+PREDICTION_KEYS = ("probability", "score", "prediction", "predicted_probability", "predicted_label")
+
+
+class CaptureError(ValueError):
+    """A capture source that cannot be read at all (not a malformed line, which is only counted)."""
+
+
+@dataclass
+class Window:
+    """The requests of one monitoring window, one row per predicted item."""
+
+    frame: pd.DataFrame
+    predictions: np.ndarray  # one per row, NaN where the response had none
+    event_ids: list[str]
+    row_in_event: np.ndarray
+    inference_times: pd.Series
+    lines: int = 0
+    files: int = 0
+    malformed: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return len(self.frame) == 0
+
+
+def read(
+    source: str | Path,
+    features: Sequence[str],
+    *,
+    s3: Any = None,
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+) -> Window:
+    """The window at `source`; only events with `start <= inferenceTime < end` when those are given."""
+    builder = _Builder(list(features))
+    for name, lines in _sources(source, s3):
+        builder.files += 1
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                builder.add(line, f"{name}:{number}", start, end)
+    return builder.window()
+
+
+def read_ground_truth(source: str | Path, *, s3: Any = None) -> dict[str, list[float]]:
+    """Ground-truth labels by event id, from SageMaker's ground-truth JSON lines
+    (`{"groundTruthData": {"data": "1", "encoding": "CSV"}, "eventMetadata": {"eventId": ...}}`)."""
+    labels: dict[str, list[float]] = {}
+    for name, lines in _sources(source, s3):
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                event = str(record["eventMetadata"]["eventId"])
+                values = _values(_decode(record["groundTruthData"]))
+                labels[event] = [float(v) for v in values]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise CaptureError(f"{name}:{number}: not a ground-truth record ({exc})") from None
+    return labels
+
+
+# --- sources ----------------------------------------------------------------------------------------
+
+
+def _sources(source: str | Path, s3: Any) -> Iterator[tuple[str, Iterable[str]]]:
+    text = str(source)
+    if text.startswith("s3://"):
+        yield from _s3_sources(text, s3)
+        return
+    path = Path(source)
+    if path.is_file():
+        yield str(path), _file_lines(path)
+    elif path.is_dir():
+        for file in sorted(p for p in path.rglob("*.jsonl") if p.is_file()):
+            yield str(file), _file_lines(file)
+    else:
+        raise CaptureError(f"{path}: no such capture file or folder")
+
+
+def _file_lines(path: Path) -> Iterator[str]:
+    with path.open("r", encoding="utf-8", errors="replace") as handle:
+        yield from handle
+
+
+def _s3_sources(url: str, s3: Any) -> Iterator[tuple[str, Iterable[str]]]:
+    bucket, _, prefix = url[len("s3://") :].partition("/")
+    if not bucket:
+        raise CaptureError(f"{url}: expected s3://bucket/prefix")
+    if s3 is None:
+        import boto3
+
+        s3 = boto3.client("s3")
+    keys = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".jsonl"))
+    for key in sorted(keys):
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8", errors="replace")
+        yield f"s3://{bucket}/{key}", body.splitlines()
+
+
+# --- decoding ---------------------------------------------------------------------------------------
+
+
+def _decode(part: dict[str, Any]) -> Any:
+    """A capture part's payload: text for CSV, a parsed object for JSON."""
+    data = part["data"]
+    encoding = str(part.get("encoding", "CSV")).upper()
+    content_type = str(part.get("observedContentType", "")).lower()
+    if encoding == "BASE64":
+        try:
+            data = base64.b64decode(data, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, TypeError) as exc:
+            raise ValueError(f"BASE64 data does not decode ({exc})") from None
+        encoding = "JSON" if "json" in content_type else "CSV"
+    if encoding == "JSON":
+        return json.loads(data) if isinstance(data, str) else data
+    if encoding == "CSV":
+        if not isinstance(data, str):
+            raise ValueError(f"CSV data must be text, got {type(data).__name__}")
+        return data
+    raise ValueError(f"unknown encoding {encoding!r}; expected CSV, JSON or BASE64")
+
+
+def _rows(payload: Any) -> list[list[Any] | dict[str, Any]]:
+    """Request rows: lists (positional, in the baseline's order) or dicts (named)."""
+    if isinstance(payload, str):
+        return [[_cell(v) for v in row] for row in csv.reader(io.StringIO(payload)) if row]
+    if isinstance(payload, dict):
+        for key in ("instances", "inputs", "data"):
+            if key in payload:
+                return _rows(payload[key])
+        return [payload]
+    if isinstance(payload, list):
+        if payload and not isinstance(payload[0], (list, dict)):
+            return [payload]  # a single row as a flat list
+        rows = []
+        for item in payload:
+            if isinstance(item, dict) and isinstance(item.get("features"), list):
+                rows.append(item["features"])
+            elif isinstance(item, (list, dict)):
+                rows.append(item)
+            else:
+                raise ValueError(f"a JSON request row must be a list or an object, got {type(item).__name__}")
+        return rows
+    raise ValueError(f"a JSON request must be an object or a list, got {type(payload).__name__}")
+
+
+def _values(payload: Any) -> list[Any]:
+    """Response values: one prediction per row."""
+    if isinstance(payload, str):
+        return [row[0] for row in csv.reader(io.StringIO(payload)) if row]
+    if isinstance(payload, dict):
+        for key in ("predictions", "outputs", "scores", "probabilities"):
+            if key in payload:
+                return _values(payload[key])
+        return [_scalar(payload)]
+    if isinstance(payload, list):
+        return [_scalar(v) for v in payload]
+    return [payload]
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, dict):
+        for key in PREDICTION_KEYS:
+            if key in value:
+                return _scalar(value[key])
+        raise ValueError(
+            f"no prediction in {sorted(value)[:5]}; expected one of {', '.join(PREDICTION_KEYS)}"
+        )
+    if isinstance(value, list):
+        if not value:
+            raise ValueError("an empty prediction")
+        return _scalar(value[-1])  # [p0, p1]: the positive class is last
+    return value
+
+
+def _cell(value: str) -> str | None:
+    return None if value == "" else value
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+# --- assembling the window --------------------------------------------------------------------------
+
+
+class _Builder:
+    def __init__(self, features: list[str]):
+        self.features = features
+        self.rows: list[list[Any] | dict[str, Any]] = []
+        self.predictions: list[float] = []
+        self.event_ids: list[str] = []
+        self.row_in_event: list[int] = []
+        self.times: list[str | None] = []
+        self.lines = self.files = self.malformed = 0
+        self.problems: list[str] = []
+
+    def _problem(self, where: str, text: str) -> None:
+        self.malformed += 1
+        if len(self.problems) < MAX_EXAMPLES:
+            self.problems.append(f"{where}: {text}")
+
+    def add(self, line: str, where: str, start: pd.Timestamp | None, end: pd.Timestamp | None) -> None:
+        self.lines += 1
+        try:
+            record = json.loads(line)
+            capture = record["captureData"]
+            meta = record.get("eventMetadata") or {}
+            rows = _rows(_decode(capture["endpointInput"]))
+            output = capture.get("endpointOutput")
+            values = _values(_decode(output)) if output else []
+        except json.JSONDecodeError as exc:
+            self._problem(where, f"not JSON ({exc.msg} at column {exc.colno})")
+            return
+        except KeyError as exc:
+            self._problem(where, f"not a capture record: no {exc.args[0]!r}")
+            return
+        except (ValueError, TypeError, AttributeError) as exc:
+            self._problem(where, str(exc))
+            return
+        when = meta.get("inferenceTime")
+        if start is not None or end is not None:
+            stamp = pd.to_datetime(when, utc=True, errors="coerce") if when else pd.NaT
+            if pd.isna(stamp):
+                self._problem(
+                    where, f"no readable eventMetadata.inferenceTime ({when!r}) to place it in the window"
+                )
+                return
+            if (start is not None and stamp < start) or (end is not None and stamp >= end):
+                return
+        if not rows:
+            self._problem(where, "the request has no rows")
+            return
+        if values and len(values) != len(rows):
+            if len(self.problems) < MAX_EXAMPLES:
+                self.problems.append(
+                    f"{where}: {len(rows)} request rows but {len(values)} predictions; predictions ignored"
+                )
+            values = []
+        event = str(meta.get("eventId", where))
+        for i, row in enumerate(rows):
+            self.rows.append(row)
+            self.predictions.append(_number(values[i]) if values else float("nan"))
+            self.event_ids.append(event)
+            self.row_in_event.append(i)
+            self.times.append(when)
+
+    def window(self) -> Window:
+        return Window(
+            frame=self._frame(),
+            predictions=np.asarray(self.predictions, dtype=np.float64),
+            event_ids=self.event_ids,
+            row_in_event=np.asarray(self.row_in_event, dtype=np.int64),
+            inference_times=pd.to_datetime(pd.Series(self.times, dtype=object), utc=True, errors="coerce"),
+            lines=self.lines,
+            files=self.files,
+            malformed=self.malformed,
+            problems=self.problems,
+        )
+
+    def _name(self, position: int) -> str:
+        return self.features[position] if position < len(self.features) else f"_c{position}"
+
+    def _frame(self) -> pd.DataFrame:
+        if not self.rows:
+            return pd.DataFrame({name: pd.Series([], dtype=object) for name in self.features})
+        if all(isinstance(r, list) for r in self.rows):
+            width = max(len(r) for r in self.rows)
+            rows = [r if len(r) == width else [*r, *([None] * (width - len(r)))] for r in self.rows]
+            frame = pd.DataFrame(rows, columns=[self._name(i) for i in range(width)], dtype=object)
+        else:
+            named = [
+                r if isinstance(r, dict) else {self._name(i): v for i, v in enumerate(r)} for r in self.rows
+            ]
+            frame = pd.DataFrame.from_records(named)
+            known = [c for c in self.features if c in frame.columns]
+            frame = frame[known + [c for c in frame.columns if c not in self.features]]
+        return frame.infer_objects()

@@ -1,0 +1,131 @@
+"""The scheduled monitoring job: `python -m mlops_kit.monitoring.job` inside a SageMaker Processing job.
+
+Its defaults are the Processing container's paths: the baseline staged at /opt/ml/processing/baseline,
+the window's capture files at /opt/ml/processing/input/capture, and the outputs written to
+/opt/ml/processing/output (uploaded to the monitoring bucket by SageMaker). Every argument can also come
+from an environment variable (the uppercase name; Model Monitor's own names `dataset_source`,
+`output_path`, `endpoint_name`, `start_time`, `end_time` and `publish_cloudwatch_metrics` work too), so
+the schedule can set them either way. Needs numpy, pandas and boto3: all in SageMaker's scikit-learn image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+BASELINE = "/opt/ml/processing/baseline"
+CAPTURE = "/opt/ml/processing/input/capture"
+OUTPUT = "/opt/ml/processing/output"
+JOB_CONFIG = "/opt/ml/config/processingjobconfig.json"
+
+
+def _env(*names: str, default: str = "") -> str:
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return default
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "enabled", "on")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m mlops_kit.monitoring.job", description=__doc__.split("\n")[0])
+    p.add_argument("--baseline", default=_env("BASELINE_DIR", default=BASELINE))
+    p.add_argument("--capture", default=_env("CAPTURE_PATH", "dataset_source", default=CAPTURE))
+    p.add_argument("--output", default=_env("OUTPUT_DIR", "output_path", default=OUTPUT))
+    p.add_argument("--endpoint", default=_env("ENDPOINT_NAME", "endpoint_name"))
+    p.add_argument("--drift-threshold", type=float, default=_env("DRIFT_THRESHOLD") or None)
+    p.add_argument(
+        "--retrain-pipeline",
+        default=_env("RETRAIN_PIPELINE"),
+        help="the training pipeline to start on drift; empty: do not retrain",
+    )
+    p.add_argument("--ground-truth", default=_env("GROUND_TRUTH_PATH") or None)
+    p.add_argument("--start", default=_env("WINDOW_START", "start_time") or None)
+    p.add_argument("--end", default=_env("WINDOW_END", "end_time") or None)
+    p.add_argument(
+        "--emit-metrics",
+        default=_flag(_env("EMIT_METRICS", "publish_cloudwatch_metrics", default="enabled")),
+        action=argparse.BooleanOptionalAction,
+    )
+    p.add_argument("--region", default=_env("AWS_REGION", "AWS_DEFAULT_REGION") or None)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if not args.endpoint:
+        print("error: name the endpoint (--endpoint or ENDPOINT_NAME)", file=sys.stderr)
+        return 2
+    import pandas as pd
+
+    from mlops_kit.monitoring import retrain
+    from mlops_kit.monitoring import run as monitor
+
+    cloudwatch = trigger = None
+    if args.emit_metrics or args.retrain_pipeline:
+        import boto3
+
+        if args.emit_metrics:
+            cloudwatch = boto3.client("cloudwatch", region_name=args.region)
+        if args.retrain_pipeline:
+            sagemaker = boto3.client("sagemaker", region_name=args.region)
+            trigger = retrain.sagemaker_trigger(sagemaker, args.retrain_pipeline, run_id=_run_id(args))
+    try:
+        outcome = monitor.run(
+            args.baseline,
+            args.capture,
+            args.output,
+            endpoint=args.endpoint,
+            threshold=args.drift_threshold,
+            retrain_on_drift=bool(args.retrain_pipeline),
+            trigger=trigger,
+            cloudwatch=cloudwatch,
+            ground_truth=args.ground_truth,
+            start=pd.Timestamp(args.start) if args.start else None,
+            end=pd.Timestamp(args.end) if args.end else None,
+        )
+    except (ValueError, OSError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(describe(outcome.summary))
+    return 0
+
+
+def describe(summary: dict) -> str:
+    """One line for a log: what the run found."""
+    if summary["status"] == "no_data":
+        return (
+            f"no data: the window had no captured requests ({summary['lines']} lines in {summary['files']} files, "
+            f"{summary['malformed']['count']} malformed)"
+        )
+    score = summary["drift_score"]
+    text = (
+        f"{summary['items']} items, {summary['violations']} violations, drift score "
+        f"{'n/a' if score is None else f'{score:.4f}'} (threshold {summary['threshold']:g})"
+    )
+    if summary["malformed"]["count"]:
+        text += f", {summary['malformed']['count']} malformed lines skipped"
+    if summary.get("retraining"):
+        r = summary["retraining"]
+        text += f"; retraining {'started: ' + str(r.get('execution')) if r.get('started') else 'not started'}"
+    return text
+
+
+def _run_id(args: argparse.Namespace) -> str:
+    """The processing job's name: unique per scheduled run and the same on a retry of it."""
+    try:
+        with open(JOB_CONFIG, encoding="utf-8") as handle:
+            return json.load(handle)["ProcessingJobName"]
+    except (OSError, ValueError, KeyError):
+        return f"{args.endpoint}:{args.start}:{args.end}:{args.output}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

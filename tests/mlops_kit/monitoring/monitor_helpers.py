@@ -1,0 +1,103 @@
+"""Helpers for the monitor's tests: synthetic transactions with model scores, and capture files."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mlops_kit import synthetic
+
+FEATURES = ["amount", "merchant_category", "channel", "hour", "customer_tenure_days"]
+PREDICTION = "prediction"
+
+
+def scores(frame: pd.DataFrame) -> np.ndarray:
+    """A stand-in model's fraud probability: grows with the amount, so it drifts when amounts do."""
+    return 1.0 / (1.0 + np.exp(-(np.log(frame["amount"].to_numpy()) - 6.0)))
+
+
+def transactions(rows: int, seed: int, drifted: bool = False) -> pd.DataFrame:
+    options = synthetic.GeneratorOptions(
+        rows=rows,
+        seed=seed,
+        start="2026-01-01",
+        end="2026-01-03",
+        drift_from="2026-01-01" if drifted else None,
+    )
+    frame = synthetic.generate(options)
+    frame[PREDICTION] = scores(frame)
+    return frame
+
+
+def capture_record(
+    data: str,
+    prediction: str | None,
+    event_id: str,
+    when: str,
+    *,
+    encoding: str = "CSV",
+    content_type: str = "text/csv",
+) -> dict:
+    record = {
+        "captureData": {
+            "endpointInput": {
+                "observedContentType": content_type,
+                "mode": "INPUT",
+                "data": data,
+                "encoding": encoding,
+            }
+        },
+        "eventMetadata": {"eventId": event_id, "inferenceTime": when},
+        "eventVersion": "0",
+    }
+    if prediction is not None:
+        record["captureData"]["endpointOutput"] = {
+            "observedContentType": "text/csv",
+            "mode": "OUTPUT",
+            "data": prediction,
+            "encoding": "CSV",
+        }
+    return record
+
+
+def csv_body(values) -> str:
+    return ",".join("" if v is None else str(v) for v in values)
+
+
+def write_capture(
+    path: Path,
+    frame: pd.DataFrame,
+    *,
+    encoding: str = "CSV",
+    extra_lines: list[str] = (),
+    start: str = "2026-03-01T10:00:00Z",
+) -> Path:
+    """One capture file of `frame` (its FEATURES and prediction), one request per line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = pd.Timestamp(start)
+    lines = []
+    for i, row in enumerate(frame[FEATURES].itertuples(index=False)):
+        when = (t0 + pd.Timedelta(seconds=i)).isoformat().replace("+00:00", "Z")
+        prediction = f"{frame[PREDICTION].iloc[i]:.6f}"
+        if encoding == "CSV":
+            record = capture_record(csv_body(row), prediction, f"e{i}", when)
+        elif encoding == "JSON":
+            body = json.dumps({"instances": [dict(zip(FEATURES, [_plain(v) for v in row], strict=True))]})
+            record = capture_record(
+                body, prediction, f"e{i}", when, encoding="JSON", content_type="application/json"
+            )
+        else:
+            body = base64.b64encode(csv_body(row).encode()).decode()
+            record = capture_record(body, prediction, f"e{i}", when, encoding="BASE64")
+        lines.append(json.dumps(record))
+    lines.extend(extra_lines)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value

@@ -1,0 +1,154 @@
+"""The Processing job's entry point, its report and the `mlops monitor` commands."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import boto3
+import numpy as np
+import pytest
+from monitor_helpers import FEATURES, PREDICTION, transactions
+from moto import mock_aws
+
+from mlops_kit.monitoring import files, job, quality, report
+from mlops_kit.monitoring import run as monitor
+
+
+def test_the_job_defaults_are_the_processing_container_paths(monkeypatch):
+    for name in ("BASELINE_DIR", "CAPTURE_PATH", "dataset_source", "OUTPUT_DIR", "output_path"):
+        monkeypatch.delenv(name, raising=False)
+    args = job.parser().parse_args([])
+    assert (args.baseline, args.capture, args.output) == (
+        "/opt/ml/processing/baseline",
+        "/opt/ml/processing/input/capture",
+        "/opt/ml/processing/output",
+    )
+
+
+def test_the_job_takes_its_settings_from_the_environment(monkeypatch):
+    monkeypatch.setenv("ENDPOINT_NAME", "ep-from-env")
+    monkeypatch.setenv("DRIFT_THRESHOLD", "0.3")
+    monkeypatch.setenv("publish_cloudwatch_metrics", "Disabled")
+    args = job.parser().parse_args([])
+    assert (args.endpoint, args.drift_threshold, args.emit_metrics) == ("ep-from-env", 0.3, False)
+
+
+@mock_aws
+def test_the_job_monitors_emits_and_retrains(tmp_path, baseline_dir, capture_writer, capsys, monkeypatch):
+    monkeypatch.delenv("ENDPOINT_NAME", raising=False)
+    sagemaker = boto3.client("sagemaker", region_name="us-east-1")
+    sagemaker.create_pipeline(
+        PipelineName="kit-training",
+        PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
+        RoleArn="arn:aws:iam::123456789012:role/kit",
+    )
+    source = capture_writer("capture", transactions(2_000, seed=31, drifted=True))
+    argv = ["--baseline", str(baseline_dir), "--capture", str(source), "--output", str(tmp_path / "out")]
+    code = job.main(
+        [*argv, "--endpoint", "ep", "--retrain-pipeline", "kit-training", "--region", "us-east-1"]
+    )
+    assert code == 0
+    assert "retraining started" in capsys.readouterr().out
+    assert (
+        len(sagemaker.list_pipeline_executions(PipelineName="kit-training")["PipelineExecutionSummaries"])
+        == 1
+    )
+    cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+    assert cloudwatch.list_metrics(Namespace="mlops-kit/monitoring", MetricName="drift_score")["Metrics"]
+
+
+def test_the_job_reports_an_empty_window_and_exits_zero(tmp_path, baseline_dir, capsys):
+    (tmp_path / "capture").mkdir()
+    argv = [
+        "--baseline",
+        str(baseline_dir),
+        "--capture",
+        str(tmp_path / "capture"),
+        "--output",
+        str(tmp_path / "o"),
+    ]
+    assert job.main([*argv, "--endpoint", "ep", "--no-emit-metrics"]) == 0
+    assert capsys.readouterr().out.startswith("no data")
+
+
+def test_the_job_fails_clearly_on_a_bad_baseline_or_no_endpoint(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("ENDPOINT_NAME", raising=False)
+    monkeypatch.delenv("endpoint_name", raising=False)
+    argv = ["--baseline", str(tmp_path / "none"), "--capture", str(tmp_path), "--output", str(tmp_path / "o")]
+    assert job.main([*argv, "--no-emit-metrics"]) == 2
+    assert "name the endpoint" in capsys.readouterr().err
+    assert job.main([*argv, "--endpoint", "ep", "--no-emit-metrics"]) == 1
+    assert "statistics.json: no such file" in capsys.readouterr().err
+
+
+def test_binary_metrics_and_auc_match_hand_counts():
+    labels = np.array([1, 1, 0, 0, 1, 0])
+    scores = np.array([0.9, 0.4, 0.6, 0.1, 0.8, 0.3])
+    metrics = quality.binary_metrics(labels, scores)["binary_classification_metrics"]
+    assert metrics["confusion_matrix"] == {"0": {"0": 2, "1": 1}, "1": {"0": 1, "1": 2}}
+    assert metrics["accuracy"]["value"] == pytest.approx(4 / 6)
+    pairs = [(p, n) for p in scores[labels == 1] for n in scores[labels == 0]]
+    assert metrics["auc"]["value"] == pytest.approx(np.mean([p > n for p, n in pairs]))
+    with pytest.raises(ValueError, match="no labelled predictions"):
+        quality.binary_metrics(np.array([np.nan]), np.array([0.5]))
+
+
+def test_the_report_is_self_contained_and_shows_drift_over_time(tmp_path, baseline_dir, capture_writer):
+    runs = tmp_path / "runs"
+    for hour, drifted in ((10, False), (11, True)):
+        frame = transactions(1_500, seed=40 + hour, drifted=drifted)
+        source = capture_writer(f"capture{hour}", frame)
+        monitor.run(baseline_dir, source, runs / f"2026-03-01T{hour}", endpoint="<ep>")
+    path = report.write(runs / "2026-03-01T11", tmp_path / "report.html")
+    page = path.read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert not re.search(r"(src|href)\s*=\s*['\"]?https?:", page)  # nothing fetched from anywhere
+    assert "<script" not in page
+    assert "drift detected" in page and "&lt;ep&gt;" in page and "<ep>" not in page
+    assert page.count("<svg") >= 2 + len(FEATURES)  # PSI chart, drift over time, a histogram per feature
+    assert "Drift score over time" in page and page.count("<circle") == 2
+    for name in [*FEATURES, PREDICTION]:
+        assert name in page
+
+
+def test_the_report_of_an_empty_run_says_no_data(tmp_path, baseline_dir):
+    (tmp_path / "capture").mkdir()
+    monitor.run(baseline_dir, tmp_path / "capture", tmp_path / "runs" / "r", endpoint="ep")
+    page = report.write(tmp_path / "runs" / "r", tmp_path / "r.html").read_text()
+    assert "no data in this window" in page
+
+
+def test_the_report_needs_a_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"run\.json: no such file"):
+        report.write(tmp_path, tmp_path / "r.html")
+
+
+def test_mlops_monitor_commands_baseline_run_and_report(tmp_path, training, capture_writer):
+    from mlops_kit.cli import main
+
+    data = tmp_path / "train.parquet"
+    training[[*FEATURES, PREDICTION, "is_fraud"]].to_parquet(data)
+    features = ",".join(FEATURES)
+    base = tmp_path / "base"
+    argv = ["monitor", "baseline", "--data", str(data), "--out", str(base), "--features", features]
+    assert main([*argv, "--prediction-column", PREDICTION]) == 0
+    assert (
+        files.read_baseline(base)[1]["monitoring_config"]["distribution_constraints"]["psi_threshold"] == 0.2
+    )
+    source = capture_writer("capture", transactions(1_000, seed=51, drifted=True))
+    run_argv = [
+        "monitor",
+        "run",
+        "--baseline",
+        str(base),
+        "--capture",
+        str(source),
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    assert main([*run_argv, "--no-emit-metrics", "--no-retrain"]) == 0
+    assert files.read_json(tmp_path / "r" / "run.json")["drifted"] is True
+    assert main(["monitor", "report", "--run", str(tmp_path / "r"), "--out", str(tmp_path / "r.html")]) == 0
+    assert (tmp_path / "r.html").is_file()
+    assert main(["monitor", "baseline", "--data", str(tmp_path / "nope.csv"), "--out", str(base)]) == 1
