@@ -26,6 +26,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from mlops_kit import paths
+
 HOST = "127.0.0.1"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 START_TIMEOUT_S = 60.0
@@ -37,8 +39,7 @@ class EmulatorError(RuntimeError):
 
 def state_file() -> Path:
     """Where `mlops emulator start` records the running emulator ($MLOPS_STATE_DIR or ~/.mlops-kit)."""
-    base = Path(os.environ.get("MLOPS_STATE_DIR") or Path.home() / ".mlops-kit")
-    return base / "emulator.json"
+    return paths.state_dir() / "emulator.json"
 
 
 @dataclass

@@ -27,6 +27,10 @@ _AREAS: list[tuple[str, str | None]] = [
     ("emulator", "emulator"),
     ("data", "data"),
     ("demo", None),
+    ("monitor", "monitor"),
+    ("features", "features"),
+    ("pipeline", "pipeline"),
+    ("runs", "runs"),
 ]
 
 

@@ -1,0 +1,211 @@
+"""The fraud model's SageMaker training pipeline, built from one environment's settings.
+
+    InputData (S3)
+        │
+    Prepare ── ingest, validate (quarantine), feature records, point-in-time examples, time split
+        │ train, test
+    Train ──── scikit-learn script mode; the model directory carries its inference handler
+        │ model.tar.gz
+    Evaluate ─ metrics through the model's own handler → evaluation.json (property file)
+        │
+    Baseline ─ monitoring statistics + constraints of the training requests and scores
+        │
+    CheckGates ── every metric ≥ its minimum and the segment gap ≤ its maximum (the settings' gates)
+        ├── yes: Register ── model package (PendingManualApproval) with metrics, baseline, lineage
+        └── no:  GatesFailed ── names each metric, its value and its threshold
+
+The same definition JSON is what `pulumi up` deploys and what `mlops pipeline run --env local` executes.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from mlops_kit import naming
+from mlops_kit.pipeline import PipelineContext, prepare_sdk
+from mlops_kit.settings import Settings
+
+PIPELINE_SESSION_REGION_FALLBACK = "us-east-1"
+
+
+@cache
+def sklearn_image(region: str, version: str) -> str:
+    """The prebuilt SageMaker scikit-learn image for the region (the SDK's own image table)."""
+    from sagemaker.core import image_uris
+
+    return image_uris.retrieve(
+        "sklearn", region=region, version=version, py_version="py3", instance_type="ml.m5.large"
+    )
+
+
+def get_pipeline(settings: Settings, ctx: PipelineContext):
+    prepare_sdk(ctx.region)  # before the SDK's imports
+    from sagemaker.core.helper.session_helper import Session
+    from sagemaker.core.workflow.conditions import ConditionGreaterThanOrEqualTo, ConditionLessThanOrEqualTo
+    from sagemaker.core.workflow.execution_variables import ExecutionVariables
+    from sagemaker.core.workflow.functions import Join, JsonGet
+    from sagemaker.core.workflow.parameters import ParameterString
+    from sagemaker.core.workflow.properties import PropertyFile
+    from sagemaker.mlops.workflow.condition_step import ConditionStep
+    from sagemaker.mlops.workflow.fail_step import FailStep
+    from sagemaker.mlops.workflow.pipeline import Pipeline
+
+    from mlops_kit import sagemaker_steps as steps
+
+    training = settings.training
+    name = naming.pipeline(settings)
+    image = sklearn_image(ctx.region, training.sklearn_version)
+
+    input_data = ParameterString("InputData", default_value=f"s3://{ctx.buckets['raw']}/transactions/")
+    processing_instance = ParameterString(
+        "ProcessingInstanceType", default_value=training.processing_instance_type
+    )
+    training_instance = ParameterString("TrainingInstanceType", default_value=training.instance_type)
+    approval = ParameterString("ModelApprovalStatus", default_value="PendingManualApproval")
+    common = dict(ctx=ctx, pipeline_name=name, image_uri=image)
+
+    prepare = steps.processing_step(
+        "Prepare",
+        **common,
+        instance_type=processing_instance,
+        module="pipelines.steps.prepare",
+        arguments=[
+            "--max-rejected-fraction", training.max_rejected_fraction,
+            "--ttl-hours", settings.features.ttl_hours,
+        ],
+        inputs={"raw": input_data},
+        outputs=["train", "test", "features", "quarantine"],
+    )  # fmt: skip
+    prepared = prepare.properties.ProcessingOutputConfig.Outputs
+    train = steps.training_step(
+        "Train",
+        **common,
+        instance_type=training_instance,
+        instance_count=training.instance_count,
+        channels={"train": prepared["train"].S3Output.S3Uri},
+        hyperparameters={
+            **training.hyperparameters,
+            "seed": training.seed,
+            "tuning_trials": training.tuning_trials,
+        },
+    )
+    model_uri = train.properties.ModelArtifacts.S3ModelArtifacts
+    evaluation = PropertyFile(name="Evaluation", output_name="evaluation", path="evaluation.json")
+    evaluate = steps.processing_step(
+        "Evaluate",
+        **common,
+        instance_type=processing_instance,
+        module="pipelines.steps.evaluate",
+        inputs={"model": model_uri, "test": prepared["test"].S3Output.S3Uri},
+        outputs=["evaluation"],
+        property_files=[evaluation],
+    )
+    baseline = steps.processing_step(
+        "Baseline",
+        **common,
+        instance_type=processing_instance,
+        module="pipelines.steps.baseline",
+        inputs={"model": model_uri, "train": prepared["train"].S3Output.S3Uri},
+        arguments=["--drift-threshold", settings.monitoring.drift_threshold],
+        outputs=["baseline"],
+    )  # fmt: skip
+
+    evaluation_uri = evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri
+    baseline_uri = baseline.properties.ProcessingOutputConfig.Outputs["baseline"].S3Output.S3Uri
+
+    def metric(path: str) -> JsonGet:
+        return JsonGet(step_name=evaluate.name, property_file=evaluation, json_path=path)
+
+    gates = settings.promotion
+    conditions = [
+        ConditionGreaterThanOrEqualTo(left=metric(f"metrics.{key}"), right=float(minimum))
+        for key, minimum in sorted(gates.min_metrics.items())
+    ]
+    conditions.append(
+        ConditionLessThanOrEqualTo(left=metric("segment_gap"), right=float(gates.max_segment_gap))
+    )
+
+    def as_text(value: object) -> Join:
+        return Join(on="", values=[value])
+
+    register = steps.register_step(
+        "Register",
+        {
+            "ModelPackageGroupName": ctx.model_package_group,
+            "ModelPackageDescription": f"fraud classifier trained by {name}",
+            "ModelApprovalStatus": approval,
+            "InferenceSpecification": {
+                "Containers": [
+                    {
+                        "Image": image,
+                        "ModelDataUrl": model_uri,
+                        "Environment": {
+                            "SAGEMAKER_PROGRAM": "inference.py",
+                            "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+                            "SAGEMAKER_REGION": ctx.region,
+                        },
+                    }
+                ],
+                "SupportedContentTypes": ["text/csv", "application/json"],
+                "SupportedResponseMIMETypes": ["text/csv", "application/json"],
+                "SupportedRealtimeInferenceInstanceTypes": sorted({settings.serving.instance_type}),
+                "SupportedTransformInstanceTypes": ["ml.m5.large"],
+            },
+            "ModelMetrics": {
+                "ModelQuality": {
+                    "Statistics": {
+                        "ContentType": "application/json",
+                        "S3Uri": Join(on="/", values=[evaluation_uri, "evaluation.json"]),
+                    }
+                },
+                "ModelDataQuality": {
+                    "Statistics": {
+                        "ContentType": "application/json",
+                        "S3Uri": Join(on="/", values=[baseline_uri, "statistics.json"]),
+                    },
+                    "Constraints": {
+                        "ContentType": "application/json",
+                        "S3Uri": Join(on="/", values=[baseline_uri, "constraints.json"]),
+                    },
+                },
+            },
+            "CustomerMetadataProperties": {
+                **{
+                    f"metric:{key}": as_text(metric(f"metrics.{key}"))
+                    for key in ("roc_auc", "pr_auc", "precision", "recall")
+                },
+                "metric:segment_gap": as_text(metric("segment_gap")),
+                "lineage:pipeline": name,
+                "lineage:execution": ExecutionVariables.PIPELINE_EXECUTION_ID,
+                "lineage:input": input_data,
+                "lineage:code": ctx.code_sha256,
+                "lineage:environment": settings.env,
+            },
+        },
+    )
+    failure = [f"{settings.prefix}: the model failed its gates:"]
+    for key, minimum in sorted(gates.min_metrics.items()):
+        failure += [f" {key}=", metric(f"metrics.{key}"), f" (min {minimum});"]
+    failure += [" segment_gap=", metric("segment_gap"), f" (max {gates.max_segment_gap})"]
+    fail = FailStep("GatesFailed", error_message=Join(on="", values=failure))
+    check = ConditionStep("CheckGates", conditions=conditions, if_steps=[register], else_steps=[fail])
+
+    session = Session(boto_session=_offline_boto_session(ctx.region))
+    return Pipeline(
+        name=name,
+        parameters=[input_data, processing_instance, training_instance, approval],
+        steps=[prepare, train, evaluate, baseline, check],
+        sagemaker_session=session,
+        pipeline_experiment_config=None,
+    )
+
+
+def _offline_boto_session(region: str):
+    """A boto3 session that never looks for credentials: building a definition calls no AWS API."""
+    import boto3
+
+    return boto3.Session(
+        region_name=region or PIPELINE_SESSION_REGION_FALLBACK,
+        aws_access_key_id="definition",
+        aws_secret_access_key="definition",
+    )

@@ -1,0 +1,112 @@
+"""Evaluate a trained model on the held-out test set, through the model's own inference handler.
+
+Writes `evaluation.json`: ROC AUC, PR AUC, precision and recall at the model's operating threshold,
+calibration (Brier score, expected calibration error), and the same metrics per segment (channel), with
+the largest gap between segments, so a gate can refuse a model that serves one segment much worse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import tarfile
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+
+from pipelines.steps.io import read_table, write_json
+
+SEGMENT_COLUMN = "channel"
+MIN_SEGMENT_POSITIVES = 5  # fewer positives than this make a segment's AUC noise, not evidence
+
+
+def load_handler(model_dir: Path) -> Any:
+    """Import the model directory's own `code/inference.py`, as the serving container would."""
+    spec = importlib.util.spec_from_file_location("model_inference", model_dir / "code" / "inference.py")
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"{model_dir}/code/inference.py is missing")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def expected_calibration_error(labels: np.ndarray, scores: np.ndarray, bins: int = 10) -> float:
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(scores, edges[1:-1]), 0, bins - 1)
+    error = 0.0
+    for b in range(bins):
+        members = index == b
+        if members.any():
+            error += members.mean() * abs(scores[members].mean() - labels[members].mean())
+    return float(error)
+
+
+def metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+    predicted = (scores >= threshold).astype(int)
+    both = len(np.unique(labels)) == 2
+    return {
+        "roc_auc": float(roc_auc_score(labels, scores)) if both else float("nan"),
+        "pr_auc": float(average_precision_score(labels, scores)) if both else float("nan"),
+        "precision": float(precision_score(labels, predicted, zero_division=0)),
+        "recall": float(recall_score(labels, predicted, zero_division=0)),
+        "brier": float(brier_score_loss(labels, scores)),
+        "calibration_error": expected_calibration_error(labels, scores),
+        "positives": float(labels.sum()),
+        "rows": float(len(labels)),
+    }
+
+
+def evaluate(test: pd.DataFrame, handler: Any, model: Any, label: str = "is_fraud") -> dict[str, Any]:
+    threshold = float(model["metadata"]["threshold"])
+    scores = np.asarray(handler.predict_fn(test, model), dtype=float)
+    labels = test[label].to_numpy().astype(int)
+    overall = metrics(labels, scores, threshold)
+    segments = {}
+    for value, members in test.groupby(SEGMENT_COLUMN, sort=True).groups.items():
+        rows = test.index.get_indexer(members)
+        if labels[rows].sum() >= MIN_SEGMENT_POSITIVES and labels[rows].sum() < len(rows):
+            segments[str(value)] = metrics(labels[rows], scores[rows], threshold)
+    aucs = [s["roc_auc"] for s in segments.values()]
+    gap = float(max(aucs) - min(aucs)) if len(aucs) >= 2 else 0.0
+    overall["segment_gap"] = gap
+    overall["threshold"] = threshold
+    return {"metrics": overall, "segments": {SEGMENT_COLUMN: segments}, "segment_gap": gap}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Evaluate the model on the test set.")
+    p.add_argument("--model", default="/opt/ml/processing/input/model")
+    p.add_argument("--test", default="/opt/ml/processing/input/test")
+    p.add_argument("--evaluation", default="/opt/ml/processing/evaluation")
+    args = p.parse_args(argv)
+    archive = next(Path(args.model).rglob("model.tar.gz"), None)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = Path(tmp)
+        if archive is None:
+            print(f"evaluate failed: no model.tar.gz under {args.model}", file=sys.stderr)
+            return 1
+        with tarfile.open(archive) as tar:
+            tar.extractall(model_dir, filter="data")
+        handler = load_handler(model_dir)
+        model = handler.model_fn(str(model_dir))
+        report = evaluate(read_table(args.test), handler, model)
+    write_json(report, Path(args.evaluation) / "evaluation.json")
+    m = report["metrics"]
+    print(f"roc_auc {m['roc_auc']:.4f} pr_auc {m['pr_auc']:.4f} segment gap {report['segment_gap']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

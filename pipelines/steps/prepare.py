@@ -1,0 +1,127 @@
+"""Ingest, validate and build features: raw transactions in, training and test examples out.
+
+raw (S3: CSV / Parquet / JSON lines)
+  -> ingest: typed by the raw schema
+  -> validate: rejected rows to quarantine with a per-column report; fail above the threshold
+  -> features: feature-group records (what the feature store holds), then each transaction joined
+     point-in-time to its customer's features as of just before it (no leakage)
+  -> split by time: the latest `test_fraction` of events is the test set
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+
+from mlops_kit.features.pit import point_in_time
+from mlops_kit.validation import ValidationReport, validate
+from pipelines.feature_transforms import compute_aggregates
+from pipelines.features import FEATURE_GROUPS, TRANSACTION_AGGREGATES
+from pipelines.schema import EVENT_TIME, RAW_SCHEMA
+from pipelines.steps.io import read_table, write_json, write_parquet
+
+# Features are looked up as of just before each transaction: the state serving sees when it scores it.
+LOOKUP_OFFSET = pd.Timedelta(microseconds=1)
+
+
+class ValidationFailed(ValueError):
+    def __init__(self, report: ValidationReport, threshold: float):
+        self.report = report
+        super().__init__(
+            f"{report.rejected:,} of {report.rows:,} rows rejected ({report.rejected_fraction:.2%}), "
+            f"above the allowed {threshold:.2%}: {report.summary()}"
+        )
+
+
+@dataclass(frozen=True)
+class Prepared:
+    train: pd.DataFrame
+    test: pd.DataFrame
+    rejected: pd.DataFrame
+    report: ValidationReport
+    records: dict[str, pd.DataFrame]
+
+
+def prepare(
+    raw: pd.DataFrame, max_rejected_fraction: float, test_fraction: float, ttl_hours: int
+) -> Prepared:
+    accepted, rejected, report = validate(raw, RAW_SCHEMA)
+    if report.rejected_fraction > max_rejected_fraction:
+        raise ValidationFailed(report, max_rejected_fraction)
+    if report.accepted == 0:
+        raise ValueError("no rows left after validation")
+    records = compute_aggregates(accepted)
+    examples = training_examples(accepted, records, timedelta(hours=ttl_hours))
+    train, test = split_by_time(examples, test_fraction)
+    return Prepared(train, test, rejected, report, records)
+
+
+def training_examples(
+    transactions: pd.DataFrame, records: dict[str, pd.DataFrame], ttl: timedelta
+) -> pd.DataFrame:
+    """Each transaction with its customer's aggregates as of just before it."""
+    entities = transactions.sort_values(EVENT_TIME, kind="stable").reset_index(drop=True)
+    lookup = entities.assign(**{EVENT_TIME: entities[EVENT_TIME] - LOOKUP_OFFSET})
+    groups = {g.name: g for g in FEATURE_GROUPS}
+    joined = point_in_time(
+        lookup,
+        [(groups[TRANSACTION_AGGREGATES.name], records[TRANSACTION_AGGREGATES.name])],
+        ttl,
+    )
+    joined[EVENT_TIME] = entities[EVENT_TIME]
+    return joined
+
+
+def split_by_time(frame: pd.DataFrame, test_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test fraction must be between 0 and 1, got {test_fraction}")
+    ordered = frame.sort_values(EVENT_TIME, kind="stable").reset_index(drop=True)
+    cut = int(round(len(ordered) * (1.0 - test_fraction)))
+    if cut == 0 or cut == len(ordered):
+        raise ValueError(f"{len(ordered)} rows are too few to split {test_fraction:.0%} off for testing")
+    return ordered.iloc[:cut].reset_index(drop=True), ordered.iloc[cut:].reset_index(drop=True)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--raw", default="/opt/ml/processing/input/raw")
+    p.add_argument("--train", default="/opt/ml/processing/train")
+    p.add_argument("--test", default="/opt/ml/processing/test")
+    p.add_argument("--features", default="/opt/ml/processing/features")
+    p.add_argument("--quarantine", default="/opt/ml/processing/quarantine")
+    p.add_argument("--max-rejected-fraction", type=float, required=True)
+    p.add_argument("--test-fraction", type=float, default=0.2)
+    p.add_argument("--ttl-hours", type=int, default=24 * 7)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    raw = read_table(args.raw)
+    try:
+        prepared = prepare(raw, args.max_rejected_fraction, args.test_fraction, args.ttl_hours)
+    except ValueError as exc:
+        print(f"prepare failed: {exc}", file=sys.stderr)
+        return 1
+    write_parquet(prepared.train, Path(args.train) / "train.parquet")
+    write_parquet(prepared.test, Path(args.test) / "test.parquet")
+    for name, frame in prepared.records.items():
+        write_parquet(frame, Path(args.features) / f"{name}.parquet")
+    if len(prepared.rejected):
+        write_parquet(prepared.rejected, Path(args.quarantine) / "rejected.parquet")
+    write_json(prepared.report.to_dict(), Path(args.quarantine) / "report.json")
+    print(
+        f"prepared {len(prepared.train):,} training and {len(prepared.test):,} test examples; "
+        f"{prepared.report.rejected:,} rows quarantined ({prepared.report.summary()})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""`mlops pipeline definition|run`: the training pipeline's definition, and running it."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mlops_kit import emulator as emu
+from mlops_kit import executor, pipeline, settings
+
+app = typer.Typer(
+    help="The training pipeline: its SageMaker definition, and running it.", no_args_is_help=True
+)
+out = Console()
+EMULATOR_ACCOUNT = "123456789012"  # moto's account
+
+
+@app.command()
+def definition(
+    env: str = typer.Option("local", help="Environment."),
+    account_id: str | None = typer.Option(
+        None, help="AWS account id; default: the caller's (STS), or the emulator's."
+    ),
+) -> None:
+    """Print the SageMaker Pipeline definition JSON the environment deploys."""
+    config = settings.load(env)
+    if account_id is None:
+        account_id = EMULATOR_ACCOUNT if config.embedded else _caller_account(config)
+    code = pipeline.code_bundle(settings.project_root(config.file.parent))
+    ctx = pipeline.context_for(config, account_id, code)
+    print(json.dumps(pipeline.definition(config, ctx), indent=2, sort_keys=True))
+
+
+def _caller_account(config: settings.Settings) -> str:
+    try:
+        return emu.client("sts", endpoint_url=None, region=config.region).get_caller_identity()["Account"]
+    except Exception as exc:
+        raise RuntimeError(f"cannot read the AWS account ({exc}); pass --account-id") from None
+
+
+@app.command()
+def run(
+    env: str = typer.Option("local", help="Environment."),
+    param: list[str] = typer.Option([], "--param", help="Pipeline parameter NAME=VALUE (repeatable)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Run every step, even unchanged ones."),
+    resume: str | None = typer.Option(None, help="Resume this recorded run from its failed step."),
+) -> None:
+    """Local environment: execute the definition step by step. Cloud: start a SageMaker execution."""
+    config = settings.load(env)
+    parameters = {}
+    for item in param:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--param")
+        parameters[name] = value
+    if not config.embedded:
+        arn = executor.start_in_aws(
+            config, lambda s: emu.client(s, endpoint_url=None, region=config.region), parameters
+        )
+        out.print(f"started {arn}")
+        return
+    with emu.session(region=config.region, port=config.runtime.emulator_port) as running:
+        with out.status("starting the pipeline", spinner="dots") as status:
+
+            def progress(step: str, state: str, detail: str) -> None:
+                if state == "Executing":
+                    status.update(f"[bold]{step}[/] running…")
+                else:
+                    out.print(f"{step:<12} {state:<10} {detail}", highlight=False)
+
+            try:
+                record = executor.run_pipeline(
+                    config, running, parameters, use_cache=not no_cache, resume=resume, progress=progress
+                )
+            except executor.PipelineFailed as failed:
+                out.print(
+                    f"run {failed.record.execution_id} failed; resume with --resume {failed.record.execution_id}"
+                )
+                raise
+    _summary(record)
+
+
+def _summary(record: executor.RunRecord) -> None:
+    table = Table(title=f"run {record.execution_id}", show_header=False)
+    table.add_column("what", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    table.add_row("status", record.status)
+    for name in ("roc_auc", "pr_auc", "precision", "recall", "segment_gap"):
+        if name in record.metrics:
+            table.add_row(name, f"{record.metrics[name]:.4f}")
+    for name, uri in record.artifacts.items():
+        if name in ("model", "model_package"):
+            table.add_row(name, uri)
+    out.print(table)

@@ -1,0 +1,63 @@
+"""`mlops runs list|show|compare`: the recorded local pipeline runs."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mlops_kit import executor
+
+app = typer.Typer(help="Recorded local pipeline runs.", no_args_is_help=True)
+out = Console()
+
+
+@app.command("list")
+def list_runs() -> None:
+    """Recorded runs, newest first."""
+    table = Table("run", "environment", "status", "started", "roc_auc", "model package")
+    for record in executor.list_runs():
+        auc = record.metrics.get("roc_auc")
+        table.add_row(
+            record.execution_id,
+            record.environment,
+            record.status,
+            record.started,
+            f"{auc:.4f}" if auc is not None else "",
+            record.artifacts.get("model_package", ""),
+        )
+    out.print(table)
+
+
+@app.command()
+def show(run_id: str = typer.Argument(..., help="The run's execution id.")) -> None:
+    """Everything recorded about one run, as JSON."""
+    record = executor.load(run_id)
+    print(json.dumps(record.to_dict(), indent=2, sort_keys=True, default=str))
+
+
+@app.command()
+def compare(first: str = typer.Argument(...), second: str = typer.Argument(...)) -> None:
+    """Parameters, inputs, code and metrics of two runs side by side; differences marked."""
+    a, b = executor.load(first), executor.load(second)
+    table = Table("", first, second, "")
+    rows = [
+        ("git commit", a.git_commit, b.git_commit),
+        ("code", a.code_sha256[:12], b.code_sha256[:12]),
+        ("input data", a.input_fingerprint[:12], b.input_fingerprint[:12]),
+        *(
+            (f"param {k}", str(a.parameters.get(k, "")), str(b.parameters.get(k, "")))
+            for k in sorted({*a.parameters, *b.parameters})
+        ),
+        *((k, _num(a.metrics.get(k)), _num(b.metrics.get(k))) for k in sorted({*a.metrics, *b.metrics})),
+        ("status", a.status, b.status),
+    ]
+    for label, left, right in rows:
+        table.add_row(label, left, right, "" if left == right else "≠")
+    out.print(table)
+
+
+def _num(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else ("" if value is None else str(value))

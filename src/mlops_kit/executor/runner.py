@@ -1,0 +1,546 @@
+"""Walk a SageMaker pipeline definition step by step on this machine, against the emulator.
+
+The definition is the one `pulumi up` deploys (built by `mlops_kit.pipeline`); the runner upserts it in
+the emulator's SageMaker, starts an execution there (for its id), and then does what SageMaker Pipelines
+would: resolves parameters and property references, runs each job (`mlops_kit.executor.jobs`), reads
+property files, evaluates conditions and fail steps. Steps whose request and input data did not change
+are taken from the cache; a failed run resumes from its failed step. Every run is recorded (parameters,
+input data fingerprint, git commit, metrics, artifact URIs) for `mlops runs`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import subprocess
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from mlops_kit import local_platform, naming, paths
+from mlops_kit import pipeline as pipeline_mod
+from mlops_kit.executor import expressions as ex
+from mlops_kit.executor import jobs
+from mlops_kit.settings import Settings, project_root
+
+Progress = Callable[[str, str, str], None]  # (step, status, detail)
+RUNNABLE = {"Processing", "Training", "RegisterModel"}
+
+
+class PipelineFailed(RuntimeError):
+    """The pipeline ended in failure: a step failed, or a Fail step was reached."""
+
+    def __init__(self, message: str, record: RunRecord):
+        self.record = record
+        super().__init__(message)
+
+
+@dataclass
+class StepRecord:
+    name: str
+    type: str
+    status: str  # Succeeded | Cached | Reused | Failed | Skipped
+    seconds: float = 0.0
+    log: str = ""
+    cache_key: str = ""
+    error: str = ""
+    properties: dict[str, Any] = field(default_factory=dict)
+    property_files: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunRecord:
+    execution_id: str
+    execution_arn: str
+    pipeline: str
+    environment: str
+    status: str
+    started: str
+    finished: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
+    input_fingerprint: str = ""
+    git_commit: str = ""
+    code_sha256: str = ""
+    failure: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)
+    steps: list[StepRecord] = field(default_factory=list)
+
+    def step(self, name: str) -> StepRecord | None:
+        return next((s for s in self.steps if s.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
+        steps = [StepRecord(**s) for s in data.get("steps", [])]
+        return cls(**{**data, "steps": steps})
+
+
+# --- run records ---------------------------------------------------------------------------------------
+
+
+def record_path(execution_id: str) -> Path:
+    return paths.runs_dir() / execution_id / "run.json"
+
+
+def save(record: RunRecord) -> Path:
+    path = record_path(record.execution_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record.to_dict(), indent=2, sort_keys=True, default=str) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def load(execution_id: str) -> RunRecord:
+    path = record_path(execution_id)
+    if not path.is_file():
+        known = ", ".join(r.execution_id for r in list_runs()[:5]) or "none"
+        raise LookupError(f"no recorded run {execution_id!r}; recent: {known}")
+    return RunRecord.from_dict(json.loads(path.read_text()))
+
+
+def list_runs() -> list[RunRecord]:
+    """Recorded runs, newest first."""
+    records = []
+    for path in paths.runs_dir().glob("*/run.json"):
+        try:
+            records.append(RunRecord.from_dict(json.loads(path.read_text())))
+        except (ValueError, TypeError):
+            continue
+    return sorted(records, key=lambda r: r.started, reverse=True)
+
+
+# --- running ------------------------------------------------------------------------------------------
+
+
+def run_pipeline(
+    settings: Settings,
+    emulator: Any,
+    parameters: dict[str, Any] | None = None,
+    *,
+    use_cache: bool = True,
+    resume: str | None = None,
+    progress: Progress | None = None,
+) -> RunRecord:
+    """Run the environment's training pipeline locally; raises PipelineFailed when it fails."""
+    platform = local_platform.ensure(settings, emulator.client)
+    root = project_root(settings.file.parent)
+    code = pipeline_mod.code_bundle(root)
+    emulator.client("s3").put_object(Bucket=platform.buckets["artifacts"], Key=code.key, Body=code.data)
+    ctx = pipeline_mod.context_for(settings, platform.account_id, code, platform.kms_key_arn)
+    definition = pipeline_mod.definition(settings, ctx)
+    return execute(
+        definition,
+        settings=settings,
+        emulator=emulator,
+        ctx=ctx,
+        parameters=parameters,
+        use_cache=use_cache,
+        resume=resume,
+        progress=progress,
+        git_commit=_git_commit(root),
+    )
+
+
+def execute(
+    definition: dict[str, Any],
+    *,
+    settings: Settings,
+    emulator: Any,
+    ctx: pipeline_mod.PipelineContext,
+    parameters: dict[str, Any] | None = None,
+    use_cache: bool = True,
+    resume: str | None = None,
+    progress: Progress | None = None,
+    git_commit: str = "unknown",
+) -> RunRecord:
+    """Execute a pipeline definition on the emulator (the definition's buckets must exist there)."""
+    notify = progress or (lambda *_: None)
+    s3 = emulator.client("s3")
+    name = naming.pipeline(settings)
+    upsert(emulator.client("sagemaker"), name, definition, ctx.role_arn)
+    previous = load(resume) if resume else None
+    if previous is not None and previous.status == "Succeeded":
+        raise ValueError(f"run {resume} succeeded; there is nothing to resume")
+    values = resolve_parameters(definition, previous.parameters if previous else (parameters or {}))
+    if previous:
+        execution_id, execution_arn = previous.execution_id, previous.execution_arn
+    else:
+        started = emulator.client("sagemaker").start_pipeline_execution(
+            PipelineName=name,
+            PipelineParameters=[{"Name": k, "Value": str(v)} for k, v in values.items()],
+        )
+        execution_arn = started["PipelineExecutionArn"]
+        execution_id = execution_arn.rsplit("/", 1)[-1]
+    record = RunRecord(
+        execution_id=execution_id,
+        execution_arn=execution_arn,
+        pipeline=name,
+        environment=settings.env,
+        status="Executing",
+        started=previous.started if previous else _now(),
+        parameters=values,
+        input_fingerprint=_input_fingerprint(s3, values),
+        git_commit=git_commit,
+        code_sha256=ctx.code_sha256,
+    )
+    scope = ex.Scope(
+        parameters=values,
+        execution={
+            "PipelineExecutionId": execution_id,
+            "PipelineExecutionArn": execution_arn,
+            "PipelineName": name,
+            "StartDateTime": record.started,
+            "CurrentDateTime": _now(),
+        },
+    )
+    runner = _Runner(settings, emulator, ctx, record, scope, previous, use_cache, notify)
+    try:
+        runner.walk(definition["Steps"])
+    except (jobs.StepFailed, ex.ExpressionError, _Failed) as exc:
+        record.status = "Failed"
+        record.failure = str(exc)
+        record.finished = _now()
+        save(record)
+        raise PipelineFailed(str(exc), record) from None
+    record.status = "Succeeded"
+    record.finished = _now()
+    save(record)
+    return record
+
+
+class _Failed(RuntimeError):
+    """A Fail step was reached."""
+
+
+class _Runner:
+    def __init__(
+        self,
+        settings: Settings,
+        emulator: Any,
+        ctx: pipeline_mod.PipelineContext,
+        record: RunRecord,
+        scope: ex.Scope,
+        previous: RunRecord | None,
+        use_cache: bool,
+        notify: Progress,
+    ):
+        self.settings, self.emulator, self.ctx = settings, emulator, ctx
+        self.record, self.scope, self.previous = record, scope, previous
+        self.use_cache, self.notify = use_cache, notify
+        self.s3 = emulator.client("s3")
+        self.logs = paths.runs_dir() / record.execution_id
+
+    def walk(self, steps: list[dict[str, Any]]) -> None:
+        for step in order(steps):
+            self.run(step)
+
+    def run(self, step: dict[str, Any]) -> None:
+        name, kind = step["Name"], step["Type"]
+        if kind == "Condition":
+            outcome = all(ex.condition(c, self.scope) for c in step["Arguments"]["Conditions"])
+            self.scope.properties[name] = {"Outcome": outcome}
+            chosen = step["Arguments"]["IfSteps" if outcome else "ElseSteps"]
+            skipped = step["Arguments"]["ElseSteps" if outcome else "IfSteps"]
+            self.record.steps.append(StepRecord(name, kind, "Succeeded", properties={"Outcome": outcome}))
+            self.notify(name, "Succeeded", f"outcome {str(outcome).lower()}")
+            for other in skipped:
+                self.record.steps.append(StepRecord(other["Name"], other["Type"], "Skipped"))
+            self.walk(chosen)
+            return
+        if kind == "Fail":
+            message = str(
+                ex.resolve(
+                    step["Arguments"].get("ErrorMessage", "the pipeline reached a Fail step"), self.scope
+                )
+            )
+            self.record.steps.append(StepRecord(name, kind, "Failed", error=message))
+            self.notify(name, "Failed", message)
+            raise _Failed(message)
+        if kind not in RUNNABLE:
+            raise jobs.StepFailed(name, f"step type {kind} is not supported by the local executor")
+        self.notify(name, "Executing", "")
+        arguments = ex.resolve(step["Arguments"], self.scope)
+        if self._reuse(step):
+            return
+        cache_key = self._cache_key(kind, arguments) if step.get("CacheConfig", {}).get("Enabled") else ""
+        if cache_key and self.use_cache:
+            cached = self._cache_get(cache_key)
+            if cached is not None:
+                self._finish(step, "Cached", cached, 0.0, cache_key)
+                return
+        log = self.logs / f"{name}.log"
+        env = jobs.JobEnv(client=self.emulator.client, aws_env=self.emulator.environ(), log_path=log)
+        job_name = f"{self.record.pipeline}-{name}-{self.record.execution_id}"[:63].rstrip("-")
+        started = dt.datetime.now(dt.UTC)
+        try:
+            if kind == "Processing":
+                properties = jobs.run_processing(name, job_name, arguments, env)
+            elif kind == "Training":
+                properties = jobs.run_training(name, job_name, arguments, env)
+            else:
+                properties = jobs.register_model(name, arguments, env)
+        except jobs.StepFailed as exc:
+            self.record.steps.append(StepRecord(name, kind, "Failed", log=str(log), error=exc.reason))
+            self.notify(name, "Failed", exc.reason)
+            raise
+        seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
+        self._finish(step, "Succeeded", properties, seconds, cache_key, str(log))
+        if cache_key:
+            self._cache_put(cache_key, properties)
+
+    def _finish(
+        self,
+        step: dict[str, Any],
+        status: str,
+        properties: dict[str, Any],
+        seconds: float,
+        key: str,
+        log: str = "",
+    ) -> None:
+        name = step["Name"]
+        files = properties.get("_files", {})
+        visible = {k: v for k, v in properties.items() if k != "_files"}
+        self.scope.properties[name] = visible
+        property_files = {}
+        for spec in step.get("PropertyFiles", []):
+            text = files.get(spec["OutputName"], {}).get(spec["FilePath"])
+            if text is None:
+                raise jobs.StepFailed(
+                    name, f"property file {spec['FilePath']} not found in output {spec['OutputName']}"
+                )
+            property_files[spec["PropertyFileName"]] = json.loads(text)
+            self.scope.property_files[(name, spec["PropertyFileName"])] = property_files[
+                spec["PropertyFileName"]
+            ]
+        self.record.steps.append(
+            StepRecord(
+                name,
+                step["Type"],
+                status,
+                round(seconds, 3),
+                log,
+                key,
+                properties=properties,
+                property_files=property_files,
+            )
+        )
+        self._collect(name, step["Type"], visible, property_files)
+        self.notify(name, status, f"{seconds:.1f}s")
+        save(self.record)
+
+    def _collect(
+        self, name: str, kind: str, properties: dict[str, Any], property_files: dict[str, Any]
+    ) -> None:
+        for document in property_files.values():
+            if isinstance(document, dict) and isinstance(document.get("metrics"), dict):
+                self.record.metrics.update(document["metrics"])
+        if kind == "Training":
+            self.record.artifacts["model"] = properties["ModelArtifacts"]["S3ModelArtifacts"]
+        elif kind == "RegisterModel":
+            self.record.artifacts["model_package"] = properties["ModelPackageArn"]
+        elif kind == "Processing":
+            for output in properties.get("ProcessingOutputConfig", {}).get("Outputs", []):
+                self.record.artifacts[f"{name}/{output['OutputName']}"] = output["S3Output"]["S3Uri"]
+
+    def _reuse(self, step: dict[str, Any]) -> bool:
+        """On resume, a step that succeeded before is taken as it was, if its outputs still exist."""
+        if self.previous is None:
+            return False
+        before = self.previous.step(step["Name"])
+        if (
+            before is None
+            or before.status not in ("Succeeded", "Cached", "Reused")
+            or not self._outputs_exist(before.properties)
+        ):
+            return False
+        self._finish(step, "Reused", before.properties, 0.0, before.cache_key, before.log)
+        return True
+
+    # --- cache ---------------------------------------------------------------------------------------
+    def _cache_key(self, kind: str, arguments: dict[str, Any]) -> str:
+        stable = json.loads(json.dumps(arguments))
+        inputs: list[Any] = []
+        if kind == "Processing":
+            for output in stable.get("ProcessingOutputConfig", {}).get("Outputs", []):
+                output["S3Output"].pop("S3Uri", None)
+            for item in stable.get("ProcessingInputs", []):
+                if "S3Input" in item:
+                    inputs.append([item["InputName"], _content(self.s3, item["S3Input"].pop("S3Uri"))])
+        elif kind == "Training":
+            stable.get("OutputDataConfig", {}).pop("S3OutputPath", None)
+            for channel in stable.get("InputDataConfig", []):
+                source = channel["DataSource"]["S3DataSource"]
+                inputs.append([channel["ChannelName"], _content(self.s3, source.pop("S3Uri"))])
+        digest = hashlib.sha256(json.dumps([kind, stable, inputs], sort_keys=True).encode()).hexdigest()
+        return digest
+
+    def _cache_location(self, key: str) -> tuple[str, str]:
+        return self.ctx.buckets["artifacts"], f"pipelines/{self.record.pipeline}/cache/{key}.json"
+
+    def _cache_get(self, key: str) -> dict[str, Any] | None:
+        bucket, object_key = self._cache_location(key)
+        try:
+            properties = json.loads(self.s3.get_object(Bucket=bucket, Key=object_key)["Body"].read())
+        except ClientError:
+            return None
+        return properties if self._outputs_exist(properties) else None
+
+    def _cache_put(self, key: str, properties: dict[str, Any]) -> None:
+        bucket, object_key = self._cache_location(key)
+        self.s3.put_object(Bucket=bucket, Key=object_key, Body=json.dumps(properties, default=str).encode())
+
+    def _outputs_exist(self, properties: dict[str, Any]) -> bool:
+        uris = [
+            o["S3Output"]["S3Uri"] for o in properties.get("ProcessingOutputConfig", {}).get("Outputs", [])
+        ]
+        if "ModelArtifacts" in properties:
+            uris.append(properties["ModelArtifacts"]["S3ModelArtifacts"])
+        try:
+            return all(jobs.list_objects(self.s3, uri) for uri in uris)
+        except ClientError:
+            return False
+
+
+def _content(s3: Any, uri: str) -> list[list[str]]:
+    """What an input holds, independent of where: (path below the prefix, ETag) of each object."""
+    bucket, prefix = jobs.split_uri(uri)
+    try:
+        return sorted([o["Key"][len(prefix) :], o.get("ETag", "")] for o in jobs.list_objects(s3, uri))
+    except ClientError:
+        return [["missing", uri]]
+
+
+def order(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Steps in an order that respects data references and DependsOn (stable: definition order)."""
+    names = {s["Name"] for s in steps}
+    needs = {
+        s["Name"]: {
+            d
+            for d in (*ex.step_references(s.get("Arguments", {})), *s.get("DependsOn", []))
+            if d in names and d != s["Name"]
+        }
+        for s in steps
+    }
+    done: list[dict[str, Any]] = []
+    placed: set[str] = set()
+    while len(done) < len(steps):
+        ready = [s for s in steps if s["Name"] not in placed and needs[s["Name"]] <= placed]
+        if not ready:
+            cycle = sorted(n for n in names if n not in placed)
+            raise ex.ExpressionError(f"the steps {', '.join(cycle)} depend on each other in a cycle")
+        done.append(ready[0])
+        placed.add(ready[0]["Name"])
+    return done
+
+
+def resolve_parameters(definition: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    declared = {p["Name"]: p for p in definition.get("Parameters", [])}
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise ValueError(
+            f"unknown pipeline parameter(s) {', '.join(unknown)}; the pipeline has {', '.join(sorted(declared))}"
+        )
+    values = {}
+    for name, spec in declared.items():
+        value = given.get(name, spec.get("DefaultValue"))
+        if value is None:
+            raise ValueError(f"pipeline parameter {name} has no default; pass a value")
+        values[name] = _typed(value, spec.get("Type", "String"))
+    return values
+
+
+def _typed(value: Any, kind: str) -> Any:
+    if kind == "Integer":
+        return int(value)
+    if kind == "Float":
+        return float(value)
+    if kind == "Boolean":
+        return value if isinstance(value, bool) else str(value).lower() == "true"
+    return str(value)
+
+
+def start_in_aws(
+    settings: Settings, client: Callable[[str], Any], parameters: dict[str, Any] | None = None
+) -> str:
+    """A cloud environment: publish the code (content-addressed), upsert the pipeline, start it.
+
+    In AWS the Pulumi program owns the pipeline; this keeps it in step for a run from a laptop and
+    starts an execution. Returns the execution ARN.
+    """
+    account = client("sts").get_caller_identity()["Account"]
+    root = project_root(settings.file.parent)
+    code = pipeline_mod.code_bundle(root)
+    ctx = pipeline_mod.context_for(settings, account, code)
+    s3 = client("s3")
+    bucket = ctx.buckets["artifacts"]
+    try:
+        s3.head_object(Bucket=bucket, Key=code.key)
+    except ClientError:
+        s3.put_object(Bucket=bucket, Key=code.key, Body=code.data)
+    definition = pipeline_mod.definition(settings, ctx)
+    values = resolve_parameters(definition, parameters or {})
+    name = naming.pipeline(settings)
+    upsert(client("sagemaker"), name, definition, ctx.role_arn)
+    started = client("sagemaker").start_pipeline_execution(
+        PipelineName=name,
+        PipelineExecutionDisplayName=f"mlops-{_now().replace(':', '').replace('+', '-')}"[:82],
+        PipelineParameters=[{"Name": k, "Value": str(v)} for k, v in values.items()],
+    )
+    return started["PipelineExecutionArn"]
+
+
+def upsert(sagemaker: Any, name: str, definition: dict[str, Any], role_arn: str) -> str:
+    """Create the pipeline, or update its definition; returns its ARN."""
+    body = json.dumps(definition, sort_keys=True, separators=(",", ":"))
+    try:
+        sagemaker.describe_pipeline(PipelineName=name)
+    except ClientError:
+        return sagemaker.create_pipeline(PipelineName=name, PipelineDefinition=body, RoleArn=role_arn)[
+            "PipelineArn"
+        ]
+    return sagemaker.update_pipeline(PipelineName=name, PipelineDefinition=body, RoleArn=role_arn)[
+        "PipelineArn"
+    ]
+
+
+def _input_fingerprint(s3: Any, values: dict[str, Any]) -> str:
+    """SHA-256 over (key, ETag) of the objects under every S3 URI parameter: the data this run read."""
+    content = []
+    for name, value in sorted(values.items()):
+        if isinstance(value, str) and value.startswith("s3://"):
+            content.append([name, jobs.fingerprint(s3, value) if _exists(s3, value) else []])
+    return hashlib.sha256(json.dumps(content).encode()).hexdigest()
+
+
+def _exists(s3: Any, uri: str) -> bool:
+    try:
+        return bool(jobs.list_objects(s3, uri))
+    except ClientError:
+        return False
+
+
+def _git_commit(root: Path) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    if out.returncode != 0:
+        return "unknown"
+    return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -1,0 +1,264 @@
+"""SageMaker Pipeline steps whose `Arguments` are built here, as plain API requests.
+
+The SDK's ProcessingStep / TrainingStep take `step_args` from `processor.run()` / `trainer.train()`,
+which upload code and stamp names with the time, so the definition changes on every build. These steps
+carry a ready `CreateProcessingJob` / `CreateTrainingJob` / `CreateModelPackage` request instead (with
+pipeline expressions where values are known only at run time), which makes the definition
+deterministic and lets tests check each request against botocore's service model.
+
+Importing this module imports the SageMaker SDK (slow): only the definition builder needs it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from mlops_kit.pipeline import BOOTSTRAP, TRAIN_ENTRY, PipelineContext, prepare_sdk
+
+prepare_sdk("us-east-1")
+
+from sagemaker.core.workflow.execution_variables import ExecutionVariables  # noqa: E402
+from sagemaker.core.workflow.functions import Join  # noqa: E402
+from sagemaker.core.workflow.properties import Properties, PropertyFile  # noqa: E402
+from sagemaker.mlops.workflow.steps import CacheConfig, Step, StepTypeEnum  # noqa: E402
+
+PROCESSING_ROOT = "/opt/ml/processing"
+CODE_DIR = f"{PROCESSING_ROOT}/input/code"
+# Unpack the code bundle and hand over to its bootstrap (at most 256 characters: the API's limit).
+ENTRY_SCRIPT = (
+    f'set -e;d=$(mktemp -d);tar -xzf {CODE_DIR}/*.tar.gz -C "$d";cd "$d";exec bash {BOOTSTRAP} "$0" "$@"'
+)
+VOLUME_GB = 30
+MAX_RUNTIME_S = 3 * 3600
+
+
+class RequestStep(Step):
+    """A step whose Arguments are a ready request, with the properties of its Describe* response."""
+
+    def __init__(
+        self,
+        name: str,
+        step_type: StepTypeEnum,
+        request: dict[str, Any],
+        describe_shape: str,
+        *,
+        property_files: Sequence[PropertyFile] = (),
+        cache: bool = False,
+        depends_on: Sequence[Step | str] | None = None,
+        display_name: str | None = None,
+    ):
+        super().__init__(
+            name, display_name=display_name, step_type=step_type, depends_on=list(depends_on or []) or None
+        )
+        self._request = request
+        self.property_files = list(property_files)
+        self.cache_config = CacheConfig(enable_caching=True, expire_after="P30D") if cache else None
+        self._properties = Properties(step_name=name, step=self, shape_name=describe_shape)
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        return self._request
+
+    @property
+    def properties(self) -> Properties:
+        return self._properties
+
+    def to_request(self) -> dict[str, Any]:
+        request = super().to_request()
+        if self.cache_config is not None:
+            request.update(self.cache_config.config)
+        if self.property_files:
+            request["PropertyFiles"] = [p.expr for p in self.property_files]
+        return request
+
+
+def output_uri(ctx: PipelineContext, pipeline_name: str, step: str, output: str) -> Join:
+    """s3://<artifacts>/pipelines/<pipeline>/<execution id>/<step>/<output>: one place per run."""
+    return Join(
+        on="/",
+        values=[
+            f"s3://{ctx.buckets['artifacts']}/pipelines/{pipeline_name}",
+            ExecutionVariables.PIPELINE_EXECUTION_ID,
+            step,
+            output,
+        ],
+    )
+
+
+def processing_step(
+    name: str,
+    *,
+    ctx: PipelineContext,
+    pipeline_name: str,
+    image_uri: str,
+    instance_type: Any,
+    module: str,
+    arguments: Sequence[Any] = (),
+    inputs: dict[str, Any] | None = None,
+    outputs: Sequence[str] = (),
+    environment: dict[str, str] | None = None,
+    property_files: Sequence[PropertyFile] = (),
+    cache: bool = True,
+    depends_on: Sequence[Step | str] | None = None,
+) -> RequestStep:
+    """A Processing step running `python -m <module> <arguments>` from the code bundle.
+
+    `inputs` maps an input name to its S3 URI (staged at /opt/ml/processing/input/<name>); each output
+    name is written under /opt/ml/processing/<name> and uploaded to `output_uri(...)` at the end. The
+    module gets every one of these folders as `--<name> <folder>`, so no container path is implicit.
+    """
+    processing_inputs = [
+        {
+            "InputName": "code",
+            "AppManaged": False,
+            "S3Input": {
+                "S3Uri": ctx.code_uri,
+                "LocalPath": CODE_DIR,
+                "S3DataType": "S3Prefix",
+                "S3InputMode": "File",
+                "S3DataDistributionType": "FullyReplicated",
+            },
+        }
+    ]
+    for input_name, uri in (inputs or {}).items():
+        processing_inputs.append(
+            {
+                "InputName": input_name,
+                "AppManaged": False,
+                "S3Input": {
+                    "S3Uri": uri,
+                    "LocalPath": f"{PROCESSING_ROOT}/input/{input_name}",
+                    "S3DataType": "S3Prefix",
+                    "S3InputMode": "File",
+                    "S3DataDistributionType": "FullyReplicated",
+                },
+            }
+        )
+    output_config: dict[str, Any] = {
+        "Outputs": [
+            {
+                "OutputName": output,
+                "AppManaged": False,
+                "S3Output": {
+                    "S3Uri": output_uri(ctx, pipeline_name, name, output),
+                    "LocalPath": f"{PROCESSING_ROOT}/{output}",
+                    "S3UploadMode": "EndOfJob",
+                },
+            }
+            for output in outputs
+        ]
+    }
+    cluster: dict[str, Any] = {"InstanceCount": 1, "InstanceType": instance_type, "VolumeSizeInGB": VOLUME_GB}
+    if ctx.kms_key_arn:
+        output_config["KmsKeyId"] = ctx.kms_key_arn
+        cluster["VolumeKmsKeyId"] = ctx.kms_key_arn
+    request = {
+        "ProcessingResources": {"ClusterConfig": cluster},
+        "StoppingCondition": {"MaxRuntimeInSeconds": MAX_RUNTIME_S},
+        "AppSpecification": {
+            "ImageUri": image_uri,
+            "ContainerEntrypoint": ["/bin/bash", "-c", ENTRY_SCRIPT, module],
+            "ContainerArguments": [
+                *(str(a) if isinstance(a, (int, float)) else a for a in arguments),
+                *(part for n in (inputs or {}) for part in (f"--{n}", f"{PROCESSING_ROOT}/input/{n}")),
+                *(part for n in outputs for part in (f"--{n}", f"{PROCESSING_ROOT}/{n}")),
+            ],
+        },
+        "Environment": dict(sorted((environment or {}).items())),
+        "RoleArn": ctx.role_arn,
+        "ProcessingInputs": processing_inputs,
+        "ProcessingOutputConfig": output_config,
+    }
+    return RequestStep(
+        name,
+        StepTypeEnum.PROCESSING,
+        request,
+        "DescribeProcessingJobResponse",
+        property_files=property_files,
+        cache=cache,
+        depends_on=depends_on,
+    )
+
+
+def training_step(
+    name: str,
+    *,
+    ctx: PipelineContext,
+    pipeline_name: str,
+    image_uri: str,
+    instance_type: Any,
+    instance_count: int,
+    channels: dict[str, Any],
+    hyperparameters: dict[str, Any],
+    cache: bool = True,
+    depends_on: Sequence[Step | str] | None = None,
+) -> RequestStep:
+    """A Training step in the scikit-learn container's script mode, running the bundle's train shim."""
+    script_mode = {
+        "sagemaker_program": TRAIN_ENTRY,
+        "sagemaker_submit_directory": ctx.code_uri,
+        "sagemaker_container_log_level": 20,
+        "sagemaker_region": ctx.region,
+    }
+    # Script mode passes every value JSON-encoded; the toolkit decodes them back.
+    encoded = {k: json.dumps(v) for k, v in sorted({**hyperparameters, **script_mode}.items())}
+    output: dict[str, Any] = {
+        "S3OutputPath": Join(
+            on="/",
+            values=[
+                f"s3://{ctx.buckets['artifacts']}/pipelines/{pipeline_name}",
+                ExecutionVariables.PIPELINE_EXECUTION_ID,
+                name,
+            ],
+        )
+    }
+    resources: dict[str, Any] = {
+        "InstanceCount": instance_count,
+        "InstanceType": instance_type,
+        "VolumeSizeInGB": VOLUME_GB,
+    }
+    if ctx.kms_key_arn:
+        output["KmsKeyId"] = ctx.kms_key_arn
+        resources["VolumeKmsKeyId"] = ctx.kms_key_arn
+    request = {
+        "AlgorithmSpecification": {"TrainingImage": image_uri, "TrainingInputMode": "File"},
+        "HyperParameters": encoded,
+        "InputDataConfig": [
+            {
+                "ChannelName": channel,
+                "ContentType": "application/x-parquet",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": uri,
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            }
+            for channel, uri in channels.items()
+        ],
+        "OutputDataConfig": output,
+        "ResourceConfig": resources,
+        "RoleArn": ctx.role_arn,
+        "StoppingCondition": {"MaxRuntimeInSeconds": MAX_RUNTIME_S},
+        "EnableNetworkIsolation": False,
+    }
+    return RequestStep(
+        name,
+        StepTypeEnum.TRAINING,
+        request,
+        "DescribeTrainingJobResponse",
+        cache=cache,
+        depends_on=depends_on,
+    )
+
+
+def register_step(
+    name: str, request: dict[str, Any], depends_on: Sequence[Step | str] | None = None
+) -> RequestStep:
+    """A RegisterModel step: its Arguments are a CreateModelPackage request."""
+    return RequestStep(
+        name, StepTypeEnum.REGISTER_MODEL, request, "DescribeModelPackageOutput", depends_on=depends_on
+    )

@@ -1,0 +1,196 @@
+"""The training pipeline definition: deterministic, side-effect free, and valid against botocore."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import pytest
+from botocore.validate import ParamValidator
+
+from mlops_kit import pipeline, settings
+
+ROOT = Path(__file__).resolve().parents[2]
+ACCOUNT = "123456789012"
+KEY = "arn:aws:kms:us-east-1:123456789012:key/0000"
+
+
+def _build(env: str) -> tuple[dict[str, Any], pipeline.PipelineContext, str]:
+    config = settings.load(env)
+    ctx = pipeline.context_for(config, ACCOUNT, pipeline.code_bundle(ROOT), KEY)
+    return pipeline.definition(config, ctx), ctx, pipeline.definition_json(config, ctx)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory):
+    # Module scope: one build per environment (the SDK is slow to import); a private definition cache.
+    import os
+
+    os.environ["MLOPS_STATE_DIR"] = str(tmp_path_factory.mktemp("definition-cache"))
+    return {env: _build(env) for env in ("dev", "prod")}
+
+
+def test_same_settings_give_the_same_bytes(built) -> None:
+    definition, ctx, text = built["dev"]
+    config = settings.load("dev")
+    assert pipeline.definition_json(config, ctx) == text
+    assert json.loads(text) == definition
+
+
+def test_code_bundle_is_content_addressed_and_deterministic() -> None:
+    first, second = pipeline.code_bundle(ROOT), pipeline.code_bundle(ROOT)
+    assert first.data == second.data and first.key == f"code/{first.sha256}.tar.gz"
+
+
+def test_building_calls_no_aws_api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import botocore.client
+
+    def refuse(self, operation_name, api_params):
+        raise AssertionError(f"building the definition called {operation_name}")
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", refuse)
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path))  # no cached definition: really build it
+    definition, _, _ = _build("staging")
+    assert [s["Name"] for s in definition["Steps"]] == [
+        "Prepare",
+        "Train",
+        "Evaluate",
+        "Baseline",
+        "CheckGates",
+    ]
+
+
+def test_the_shape_of_the_pipeline(built) -> None:
+    definition, ctx, _ = built["dev"]
+    steps = {s["Name"]: s for s in definition["Steps"]}
+    assert [(s["Name"], s["Type"]) for s in definition["Steps"]] == [
+        ("Prepare", "Processing"), ("Train", "Training"), ("Evaluate", "Processing"),
+        ("Baseline", "Processing"), ("CheckGates", "Condition"),
+    ]  # fmt: skip
+    check = steps["CheckGates"]["Arguments"]
+    assert [s["Name"] for s in check["IfSteps"]] == ["Register"]
+    assert [s["Type"] for s in check["ElseSteps"]] == ["Fail"]
+    assert {p["Name"] for p in definition["Parameters"]} == {
+        "InputData", "ProcessingInstanceType", "TrainingInstanceType", "ModelApprovalStatus",
+    }  # fmt: skip
+    assert steps["Evaluate"]["PropertyFiles"][0]["FilePath"] == "evaluation.json"
+    # Every job reads its code from the content-addressed bundle, never from an upload at build time.
+    assert ctx.code_uri in json.dumps(steps["Prepare"]["Arguments"]["ProcessingInputs"])
+    assert (
+        json.loads(steps["Train"]["Arguments"]["HyperParameters"]["sagemaker_submit_directory"])
+        == ctx.code_uri
+    )
+
+
+def test_gates_come_from_the_settings(built) -> None:
+    for env in ("dev", "prod"):
+        definition, _, _ = built[env]
+        gates = settings.load(env).promotion
+        check = next(s for s in definition["Steps"] if s["Name"] == "CheckGates")["Arguments"]
+        minimums = {
+            c["LeftValue"]["Std:JsonGet"]["Path"].removeprefix("metrics."): c["RightValue"]
+            for c in check["Conditions"]
+            if c["Type"] == "GreaterThanOrEqualTo"
+        }
+        assert minimums == gates.min_metrics
+        gap = next(c for c in check["Conditions"] if c["Type"] == "LessThanOrEqualTo")
+        assert gap["RightValue"] == gates.max_segment_gap
+        message = json.dumps(check["ElseSteps"][0]["Arguments"]["ErrorMessage"])
+        for name, minimum in gates.min_metrics.items():
+            assert f"{name}=" in message and f"(min {minimum})" in message
+
+
+def test_the_environment_name_only_reaches_names(built, tmp_path: Path) -> None:
+    """Dev's settings under another name give dev's definition but for the names: no code branches on it."""
+    dev, _, _ = built["dev"]
+    renamed = tmp_path / "Pulumi.qa.yaml"
+    renamed.write_text((ROOT / "environments" / "Pulumi.dev.yaml").read_text())
+    config = settings.load_file(renamed)
+    config = dataclasses.replace(
+        config, file=ROOT / "environments" / "Pulumi.dev.yaml"
+    )  # same factory lookup
+    ctx = pipeline.context_for(config, ACCOUNT, pipeline.code_bundle(ROOT), KEY)
+    qa = json.dumps(pipeline.definition(config, ctx))
+    assert qa != json.dumps(dev)
+    assert (
+        json.loads(
+            qa.replace("mlops-kit-qa", "mlops-kit-dev").replace(
+                '"lineage:environment": "qa"', '"lineage:environment": "dev"'
+            )
+        )
+        == dev
+    )
+
+
+def test_prod_and_dev_differ_where_their_settings_differ(built) -> None:
+    dev, _, _ = built["dev"]
+    prod, _, _ = built["prod"]
+    train = lambda d: next(s for s in d["Steps"] if s["Name"] == "Train")["Arguments"]  # noqa: E731
+    assert train(prod)["HyperParameters"]["tuning_trials"] == str(
+        settings.load("prod").training.tuning_trials
+    )
+    assert train(dev)["HyperParameters"]["tuning_trials"] == str(settings.load("dev").training.tuning_trials)
+
+
+# --- every request is valid against botocore's SageMaker service model --------------------------------
+
+OPERATIONS = {
+    "Processing": ("CreateProcessingJob", {"ProcessingJobName": "job"}),
+    "Training": ("CreateTrainingJob", {"TrainingJobName": "job"}),
+    "RegisterModel": ("CreateModelPackage", {}),
+}
+
+
+def _substitute(value: Any) -> Any:
+    """Replace pipeline expressions with a value of the right kind, as the service does at run time."""
+    if isinstance(value, list):
+        return [_substitute(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Get"}:
+        ref = value["Get"]
+        if ref.endswith("InstanceType"):
+            return "ml.m5.large"
+        if ref == "Parameters.ModelApprovalStatus":
+            return "PendingManualApproval"
+        return "s3://bucket/substituted" if ("S3" in ref or "Input" in ref) else "substituted"
+    if set(value) in ({"Std:Join"}, {"Std:JsonGet"}):
+        return "s3://bucket/joined"
+    return {k: _substitute(v) for k, v in value.items()}
+
+
+def _all_steps(steps: list[dict[str, Any]]):
+    for step in steps:
+        yield step
+        if step["Type"] == "Condition":
+            yield from _all_steps(step["Arguments"]["IfSteps"] + step["Arguments"]["ElseSteps"])
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_every_step_is_a_valid_api_request(built, env: str) -> None:
+    definition, _, _ = built[env]
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    checked = []
+    for step in _all_steps(definition["Steps"]):
+        if step["Type"] not in OPERATIONS:
+            continue
+        operation, extra = OPERATIONS[step["Type"]]
+        request = {**_substitute(step["Arguments"]), **extra}
+        report = ParamValidator().validate(request, model.operation_model(operation).input_shape)
+        assert not report.has_errors(), f"{step['Name']}: {report.generate_report()}"
+        checked.append(step["Name"])
+    assert checked == ["Prepare", "Train", "Evaluate", "Baseline", "Register"]
+
+
+def test_the_validator_would_catch_a_bad_request(built) -> None:
+    definition, _, _ = built["dev"]
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    train = _substitute(next(s for s in definition["Steps"] if s["Name"] == "Train")["Arguments"])
+    train["ResourceConfig"]["InstanceCount"] = "two"
+    report = ParamValidator().validate(
+        {**train, "TrainingJobName": "j"}, model.operation_model("CreateTrainingJob").input_shape
+    )
+    assert report.has_errors()
