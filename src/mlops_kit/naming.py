@@ -39,3 +39,35 @@ def feature_group(settings: Settings, group_name: str) -> str:
 
 def execution_role(settings: Settings) -> str:
     return f"{settings.prefix}-sagemaker"
+
+
+def kms_alias(settings: Settings) -> str:
+    """The alias of the environment's data key (the local platform uses the same one)."""
+    return f"alias/{settings.prefix}"
+
+
+def monitoring_pipeline(settings: Settings) -> str:
+    """The small SageMaker pipeline that runs the kit's monitor over captured requests."""
+    return f"{settings.prefix}-monitoring"
+
+
+def deploy_role(settings: Settings) -> str:
+    """The role `deploy.yml` assumes through GitHub OIDC to run `pulumi up`."""
+    return f"{settings.prefix}-deploy"
+
+
+def preview_role(settings: Settings) -> str:
+    """The read-only role pull requests assume to run `pulumi preview`."""
+    return f"{settings.prefix}-preview"
+
+
+def alarm_topic(settings: Settings) -> str:
+    return f"{settings.prefix}-alarms"
+
+
+def drift_alarm(settings: Settings) -> str:
+    return f"{settings.prefix}-drift"
+
+
+def dashboard(settings: Settings) -> str:
+    return f"{settings.prefix}-dashboard"

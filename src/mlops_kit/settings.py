@@ -181,6 +181,9 @@ class Settings:
     promotion: Promotion
     cicd: Cicd
     tags: dict[str, str] = _spec(default={})
+    stages: tuple[str, ...] = _spec(
+        default=(), pattern=_NAME, doc="the model stages in promotion order; set once, in Pulumi.yaml"
+    )
 
     @property
     def embedded(self) -> bool:
@@ -227,23 +230,62 @@ def load(env: str, root: Path | None = None) -> Settings:
 
 
 def load_file(path: Path, env: str | None = None) -> Settings:
+    """Read one stack settings file, with the project's `Pulumi.yaml` config (next to its folder) under it."""
     env = env or path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    document = _read_yaml(path)
+    project_file = path.parent.parent / PROJECT_FILE
+    project = project_config(project_file) if project_file.is_file() else None
+    return parse(document, path, env, project=project)
+
+
+def _read_yaml(path: Path) -> Any:
     try:
-        document = yaml.safe_load(path.read_text()) or {}
+        return yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise SettingsError(path, "(file)", f"not valid YAML: {exc}") from None
-    return parse(document, path, env)
 
 
-def parse(document: Any, path: Path, env: str) -> Settings:
-    """Validate a parsed stack settings document into `Settings`."""
+def project_config(project_file: Path) -> tuple[Path, dict[str, Any]]:
+    """The `mlops:*` values of `Pulumi.yaml`'s project-level `config:`, checked against `Settings`.
+
+    Pulumi's own format: `mlops:stages: {value: [...]}` (keys of another namespace need `value`); a plain
+    value is accepted too. What is defined here once (the stage order) applies to every stack.
+    """
+    document = _read_yaml(project_file)
+    config = document.get("config") if isinstance(document, Mapping) else None
+    if config is None:
+        return project_file, {}
+    if not isinstance(config, Mapping):
+        raise SettingsError(project_file, "config", f"expected a mapping, got {_kind(config)}")
+    hints = _hints(Settings)
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    values: dict[str, Any] = {}
+    for key, entry in config.items():
+        namespace, _, name = str(key).partition(":")
+        if namespace != NAMESPACE:
+            continue
+        if name not in fields or name in _DERIVED:
+            known = ", ".join(sorted(n for n in fields if n not in _DERIVED))
+            raise SettingsError(project_file, str(key), f"unknown key; expected one of: {known}")
+        value = entry.get("value", entry.get("default")) if isinstance(entry, Mapping) else entry
+        if isinstance(entry, Mapping) and "value" not in entry and "default" not in entry:
+            raise SettingsError(project_file, str(key), "project-level config needs `value:`")
+        _value(hints[name], value, fields[name], str(key), project_file)  # errors name Pulumi.yaml
+        values[name] = value
+    return project_file, values
+
+
+def parse(
+    document: Any, path: Path, env: str, project: tuple[Path, Mapping[str, Any]] | None = None
+) -> Settings:
+    """Validate a parsed stack settings document into `Settings`; the stack's values win over `project`'s."""
     if not isinstance(document, Mapping) or not isinstance(document.get("config"), Mapping):
         raise SettingsError(path, "config", "a Pulumi stack settings file needs a `config:` mapping")
     config = document["config"]
     region = config.get("aws:region")
     if not isinstance(region, str) or not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region):
         raise SettingsError(path, "aws:region", f"expected an AWS region such as us-east-1, got {region!r}")
-    ours: dict[str, Any] = {}
+    ours: dict[str, Any] = dict(project[1]) if project else {}
     for key, value in config.items():
         namespace, _, name = str(key).partition(":")
         if namespace == NAMESPACE:
@@ -251,7 +293,17 @@ def parse(document: Any, path: Path, env: str) -> Settings:
                 raise SettingsError(path, key, f"unknown key; {name} comes from the file, not from a key")
             ours[name] = value
     ours.update(env=env, file=path, region=region)
-    return _build(Settings, ours, path, prefix=f"{NAMESPACE}:", derived=_DERIVED)
+    loaded = _build(Settings, ours, path, prefix=f"{NAMESPACE}:", derived=_DERIVED)
+    if len(set(loaded.stages)) != len(loaded.stages):
+        raise SettingsError(path, f"{NAMESPACE}:stages", f"a stage is listed twice: {list(loaded.stages)}")
+    if loaded.stages and loaded.promotion.stage not in loaded.stages:
+        raise SettingsError(
+            path,
+            f"{NAMESPACE}:promotion.stage",
+            f"{loaded.promotion.stage!r} is not a stage; the stages are {', '.join(loaded.stages)}"
+            f" (mlops:stages in {PROJECT_FILE})",
+        )
+    return loaded
 
 
 def _build(cls: type, data: Any, path: Path, prefix: str, derived: tuple[str, ...] = ()) -> Any:
@@ -294,6 +346,11 @@ def _value(hint: Any, value: Any, fld: dataclasses.Field | None, key: str, path:
             raise SettingsError(path, key, f"expected a list, got {_kind(value)}")
         (item,) = typing.get_args(hint)
         return [_value(item, v, fld, f"{key}[{i}]", path) for i, v in enumerate(value)]
+    if origin is tuple:  # tuple[X, ...]: written as a list, kept immutable
+        if not isinstance(value, (list, tuple)):
+            raise SettingsError(path, key, f"expected a list, got {_kind(value)}")
+        item = typing.get_args(hint)[0]
+        return tuple(_value(item, v, fld, f"{key}[{i}]", path) for i, v in enumerate(value))
     if origin is dict:
         if not isinstance(value, Mapping):
             raise SettingsError(path, key, f"expected a mapping, got {_kind(value)}")

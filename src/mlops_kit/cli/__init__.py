@@ -28,6 +28,7 @@ _AREAS: list[tuple[str, str | None]] = [
     ("data", "data"),
     ("demo", None),
     ("monitor", "monitor"),
+    ("infra", "infra"),
     ("features", "features"),
     ("pipeline", "pipeline"),
     ("runs", "runs"),

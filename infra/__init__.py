@@ -1,0 +1,1 @@
+"""The Pulumi program: one component per capability, composed in `__main__.py`."""

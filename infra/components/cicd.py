@@ -1,0 +1,179 @@
+"""Cicd: GitHub Actions' way into the account. The GitHub OIDC provider (created here, or referenced by
+ARN when another stack in the account owns it), a deploy role trusted only for the repository's GitHub
+environment, a read-only preview role for pull requests, and, with `manage_github`, the GitHub
+environment itself (required reviewers when approval is required) and the Actions variables the
+workflows read, so no hand set-up is needed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.plans import github as gh
+from infra.plans import iam
+
+# GitHub's OIDC certificate thumbprints; AWS now trusts GitHub's CA itself but the API still wants one.
+GITHUB_THUMBPRINTS = ("6938fd4d98bab03faadb97b34396831e3780aea1", "1c58a3a8518e8759bf075b76b750d4f2df264fcd")
+
+
+@dataclass(frozen=True)
+class CicdArgs:
+    prefix: str
+    region: str
+    account_id: pulumi.Input[str]
+    environment: str  # the kit's environment (tag value the deploy role may manage)
+    github_repository: str
+    github_environment: str
+    oidc_provider_arn: str  # empty: create the provider
+    deploy_role_name: str
+    preview_role_name: str
+    state_backend: str
+    secrets_provider: str
+    manage_github: bool
+    reviewers: tuple[gh.Reviewer, ...]
+    tags: dict[str, str]
+
+
+class Cicd(pulumi.ComponentResource):
+    """Keyless deploys and previews from GitHub Actions for one environment."""
+
+    def __init__(self, name: str, args: CicdArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlops:cicd:Cicd", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        gh.split_repository(args.github_repository)  # fail early on a malformed repository
+
+        if args.oidc_provider_arn:
+            provider_arn: pulumi.Input[str] = args.oidc_provider_arn
+        else:
+            provider_arn = aws.iam.OpenIdConnectProvider(
+                f"{name}-github-oidc",
+                url=iam.GITHUB_OIDC_URL,
+                client_id_lists=[iam.GITHUB_AUDIENCE],
+                thumbprint_lists=list(GITHUB_THUMBPRINTS),
+                tags=args.tags,
+                opts=child,
+            ).arn
+
+        def scope(account: str) -> iam.Scope:
+            return iam.Scope(account, args.region, args.prefix)
+
+        deploy_subject = iam.github_subject(args.github_repository, environment=args.github_environment)
+        deploy = aws.iam.Role(
+            f"{name}-deploy-role",
+            name=args.deploy_role_name,
+            description=f"pulumi up for {args.prefix}, from GitHub environment {args.github_environment}",
+            assume_role_policy=pulumi.Output.from_input(provider_arn).apply(
+                lambda arn: json.dumps(iam.github_trust(arn, deploy_subject))
+            ),
+            max_session_duration=3600,
+            tags=args.tags,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-deploy-policy",
+            role=deploy.id,
+            policy=pulumi.Output.from_input(args.account_id).apply(
+                lambda account: json.dumps(
+                    iam.deploy_policy(
+                        scope(account),
+                        environment=args.environment,
+                        state_backend=args.state_backend,
+                        secrets_provider=args.secrets_provider,
+                        manages_oidc_provider=not args.oidc_provider_arn,
+                    )
+                )
+            ),
+            opts=pulumi.ResourceOptions(parent=deploy),
+        )
+
+        preview_subject = iam.github_subject(args.github_repository)
+        preview = aws.iam.Role(
+            f"{name}-preview-role",
+            name=args.preview_role_name,
+            description=f"read-only pulumi preview of {args.prefix} for pull requests",
+            assume_role_policy=pulumi.Output.from_input(provider_arn).apply(
+                lambda arn: json.dumps(iam.github_trust(arn, preview_subject))
+            ),
+            max_session_duration=3600,
+            tags=args.tags,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-preview-policy",
+            role=preview.id,
+            policy=pulumi.Output.from_input(args.account_id).apply(
+                lambda account: json.dumps(
+                    iam.preview_policy(
+                        scope(account),
+                        state_backend=args.state_backend,
+                        secrets_provider=args.secrets_provider,
+                    )
+                )
+            ),
+            opts=pulumi.ResourceOptions(parent=preview),
+        )
+
+        if args.manage_github:
+            self._github(name, args, deploy.arn, preview.arn)
+
+        self.oidc_provider_arn = pulumi.Output.from_input(provider_arn)
+        self.deploy_role_arn = deploy.arn
+        self.preview_role_arn = preview.arn
+        self.register_outputs(
+            {"deploy_role_arn": self.deploy_role_arn, "preview_role_arn": self.preview_role_arn}
+        )
+
+    def _github(
+        self, name: str, args: CicdArgs, deploy_arn: pulumi.Output, preview_arn: pulumi.Output
+    ) -> None:
+        import pulumi_github as github  # only stacks that manage GitHub need the provider plugin
+
+        owner, repository = gh.split_repository(args.github_repository)
+        provider = github.Provider(f"{name}-github", owner=owner, opts=pulumi.ResourceOptions(parent=self))
+        on_github = pulumi.ResourceOptions(parent=self, provider=provider)
+        teams = [
+            github.get_team_output(slug=r.name, opts=pulumi.InvokeOutputOptions(provider=provider)).id
+            for r in args.reviewers
+            if r.kind == "team"
+        ]
+        users = [
+            github.get_user_output(username=r.name, opts=pulumi.InvokeOutputOptions(provider=provider)).id
+            for r in args.reviewers
+            if r.kind == "user"
+        ]
+        reviewers = (
+            [
+                {
+                    "teams": pulumi.Output.all(*teams).apply(lambda ids: [int(i) for i in ids]),
+                    "users": pulumi.Output.all(*users).apply(lambda ids: [int(i) for i in ids]),
+                }
+            ]
+            if args.reviewers
+            else None
+        )
+        environment = github.RepositoryEnvironment(
+            f"{name}-github-environment",
+            repository=repository,
+            environment=args.github_environment,
+            reviewers=reviewers,
+            prevent_self_review=bool(args.reviewers),
+            opts=on_github,
+        )
+        github.ActionsEnvironmentVariable(
+            f"{name}-deploy-role-variable",
+            repository=repository,
+            environment=environment.environment,
+            variable_name=gh.DEPLOY_ROLE_VARIABLE,
+            value=deploy_arn,
+            opts=on_github,
+        )
+        github.ActionsVariable(
+            f"{name}-preview-role-variable",
+            repository=repository,
+            variable_name=gh.preview_role_variable(args.github_environment),
+            value=preview_arn,
+            opts=on_github,
+        )

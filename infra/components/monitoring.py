@@ -1,0 +1,273 @@
+"""Monitoring: the kit's monitor as a scheduled one-step SageMaker pipeline over captured requests
+(reports to the monitoring bucket), a CloudWatch alarm on its drift metric, a KMS-encrypted SNS topic,
+retraining when drift fires, and a dashboard. `NativeModelMonitor` is the opt-in Amazon SageMaker Model
+Monitor alternative (closed to new customers, hence not the default)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.plans import iam
+from infra.plans import monitoring as plan
+from infra.plans.storage import endpoint_capture_uri
+
+
+@dataclass(frozen=True)
+class MonitoringArgs:
+    prefix: str
+    region: str
+    account_id: pulumi.Input[str]
+    endpoint_name: str
+    serving: bool  # is there an endpoint to watch? If not, the schedule exists but is disabled
+    role_arn: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    capture_bucket: pulumi.Input[str]
+    monitoring_bucket: pulumi.Input[str]
+    code_uri: pulumi.Input[str]
+    image_uri: str
+    instance_type: str
+    schedule: str
+    drift_threshold: float
+    retrain_on_drift: bool
+    training_pipeline_arn: pulumi.Input[str]
+    alarm_emails: tuple[str, ...]
+    features: tuple[str, ...]
+    pipeline_name: str
+    topic_name: str
+    alarm_name: str
+    dashboard_name: str
+    tags: dict[str, str]
+
+
+class Monitoring(pulumi.ComponentResource):
+    """Drift monitoring that closes the loop back to training."""
+
+    def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlops:monitoring:Monitoring", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        topic = aws.sns.Topic(
+            f"{name}-alarms",
+            name=args.topic_name,
+            kms_master_key_id=args.kms_key_arn,
+            tags=args.tags,
+            opts=child,
+        )
+        for i, email in enumerate(args.alarm_emails):
+            aws.sns.TopicSubscription(
+                f"{name}-alarms-email-{i}",
+                topic=topic.arn,
+                protocol="email",
+                endpoint=email,
+                opts=pulumi.ResourceOptions(parent=topic),
+            )
+
+        definition = pulumi.Output.all(
+            args.role_arn, args.kms_key_arn, args.capture_bucket, args.monitoring_bucket, args.code_uri
+        ).apply(
+            lambda v: plan.pipeline_definition(
+                endpoint=args.endpoint_name,
+                role_arn=v[0],
+                image_uri=args.image_uri,
+                instance_type=args.instance_type,
+                kms_key_arn=v[1],
+                capture_uri=endpoint_capture_uri(v[2], args.endpoint_name),
+                baseline_uri=plan.baseline_uri(v[3], args.endpoint_name),
+                reports_uri=plan.reports_uri(v[3], args.endpoint_name),
+                code_uri=v[4],
+                drift_threshold=args.drift_threshold,
+            )
+        )
+        pipeline = aws.sagemaker.Pipeline(
+            f"{name}-pipeline",
+            pipeline_name=args.pipeline_name,
+            pipeline_display_name=args.pipeline_name,
+            pipeline_description=f"The kit's drift monitor over {args.endpoint_name}'s captured requests",
+            role_arn=args.role_arn,
+            pipeline_definition=definition,
+            tags=args.tags,
+            opts=child,
+        )
+
+        started = [pipeline.arn] + ([args.training_pipeline_arn] if args.retrain_on_drift else [])
+        invoker = aws.iam.Role(
+            f"{name}-invoker",
+            name=f"{args.prefix}-monitoring-invoker",
+            description="Lets the monitoring schedule and the retraining rule start their pipelines",
+            assume_role_policy=pulumi.Output.from_input(args.account_id).apply(
+                lambda account: json.dumps(
+                    iam.service_trust("scheduler.amazonaws.com", "events.amazonaws.com", account_id=account)
+                )
+            ),
+            tags=args.tags,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-invoker-policy",
+            role=invoker.id,
+            policy=pulumi.Output.all(*started).apply(
+                lambda arns: json.dumps(iam.start_pipelines_policy(arns))
+            ),
+            opts=pulumi.ResourceOptions(parent=invoker),
+        )
+        aws.scheduler.Schedule(
+            f"{name}-schedule",
+            name=f"{args.prefix}-monitoring",
+            description=f"Runs the drift monitor over {args.endpoint_name}",
+            schedule_expression=args.schedule,
+            # disabled until an endpoint serves: there is nothing captured to monitor before
+            state="ENABLED" if args.serving else "DISABLED",
+            flexible_time_window={"mode": "OFF"},
+            target={
+                "arn": pipeline.arn,
+                "role_arn": invoker.arn,
+                "retry_policy": {"maximum_retry_attempts": 2},
+            },
+            opts=child,
+        )
+
+        spec = plan.drift_alarm(
+            args.alarm_name,
+            args.endpoint_name,
+            threshold=args.drift_threshold,
+            period_seconds=plan.schedule_period_seconds(args.schedule),
+        )
+        alarm = aws.cloudwatch.MetricAlarm(
+            f"{name}-drift",
+            name=spec.name,
+            alarm_description=spec.description,
+            namespace=spec.namespace,
+            metric_name=spec.metric_name,
+            dimensions=spec.dimensions,
+            statistic=spec.statistic,
+            threshold=spec.threshold,
+            comparison_operator=spec.comparison_operator,
+            period=spec.period,
+            evaluation_periods=spec.evaluation_periods,
+            treat_missing_data=spec.treat_missing_data,
+            alarm_actions=[topic.arn],
+            ok_actions=[topic.arn],
+            tags=args.tags,
+            opts=child,
+        )
+        if args.retrain_on_drift:
+            rule = aws.cloudwatch.EventRule(
+                f"{name}-retrain-on-drift",
+                name=f"{args.prefix}-retrain-on-drift",
+                description=f"Start {args.prefix}'s training pipeline when drift is detected",
+                event_pattern=alarm.arn.apply(plan.retrain_event_pattern),
+                tags=args.tags,
+                opts=child,
+            )
+            aws.cloudwatch.EventTarget(
+                f"{name}-retrain-target",
+                rule=rule.name,
+                arn=args.training_pipeline_arn,
+                role_arn=invoker.arn,
+                opts=pulumi.ResourceOptions(parent=rule),
+            )
+
+        dashboard = aws.cloudwatch.Dashboard(
+            f"{name}-dashboard",
+            dashboard_name=args.dashboard_name,
+            dashboard_body=alarm.arn.apply(
+                lambda arn: plan.dashboard_body(
+                    region=args.region,
+                    endpoint=args.endpoint_name,
+                    drift_alarm_arn=arn,
+                    drift_threshold=args.drift_threshold,
+                    features=list(args.features),
+                )
+            ),
+            opts=child,
+        )
+
+        self.topic_arn = topic.arn
+        self.pipeline_name = pipeline.pipeline_name
+        self.drift_alarm_name = alarm.name
+        self.dashboard_name = dashboard.dashboard_name
+        self.register_outputs(
+            {
+                "topic_arn": self.topic_arn,
+                "pipeline_name": self.pipeline_name,
+                "drift_alarm": self.drift_alarm_name,
+                "dashboard": self.dashboard_name,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class NativeModelMonitorArgs:
+    prefix: str
+    endpoint_name: pulumi.Input[str]
+    role_arn: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    monitoring_bucket: pulumi.Input[str]
+    image_uri: str
+    instance_type: str
+    schedule: str
+    tags: dict[str, str]
+
+
+class NativeModelMonitor(pulumi.ComponentResource):
+    """Amazon SageMaker Model Monitor's data quality job on the endpoint (opt-in)."""
+
+    def __init__(self, name: str, args: NativeModelMonitorArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlops:monitoring:NativeModelMonitor", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        base = pulumi.Output.all(args.monitoring_bucket, args.endpoint_name).apply(
+            lambda v: f"s3://{v[0]}/{v[1]}"
+        )
+        job = aws.sagemaker.DataQualityJobDefinition(
+            f"{name}-data-quality",
+            name=f"{args.prefix}-data-quality",
+            role_arn=args.role_arn,
+            data_quality_app_specification={"image_uri": args.image_uri},
+            data_quality_baseline_config={
+                "constraints_resource": {"s3_uri": base.apply(lambda b: f"{b}/baseline/constraints.json")},
+                "statistics_resource": {"s3_uri": base.apply(lambda b: f"{b}/baseline/statistics.json")},
+            },
+            data_quality_job_input={
+                "endpoint_input": {
+                    "endpoint_name": args.endpoint_name,
+                    "local_path": "/opt/ml/processing/input",
+                }
+            },
+            data_quality_job_output_config={
+                "kms_key_id": args.kms_key_arn,
+                "monitoring_outputs": {
+                    "s3_output": {
+                        "s3_uri": base.apply(lambda b: f"{b}/model-monitor"),
+                        "local_path": "/opt/ml/processing/output",
+                        "s3_upload_mode": "EndOfJob",
+                    }
+                },
+            },
+            job_resources={
+                "cluster_config": {
+                    "instance_count": 1,
+                    "instance_type": args.instance_type,
+                    "volume_size_in_gb": 20,
+                    "volume_kms_key_id": args.kms_key_arn,
+                }
+            },
+            stopping_condition={"max_runtime_in_seconds": 3600},
+            tags=args.tags,
+            opts=child,
+        )
+        aws.sagemaker.MonitoringSchedule(
+            f"{name}-schedule",
+            name=f"{args.prefix}-data-quality",
+            monitoring_schedule_config={
+                "monitoring_job_definition_name": job.name,
+                "monitoring_type": "DataQuality",
+                "schedule_config": {"schedule_expression": plan.model_monitor_cron(args.schedule)},
+            },
+            tags=args.tags,
+            opts=child,
+        )
+        self.register_outputs({"job_definition": job.name})

@@ -1,0 +1,143 @@
+"""Serving: a SageMaker endpoint for the environment's approved model package, with data capture (KMS),
+an encrypted volume, blue/green updates that roll back on 5xx or latency alarms, and autoscaling on
+invocations per instance. Built only when the settings name an approved package."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.plans import serving as plan
+from infra.plans.storage import capture_prefix
+
+
+@dataclass(frozen=True)
+class ServingArgs:
+    endpoint_name: str
+    model_package_arn: str
+    role_arn: pulumi.Input[str]
+    instance_type: str
+    instance_count: int
+    capture_percent: int
+    capture_bucket: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    min_capacity: int
+    max_capacity: int
+    target_invocations_per_instance: int
+    latency_alarm_ms: int
+    alarm_topic_arn: pulumi.Input[str] | None
+    tags: dict[str, str]
+
+
+class Serving(pulumi.ComponentResource):
+    """A SageMaker endpoint for one approved model package, with data capture and safe rollouts."""
+
+    def __init__(self, name: str, args: ServingArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlops:serving:Serving", name, None, opts)
+        if not args.model_package_arn.startswith("arn:"):
+            raise ValueError(
+                f"Serving {name}: model_package_arn must be a model package ARN, got {args.model_package_arn!r}"
+            )
+        child = pulumi.ResourceOptions(parent=self)
+        actions = [args.alarm_topic_arn] if args.alarm_topic_arn is not None else []
+
+        # The alarms exist before the endpoint: its deployment config names them for rollbacks.
+        alarms = []
+        for spec in plan.rollback_alarms(args.endpoint_name, latency_alarm_ms=args.latency_alarm_ms):
+            alarms.append(
+                aws.cloudwatch.MetricAlarm(
+                    f"{name}-{spec.metric_name.lower()}",
+                    name=spec.name,
+                    alarm_description=spec.description,
+                    namespace=spec.namespace,
+                    metric_name=spec.metric_name,
+                    dimensions=spec.dimensions,
+                    statistic=spec.statistic,
+                    threshold=spec.threshold,
+                    comparison_operator=spec.comparison_operator,
+                    period=spec.period,
+                    evaluation_periods=spec.evaluation_periods,
+                    treat_missing_data=spec.treat_missing_data,
+                    alarm_actions=actions,
+                    tags=args.tags,
+                    opts=child,
+                )
+            )
+
+        model = aws.sagemaker.Model(
+            f"{name}-model",
+            execution_role_arn=args.role_arn,
+            primary_container={"model_package_name": args.model_package_arn},
+            tags=args.tags,
+            opts=child,
+        )
+        config = aws.sagemaker.EndpointConfiguration(
+            f"{name}-config",
+            kms_key_arn=args.kms_key_arn,
+            production_variants=[
+                {
+                    "variant_name": plan.VARIANT,
+                    "model_name": model.name,
+                    "instance_type": args.instance_type,
+                    "initial_instance_count": args.instance_count,
+                    "initial_variant_weight": 1.0,
+                }
+            ],
+            data_capture_config={
+                "enable_capture": True,
+                "initial_sampling_percentage": args.capture_percent,
+                "destination_s3_uri": pulumi.Output.from_input(args.capture_bucket).apply(capture_prefix),
+                "kms_key_id": args.kms_key_arn,
+                "capture_options": [{"capture_mode": "Input"}, {"capture_mode": "Output"}],
+                "capture_content_type_header": {
+                    "csv_content_types": ["text/csv"],
+                    "json_content_types": ["application/json"],
+                },
+            },
+            tags=args.tags,
+            opts=child,
+        )
+        endpoint = aws.sagemaker.Endpoint(
+            f"{name}-endpoint",
+            name=args.endpoint_name,
+            endpoint_config_name=config.name,
+            deployment_config={
+                "blue_green_update_policy": plan.blue_green_policy(),
+                "auto_rollback_configuration": {"alarms": [{"alarm_name": a.name} for a in alarms]},
+            },
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=alarms),
+        )
+
+        low, high = plan.scaling_bounds(args.instance_count, args.min_capacity, args.max_capacity)
+        target = aws.appautoscaling.Target(
+            f"{name}-scaling-target",
+            service_namespace="sagemaker",
+            resource_id=endpoint.name.apply(plan.scaling_resource_id),
+            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+            min_capacity=low,
+            max_capacity=high,
+            tags=args.tags,
+            opts=child,
+        )
+        aws.appautoscaling.Policy(
+            f"{name}-scaling-policy",
+            policy_type="TargetTrackingScaling",
+            service_namespace=target.service_namespace,
+            resource_id=target.resource_id,
+            scalable_dimension=target.scalable_dimension,
+            target_tracking_scaling_policy_configuration={
+                "target_value": float(args.target_invocations_per_instance),
+                "predefined_metric_specification": {
+                    "predefined_metric_type": "SageMakerVariantInvocationsPerInstance"
+                },
+                "scale_in_cooldown": 300,
+                "scale_out_cooldown": 60,
+            },
+            opts=pulumi.ResourceOptions(parent=target),
+        )
+
+        self.endpoint_name = endpoint.name
+        self.register_outputs({"endpoint_name": self.endpoint_name})

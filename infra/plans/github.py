@@ -1,0 +1,43 @@
+"""The GitHub side of CI/CD as data: reviewers and the names of the Actions variables the workflows read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEPLOY_ROLE_VARIABLE = "AWS_DEPLOY_ROLE_ARN"
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    kind: str  # "team" or "user"
+    name: str
+
+
+def split_repository(repository: str) -> tuple[str, str]:
+    owner, sep, name = repository.partition("/")
+    if not sep or not owner or not name or "/" in name:
+        raise ValueError(f"github repository must be owner/name, got {repository!r}")
+    return owner, name
+
+
+def preview_role_variable(github_environment: str) -> str:
+    """`AWS_PREVIEW_ROLE_ARN_<ENV>`: a repository variable, since pull requests run outside environments."""
+    return "AWS_PREVIEW_ROLE_ARN_" + "".join(c if c.isalnum() else "_" for c in github_environment).upper()
+
+
+def reviewers(entries: list[str], *, approval_required: bool, where: str) -> list[Reviewer]:
+    """The environment's required reviewers: none unless approval is required, and then at least one."""
+    if not approval_required:
+        return []
+    if not entries:
+        raise ValueError(
+            f"{where}: promotion.approval_required is true but cicd.reviewers names nobody; "
+            "add team:<slug> or user:<login>"
+        )
+    out = []
+    for entry in entries:
+        kind, _, name = entry.partition(":")
+        if kind not in ("team", "user") or not name:
+            raise ValueError(f"{where}: cicd.reviewers entry {entry!r} is not team:<slug> or user:<login>")
+        out.append(Reviewer(kind, name))
+    return out

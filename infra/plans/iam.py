@@ -1,0 +1,530 @@
+"""IAM documents of the platform: trust policies, role policies, the key policy and bucket policies.
+
+Every document is built from plain values (names, ARNs, account, region) so it can be unit tested and
+checked against botocore's service models; the components only serialise them. No statement grants
+`*` on `*`: list-style calls that IAM cannot scope to a resource get `*` resources with named actions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
+GITHUB_OIDC_URL = f"https://{GITHUB_OIDC_HOST}"
+GITHUB_AUDIENCE = "sts.amazonaws.com"
+MONITORING_NAMESPACE = "mlops-kit/monitoring"
+
+Document = dict[str, Any]
+
+
+def statement(
+    actions: Sequence[str],
+    resources: Sequence[str],
+    *,
+    sid: str = "",
+    effect: str = "Allow",
+    condition: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    if not actions or not resources:
+        raise ValueError(f"statement {sid or '(unnamed)'} needs at least one action and one resource")
+    out: dict[str, Any] = {"Effect": effect, "Action": sorted(set(actions)), "Resource": list(resources)}
+    if sid:
+        out = {"Sid": sid, **out}
+    if condition:
+        out["Condition"] = dict(condition)
+    return out
+
+
+def document(*statements: dict[str, Any]) -> Document:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def service_trust(*services: str, account_id: str | None = None) -> Document:
+    """Lets AWS services assume the role; with `account_id`, only on behalf of that account."""
+    condition = {"StringEquals": {"aws:SourceAccount": account_id}} if account_id else None
+    stmt: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"Service": sorted(services)},
+        "Action": "sts:AssumeRole",
+    }
+    if condition:
+        stmt["Condition"] = condition
+    return document(stmt)
+
+
+def github_subject(repository: str, *, environment: str | None = None) -> str:
+    """The OIDC `sub` claim GitHub signs: a deployment job's environment, or a pull request."""
+    if "/" not in repository or "*" in repository:
+        raise ValueError(f"github repository must be owner/name without wildcards, got {repository!r}")
+    if environment is None:
+        return f"repo:{repository}:pull_request"
+    if not environment or "*" in environment:
+        raise ValueError(f"github environment must be a plain name, got {environment!r}")
+    return f"repo:{repository}:environment:{environment}"
+
+
+def github_trust(provider_arn: str, subject: str) -> Document:
+    """Trust GitHub's OIDC tokens for exactly one subject (repository + environment or pull requests)."""
+    return document(
+        {
+            "Effect": "Allow",
+            "Principal": {"Federated": provider_arn},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {
+                "StringEquals": {
+                    f"{GITHUB_OIDC_HOST}:aud": GITHUB_AUDIENCE,
+                    f"{GITHUB_OIDC_HOST}:sub": subject,
+                }
+            },
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where one environment's resources live, for building ARNs."""
+
+    account_id: str
+    region: str
+    prefix: str
+    partition: str = "aws"
+
+    def arn(self, service: str, resource: str, *, region: bool = True, account: bool = True) -> str:
+        return (
+            f"arn:{self.partition}:{service}:{self.region if region else ''}:"
+            f"{self.account_id if account else ''}:{resource}"
+        )
+
+    def bucket_arns(self, buckets: Iterable[str]) -> list[str]:
+        names = sorted(buckets)
+        return [f"arn:{self.partition}:s3:::{b}" for b in names] + [
+            f"arn:{self.partition}:s3:::{b}/*" for b in names
+        ]
+
+
+def key_policy(scope: Scope) -> Document:
+    """The data key: administered by the account (IAM decides who), usable by CloudWatch for the
+    encrypted alarm topic and by EventBridge/Scheduler deliveries from this account."""
+    root = f"arn:{scope.partition}:iam::{scope.account_id}:root"
+    return document(
+        {
+            "Sid": "AccountAdministers",
+            "Effect": "Allow",
+            "Principal": {"AWS": root},
+            "Action": "kms:*",
+            "Resource": "*",
+        },
+        {
+            "Sid": "AlarmDelivery",
+            "Effect": "Allow",
+            "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:SourceAccount": scope.account_id}},
+        },
+    )
+
+
+def tls_only_bucket_policy(bucket: str, partition: str = "aws") -> Document:
+    """Deny every request to the bucket that does not come over TLS."""
+    return document(
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [f"arn:{partition}:s3:::{bucket}", f"arn:{partition}:s3:::{bucket}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    )
+
+
+def model_package_group_policy(group_arn: str, reader_accounts: Sequence[str]) -> Document:
+    """Let other accounts (e.g. prod reading staging's registry) describe and use the group's packages."""
+    if not reader_accounts:
+        raise ValueError("a model package group policy needs at least one reader account")
+    package_arn = group_arn.replace(":model-package-group/", ":model-package/", 1) + "/*"
+    principals = [f"arn:aws:iam::{a}:root" for a in sorted(set(reader_accounts))]
+    return document(
+        {
+            "Sid": "ReadGroup",
+            "Effect": "Allow",
+            "Principal": {"AWS": principals},
+            "Action": ["sagemaker:DescribeModelPackageGroup"],
+            "Resource": group_arn,
+        },
+        {
+            "Sid": "ReadPackages",
+            "Effect": "Allow",
+            "Principal": {"AWS": principals},
+            "Action": ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages"],
+            "Resource": package_arn,
+        },
+    )
+
+
+def execution_role_policy(
+    scope: Scope,
+    *,
+    role_arn: str,
+    buckets: Iterable[str],
+    kms_key_arn: str,
+    model_package_group: str,
+    glue_database: str,
+) -> Document:
+    """The SageMaker execution role: its buckets, its key, its model package group, its feature groups,
+    its jobs, its logs, image pulls, and the monitor's metrics. Jobs that SageMaker Pipelines creates get
+    generated names, so job ARNs are scoped by type, not by name."""
+    sm = scope.arn
+    return document(
+        statement(
+            ["s3:ListBucket", "s3:GetBucketLocation", "s3:GetBucketAcl"],
+            _buckets(scope, buckets),
+            sid="Buckets",
+        ),
+        statement(
+            ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:PutObjectAcl", "s3:AbortMultipartUpload"],
+            [f"arn:{scope.partition}:s3:::{b}/*" for b in sorted(buckets)],
+            sid="Objects",
+        ),
+        statement(
+            [
+                "kms:Decrypt",
+                "kms:Encrypt",
+                "kms:GenerateDataKey",
+                "kms:GenerateDataKeyWithoutPlaintext",
+                "kms:DescribeKey",
+                "kms:CreateGrant",
+            ],
+            [kms_key_arn],
+            sid="DataKey",
+        ),
+        statement(
+            [
+                "sagemaker:CreateProcessingJob",
+                "sagemaker:DescribeProcessingJob",
+                "sagemaker:StopProcessingJob",
+                "sagemaker:CreateTrainingJob",
+                "sagemaker:DescribeTrainingJob",
+                "sagemaker:StopTrainingJob",
+                "sagemaker:CreateHyperParameterTuningJob",
+                "sagemaker:DescribeHyperParameterTuningJob",
+                "sagemaker:StopHyperParameterTuningJob",
+                "sagemaker:AddTags",
+            ],
+            [
+                sm("sagemaker", "processing-job/*"),
+                sm("sagemaker", "training-job/*"),
+                sm("sagemaker", "hyper-parameter-tuning-job/*"),
+            ],
+            sid="PipelineJobs",
+        ),
+        statement(
+            [
+                "sagemaker:CreateModelPackage",
+                "sagemaker:DescribeModelPackage",
+                "sagemaker:UpdateModelPackage",
+                "sagemaker:DescribeModelPackageGroup",
+                "sagemaker:AddTags",
+            ],
+            [
+                sm("sagemaker", f"model-package-group/{model_package_group}"),
+                sm("sagemaker", f"model-package/{model_package_group}/*"),
+            ],
+            sid="ModelRegistry",
+        ),
+        statement(["sagemaker:ListModelPackages"], ["*"], sid="ListPackages"),
+        statement(
+            [
+                "sagemaker:PutRecord",
+                "sagemaker:GetRecord",
+                "sagemaker:BatchGetRecord",
+                "sagemaker:DeleteRecord",
+                "sagemaker:DescribeFeatureGroup",
+            ],
+            [sm("sagemaker", f"feature-group/{scope.prefix}-*")],
+            sid="FeatureGroups",
+        ),
+        statement(
+            [
+                "glue:GetDatabase",
+                "glue:GetTable",
+                "glue:CreateTable",
+                "glue:UpdateTable",
+                "glue:GetPartitions",
+                "glue:BatchCreatePartition",
+            ],
+            [
+                sm("glue", "catalog"),
+                sm("glue", f"database/{glue_database}"),
+                sm("glue", f"table/{glue_database}/*"),
+            ],
+            sid="OfflineStoreCatalog",
+        ),
+        statement(
+            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            [sm("logs", "log-group:/aws/sagemaker/*")],
+            sid="Logs",
+        ),
+        statement(["ecr:GetAuthorizationToken"], ["*"], sid="RegistryLogin"),
+        statement(
+            ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+            [f"arn:{scope.partition}:ecr:{scope.region}:*:repository/*"],
+            sid="ImagePulls",
+        ),
+        statement(
+            ["cloudwatch:PutMetricData"],
+            ["*"],
+            sid="MonitorMetrics",
+            condition={"StringEquals": {"cloudwatch:namespace": MONITORING_NAMESPACE}},
+        ),
+        statement(
+            ["iam:PassRole"],
+            [role_arn],
+            sid="PassSelfToJobs",
+            condition={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        ),
+    )
+
+
+def start_pipelines_policy(pipeline_arns: Sequence[str]) -> Document:
+    """For the schedules and the retraining rule: start these pipelines, nothing else."""
+    return document(
+        statement(["sagemaker:StartPipelineExecution"], sorted(set(pipeline_arns)), sid="StartPipelines")
+    )
+
+
+def _buckets(scope: Scope, buckets: Iterable[str]) -> list[str]:
+    return [f"arn:{scope.partition}:s3:::{b}" for b in sorted(buckets)]
+
+
+def state_backend_bucket(backend: str) -> str:
+    """`s3://bucket/optional/prefix` → bucket; anything else (Pulumi Cloud, file://) has none."""
+    if not backend.startswith("s3://"):
+        return ""
+    return backend[len("s3://") :].split("/", 1)[0].split("?", 1)[0]
+
+
+def secrets_key_alias(provider: str) -> str:
+    """`awskms://alias/name?region=...` → alias/name; other providers hold no AWS key."""
+    if not provider.startswith("awskms://"):
+        return ""
+    return provider[len("awskms://") :].split("?", 1)[0]
+
+
+def _state_statements(scope: Scope, state_backend: str, secrets_provider: str, *, write: bool) -> list:
+    out = []
+    if bucket := state_backend_bucket(state_backend):
+        out.append(
+            statement(
+                ["s3:ListBucket", "s3:GetBucketLocation"],
+                [f"arn:{scope.partition}:s3:::{bucket}"],
+                sid="StateBucket",
+            )
+        )
+        objects = ["s3:GetObject"] + (["s3:PutObject", "s3:DeleteObject"] if write else [])
+        out.append(statement(objects, [f"arn:{scope.partition}:s3:::{bucket}/*"], sid="StateObjects"))
+        if not write:
+            # a preview still takes and releases the DIY backend's lock
+            out.append(
+                statement(
+                    ["s3:PutObject", "s3:DeleteObject"],
+                    [f"arn:{scope.partition}:s3:::{bucket}/.pulumi/locks/*"],
+                    sid="StateLocks",
+                )
+            )
+    if alias := secrets_key_alias(secrets_provider):
+        out.append(
+            statement(
+                ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                [scope.arn("kms", "key/*")],
+                sid="StateSecrets",
+                condition={"ForAnyValue:StringEquals": {"kms:ResourceAliases": alias}},
+            )
+        )
+    return out
+
+
+def deploy_policy(
+    scope: Scope,
+    *,
+    environment: str,
+    state_backend: str = "",
+    secrets_provider: str = "",
+    manages_oidc_provider: bool = True,
+) -> Document:
+    """What `pulumi up` needs for one environment: full control of resources named `<prefix>-*` (or
+    tagged with the environment, for KMS keys whose ARNs carry no name), and nothing else.
+
+    The role can change roles under its own prefix, itself included; that is inherent to a stack that
+    manages its own deploy role, and why the first `pulumi up` is run by an administrator."""
+    p = scope.prefix
+    arn = scope.arn
+    tagged = {"StringEquals": {"aws:ResourceTag/environment": environment}}
+    statements = [
+        statement(
+            ["s3:*"],
+            [f"arn:{scope.partition}:s3:::{p}-*", f"arn:{scope.partition}:s3:::{p}-*/*"],
+            sid="Buckets",
+        ),
+        statement(["kms:CreateKey", "kms:ListAliases", "kms:ListKeys"], ["*"], sid="CreateKeys"),
+        statement(["kms:*"], [arn("kms", "key/*")], sid="ManageTaggedKeys", condition=tagged),
+        statement(
+            ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"],
+            [arn("kms", f"alias/{p}*"), arn("kms", "key/*")],
+            sid="KeyAliases",
+        ),
+        statement(["sagemaker:*"], [arn("sagemaker", f"*/{p}-*")], sid="SageMaker"),
+        statement(["sagemaker:List*", "sagemaker:Search"], ["*"], sid="SageMakerLists"),
+        statement(
+            [
+                "iam:CreateRole",
+                "iam:DeleteRole",
+                "iam:GetRole",
+                "iam:UpdateRole",
+                "iam:UpdateAssumeRolePolicy",
+                "iam:TagRole",
+                "iam:UntagRole",
+                "iam:PutRolePolicy",
+                "iam:GetRolePolicy",
+                "iam:DeleteRolePolicy",
+                "iam:ListRolePolicies",
+                "iam:ListAttachedRolePolicies",
+                "iam:ListInstanceProfilesForRole",
+                "iam:PassRole",
+            ],
+            [f"arn:{scope.partition}:iam::{scope.account_id}:role/{p}-*"],
+            sid="Roles",
+        ),
+        statement(
+            ["glue:*"],
+            [
+                arn("glue", "catalog"),
+                arn("glue", f"database/{glue_database_name(p)}"),
+                arn("glue", f"table/{glue_database_name(p)}/*"),
+            ],
+            sid="Catalog",
+        ),
+        statement(
+            ["events:*"],
+            [arn("events", f"rule/{p}-*")],
+            sid="Rules",
+        ),
+        statement(["scheduler:*"], [arn("scheduler", f"schedule/default/{p}-*")], sid="Schedules"),
+        statement(["sns:*"], [arn("sns", f"{p}-*")], sid="Topics"),
+        statement(
+            ["cloudwatch:*"],
+            [
+                arn("cloudwatch", f"alarm:{p}-*"),
+                f"arn:{scope.partition}:cloudwatch::{scope.account_id}:dashboard/{p}-*",
+            ],
+            sid="AlarmsAndDashboards",
+        ),
+        statement(["cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource"], ["*"], sid="ReadAlarms"),
+        statement(
+            [
+                "application-autoscaling:RegisterScalableTarget",
+                "application-autoscaling:DeregisterScalableTarget",
+                "application-autoscaling:DescribeScalableTargets",
+                "application-autoscaling:PutScalingPolicy",
+                "application-autoscaling:DeleteScalingPolicy",
+                "application-autoscaling:DescribeScalingPolicies",
+                "application-autoscaling:TagResource",
+                "application-autoscaling:ListTagsForResource",
+            ],
+            ["*"],
+            sid="Autoscaling",
+        ),
+        statement(
+            ["iam:CreateServiceLinkedRole"],
+            [
+                f"arn:{scope.partition}:iam::{scope.account_id}:role/aws-service-role/"
+                "sagemaker.application-autoscaling.amazonaws.com/*"
+            ],
+            sid="AutoscalingServiceRole",
+        ),
+    ]
+    if manages_oidc_provider:
+        statements.append(
+            statement(
+                [
+                    "iam:CreateOpenIDConnectProvider",
+                    "iam:DeleteOpenIDConnectProvider",
+                    "iam:GetOpenIDConnectProvider",
+                    "iam:TagOpenIDConnectProvider",
+                    "iam:UpdateOpenIDConnectProviderThumbprint",
+                    "iam:AddClientIDToOpenIDConnectProvider",
+                ],
+                [f"arn:{scope.partition}:iam::{scope.account_id}:oidc-provider/{GITHUB_OIDC_HOST}"],
+                sid="GithubOidcProvider",
+            )
+        )
+    statements += _state_statements(scope, state_backend, secrets_provider, write=True)
+    return document(*statements)
+
+
+def preview_policy(scope: Scope, *, state_backend: str = "", secrets_provider: str = "") -> Document:
+    """What `pulumi preview` on a pull request needs: read what the stack manages, and its state."""
+    p = scope.prefix
+    statements = [
+        statement(
+            ["s3:Get*", "s3:List*"],
+            [f"arn:{scope.partition}:s3:::{p}-*", f"arn:{scope.partition}:s3:::{p}-*/*"],
+            sid="ReadBuckets",
+        ),
+        statement(
+            [
+                "sagemaker:Describe*",
+                "sagemaker:List*",
+                "sagemaker:GetModelPackageGroupPolicy",
+                "kms:DescribeKey",
+                "kms:GetKeyPolicy",
+                "kms:GetKeyRotationStatus",
+                "kms:ListAliases",
+                "kms:ListResourceTags",
+                "iam:GetRole",
+                "iam:GetRolePolicy",
+                "iam:ListRolePolicies",
+                "iam:ListAttachedRolePolicies",
+                "iam:GetOpenIDConnectProvider",
+                "glue:GetDatabase",
+                "glue:GetTable",
+                "glue:GetTags",
+                "events:DescribeRule",
+                "events:ListTargetsByRule",
+                "events:ListTagsForResource",
+                "scheduler:GetSchedule",
+                "scheduler:ListTagsForResource",
+                "sns:GetTopicAttributes",
+                "sns:GetSubscriptionAttributes",
+                "sns:ListTagsForResource",
+                "sns:ListSubscriptionsByTopic",
+                "cloudwatch:DescribeAlarms",
+                "cloudwatch:GetDashboard",
+                "cloudwatch:ListTagsForResource",
+                "application-autoscaling:DescribeScalableTargets",
+                "application-autoscaling:DescribeScalingPolicies",
+                "application-autoscaling:ListTagsForResource",
+            ],
+            ["*"],
+            sid="ReadOnly",
+        ),
+    ]
+    statements += _state_statements(scope, state_backend, secrets_provider, write=False)
+    return document(*statements)
+
+
+def glue_database_name(prefix: str) -> str:
+    """Glue database names take no hyphens."""
+    return prefix.replace("-", "_") + "_features"
+
+
+def actions(doc: Document) -> list[str]:
+    """Every action an identity policy document names (for checks against botocore's models)."""
+    out: list[str] = []
+    for stmt in doc["Statement"]:
+        value = stmt.get("Action", [])
+        out.extend([value] if isinstance(value, str) else value)
+    return out

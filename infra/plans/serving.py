@@ -1,0 +1,77 @@
+"""The endpoint's safety net: the alarms that roll a deployment back, and autoscaling on invocations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+VARIANT = "AllTraffic"
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    """One CloudWatch metric alarm, in the terms of `aws.cloudwatch.MetricAlarm`."""
+
+    name: str
+    namespace: str
+    metric_name: str
+    dimensions: dict[str, str]
+    statistic: str
+    threshold: float
+    comparison_operator: str
+    period: int
+    evaluation_periods: int
+    description: str
+    treat_missing_data: str = "notBreaching"
+
+
+def rollback_alarms(endpoint: str, *, latency_alarm_ms: int) -> list[AlarmSpec]:
+    """5xx errors and model latency on the endpoint's variant: any of them in ALARM during a blue/green
+    update makes SageMaker roll the endpoint back to the previous fleet."""
+    dims = {"EndpointName": endpoint, "VariantName": VARIANT}
+    return [
+        AlarmSpec(
+            name=f"{endpoint}-5xx",
+            namespace="AWS/SageMaker",
+            metric_name="Invocation5XXErrors",
+            dimensions=dims,
+            statistic="Sum",
+            threshold=0,
+            comparison_operator="GreaterThanThreshold",
+            period=60,
+            evaluation_periods=2,
+            description=f"{endpoint}: the model container answers with 5xx errors",
+        ),
+        AlarmSpec(
+            name=f"{endpoint}-latency",
+            namespace="AWS/SageMaker",
+            metric_name="ModelLatency",
+            dimensions=dims,
+            statistic="Average",
+            # ModelLatency is reported in microseconds
+            threshold=latency_alarm_ms * 1000,
+            comparison_operator="GreaterThanThreshold",
+            period=60,
+            evaluation_periods=3,
+            description=f"{endpoint}: average model latency above {latency_alarm_ms} ms",
+        ),
+    ]
+
+
+def blue_green_policy(*, wait_seconds: int = 300, termination_wait_seconds: int = 120) -> dict:
+    """Shift all traffic at once to the new fleet, bake for `wait_seconds` watching the rollback alarms."""
+    return {
+        "traffic_routing_configuration": {"type": "ALL_AT_ONCE", "wait_interval_in_seconds": wait_seconds},
+        "termination_wait_in_seconds": termination_wait_seconds,
+        "maximum_execution_timeout_in_seconds": wait_seconds + termination_wait_seconds + 3600,
+    }
+
+
+def scaling_resource_id(endpoint: str) -> str:
+    return f"endpoint/{endpoint}/variant/{VARIANT}"
+
+
+def scaling_bounds(instance_count: int, min_capacity: int, max_capacity: int) -> tuple[int, int]:
+    """Autoscaling bounds that always contain the configured instance count."""
+    low = min(min_capacity, instance_count)
+    high = max(max_capacity, instance_count, low)
+    return low, high

@@ -1,0 +1,211 @@
+"""Composes one environment's platform from its settings: one component per capability.
+
+`__main__.py` calls `build()` for `pulumi.get_stack()`; tests and `mlops infra plan` run the very same
+program under Pulumi mocks. Environments differ only by their settings: nothing here looks at a name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.components.cicd import Cicd, CicdArgs
+from infra.components.feature_store import FeatureStore, FeatureStoreArgs
+from infra.components.monitoring import Monitoring, MonitoringArgs, NativeModelMonitor, NativeModelMonitorArgs
+from infra.components.serving import Serving, ServingArgs
+from infra.components.storage import Storage, StorageArgs
+from infra.components.training import Training, TrainingArgs
+from infra.plans import github as gh
+from infra.plans import images
+from infra.plans.iam import glue_database_name
+from infra.plans.tags import tags as tags_for
+from mlops_kit import naming, project
+from mlops_kit.settings import Settings
+
+
+def build(settings: Settings, root: Path) -> dict[str, Any]:
+    """Declare every resource of the environment; returns the stack outputs."""
+    from mlops_kit import pipeline  # the lead's pipeline module: definition JSON and the code bundle
+
+    tags = tags_for(settings)
+    account_id = aws.get_caller_identity_output().account_id
+    bucket_names = {
+        purpose: account_id.apply(lambda account, purpose=purpose: naming.bucket(settings, purpose, account))
+        for purpose in naming.BUCKET_PURPOSES
+    }
+
+    storage = Storage(
+        settings.prefix,
+        StorageArgs(
+            prefix=settings.prefix,
+            account_id=account_id,
+            region=settings.region,
+            bucket_names=bucket_names,
+            kms_alias=naming.kms_alias(settings),
+            kms_deletion_window_days=settings.storage.kms_deletion_window_days,
+            force_destroy=settings.storage.force_destroy,
+            capture_expiry_days=settings.storage.capture_expiry_days,
+            noncurrent_version_expiry_days=settings.storage.noncurrent_version_expiry_days,
+            tags=tags,
+        ),
+    )
+
+    def definition(**context: Any) -> str:
+        ctx = pipeline.PipelineContext(region=settings.region, **context)
+        return pipeline.definition_json(settings, ctx)
+
+    training = Training(
+        f"{settings.prefix}-training",
+        TrainingArgs(
+            prefix=settings.prefix,
+            region=settings.region,
+            account_id=account_id,
+            role_name=naming.execution_role(settings),
+            buckets=storage.buckets,
+            kms_key_arn=storage.kms_key_arn,
+            model_package_group=naming.model_package_group(settings),
+            pipeline_name=naming.pipeline(settings),
+            glue_database=glue_database_name(settings.prefix),
+            code=pipeline.code_bundle(root),
+            definition=definition,
+            retrain_schedule=settings.training.retrain_schedule,
+            reader_accounts=tuple(settings.training.reader_accounts),
+            tags=tags,
+        ),
+    )
+
+    groups = project.feature_groups(settings)
+    features = FeatureStore(
+        f"{settings.prefix}-features",
+        FeatureStoreArgs(
+            groups=groups,
+            group_names={g.name: naming.feature_group(settings, g.name) for g in groups},
+            features_bucket=storage.buckets["features"],
+            kms_key_arn=storage.kms_key_arn,
+            role_arn=training.role_arn,
+            glue_database=glue_database_name(settings.prefix),
+            online_store=settings.features.online_store,
+            ttl_hours=settings.features.ttl_hours,
+            tags=tags,
+        ),
+    )
+
+    serves = bool(settings.serving.model_package_arn)
+    endpoint_name = naming.endpoint(settings)
+    monitoring = Monitoring(
+        f"{settings.prefix}-monitoring",
+        MonitoringArgs(
+            prefix=settings.prefix,
+            region=settings.region,
+            account_id=account_id,
+            endpoint_name=endpoint_name,
+            serving=serves,
+            role_arn=training.role_arn,
+            kms_key_arn=storage.kms_key_arn,
+            capture_bucket=storage.buckets["capture"],
+            monitoring_bucket=storage.buckets["monitoring"],
+            code_uri=training.code_uri,
+            image_uri=images.sklearn(settings.region, settings.training.sklearn_version),
+            instance_type=settings.monitoring.instance_type,
+            schedule=settings.monitoring.schedule,
+            drift_threshold=settings.monitoring.drift_threshold,
+            retrain_on_drift=settings.monitoring.retrain_on_drift,
+            training_pipeline_arn=training.pipeline_arn,
+            alarm_emails=tuple(settings.monitoring.alarm_emails),
+            features=tuple(f for g in groups for f in g.feature_names),
+            pipeline_name=naming.monitoring_pipeline(settings),
+            topic_name=naming.alarm_topic(settings),
+            alarm_name=naming.drift_alarm(settings),
+            dashboard_name=naming.dashboard(settings),
+            tags=tags,
+        ),
+    )
+
+    endpoint_output: Any = None
+    if serves:
+        serving = Serving(
+            f"{settings.prefix}-serving",
+            ServingArgs(
+                endpoint_name=endpoint_name,
+                model_package_arn=settings.serving.model_package_arn,
+                role_arn=training.role_arn,
+                instance_type=settings.serving.instance_type,
+                instance_count=settings.serving.instance_count,
+                capture_percent=settings.serving.capture_percent,
+                capture_bucket=storage.buckets["capture"],
+                kms_key_arn=storage.kms_key_arn,
+                min_capacity=settings.serving.min_capacity,
+                max_capacity=settings.serving.max_capacity,
+                target_invocations_per_instance=settings.serving.target_invocations_per_instance,
+                latency_alarm_ms=settings.serving.latency_alarm_ms,
+                alarm_topic_arn=monitoring.topic_arn,
+                tags=tags,
+            ),
+        )
+        endpoint_output = serving.endpoint_name
+        if settings.monitoring.native_model_monitor:
+            NativeModelMonitor(
+                f"{settings.prefix}-model-monitor",
+                NativeModelMonitorArgs(
+                    prefix=settings.prefix,
+                    endpoint_name=serving.endpoint_name,
+                    role_arn=training.role_arn,
+                    kms_key_arn=storage.kms_key_arn,
+                    monitoring_bucket=storage.buckets["monitoring"],
+                    image_uri=images.model_monitor(settings.region),
+                    instance_type=settings.monitoring.instance_type,
+                    schedule=settings.monitoring.schedule,
+                    tags=tags,
+                ),
+            )
+
+    cicd = Cicd(
+        f"{settings.prefix}-cicd",
+        CicdArgs(
+            prefix=settings.prefix,
+            region=settings.region,
+            account_id=account_id,
+            environment=settings.env,
+            github_repository=settings.cicd.github_repository,
+            github_environment=settings.cicd.github_environment,
+            oidc_provider_arn=settings.cicd.oidc_provider_arn,
+            deploy_role_name=naming.deploy_role(settings),
+            preview_role_name=naming.preview_role(settings),
+            state_backend=settings.cicd.state_backend,
+            secrets_provider=settings.cicd.secrets_provider,
+            manage_github=settings.cicd.manage_github,
+            reviewers=tuple(
+                gh.reviewers(
+                    settings.cicd.reviewers,
+                    approval_required=settings.promotion.approval_required and settings.cicd.manage_github,
+                    where=f"{settings.file}: mlops:cicd",
+                )
+            ),
+            tags=tags,
+        ),
+    )
+
+    return {
+        "account_id": account_id,
+        "kms_key_arn": storage.kms_key_arn,
+        "buckets": storage.buckets,
+        "execution_role_arn": training.role_arn,
+        "pipeline_name": training.pipeline_name,
+        "model_package_group": training.model_package_group_name,
+        "code_uri": training.code_uri,
+        "feature_groups": features.feature_groups,
+        "monitoring_pipeline_name": monitoring.pipeline_name,
+        "alarm_topic_arn": monitoring.topic_arn,
+        "dashboard": monitoring.dashboard_name,
+        "endpoint_name": endpoint_output if endpoint_output is not None else "",
+        "deploy_role_arn": cicd.deploy_role_arn,
+        "preview_role_arn": cicd.preview_role_arn,
+    }
+
+
+def export(outputs: dict[str, Any]) -> None:
+    for key, value in outputs.items():
+        pulumi.export(key, value)

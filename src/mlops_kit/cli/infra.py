@@ -1,0 +1,69 @@
+"""`mlops infra plan / diff`: the resources an environment would get, offline (Pulumi program under mocks)."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mlops_kit import infra_plan
+from mlops_kit import settings as settings_mod
+
+app = typer.Typer(help="The Pulumi program, previewed offline (no credentials needed).", no_args_is_help=True)
+out = Console()
+
+
+def _value(value: object) -> str:
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+@app.command()
+def plan(
+    env: str = typer.Option("local", "--env", help="The environment (environments/Pulumi.<env>.yaml)."),
+    as_json: bool = typer.Option(False, "--json", help="Every resource with all its inputs, as JSON."),
+) -> None:
+    """Print every resource the environment's stack declares: type, name and key properties."""
+    result = infra_plan.plan(env)
+    if as_json:
+        print(json.dumps(infra_plan.to_json(result), indent=2, sort_keys=True))
+        return
+    table = Table(title=f"{env}: {len(result.custom)} resources", show_lines=False)
+    for column in ("type", "name", "key properties"):
+        table.add_column(column, overflow="fold")
+    for resource in sorted(result.custom, key=lambda r: (r.type, r.name)):
+        props = ", ".join(f"{k}={_value(v)}" for k, v in infra_plan.key_properties(resource).items())
+        table.add_row(resource.short_type, resource.name, props)
+    out.print(table)
+    for key, value in sorted(result.outputs.items()):
+        out.print(f"[bold]{key}[/]: {_value(value)}", highlight=False)
+
+
+@app.command()
+def diff(
+    a: str = typer.Argument(..., help="First environment."),
+    b: str = typer.Argument(..., help="Second environment."),
+    as_json: bool = typer.Option(False, "--json", help="The changes as JSON."),
+) -> None:
+    """Show how environment B's resources differ from A's (names compared without their env prefix)."""
+    sa, sb = settings_mod.load(a), settings_mod.load(b)
+    changes = infra_plan.diff(infra_plan.plan(a), infra_plan.plan(b), sa.prefix, sb.prefix)
+    if as_json:
+        print(json.dumps([c.__dict__ for c in changes], indent=2, default=str))
+        return
+    if not changes:
+        out.print(f"{a} and {b} declare the same resources with the same properties")
+        return
+    table = Table(title=f"{a} → {b}: {len(changes)} differences")
+    for column in ("resource", "property", a, b):
+        table.add_column(column, overflow="fold")
+    for c in changes:
+        label = f"{c.type.rsplit(':', 1)[-1]} {c.name}"
+        if c.kind == "only-a":
+            table.add_row(label, "(resource)", "present", "absent")
+        elif c.kind == "only-b":
+            table.add_row(label, "(resource)", "absent", "present")
+        else:
+            table.add_row(label, c.path, _value(c.a), _value(c.b))
+    out.print(table)

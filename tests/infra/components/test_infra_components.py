@@ -1,0 +1,455 @@
+"""Each component built directly from its args under Pulumi mocks: what it declares, and what it refuses."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+import pytest
+
+from infra.components.cicd import Cicd, CicdArgs
+from infra.components.feature_store import FeatureStore, FeatureStoreArgs
+from infra.components.monitoring import Monitoring, MonitoringArgs, NativeModelMonitor, NativeModelMonitorArgs
+from infra.components.serving import Serving, ServingArgs
+from infra.components.storage import Storage, StorageArgs
+from infra.components.training import Training, TrainingArgs
+from infra.plans.github import Reviewer
+from mlops_kit import infra_plan
+from mlops_kit.features import Feature, FeatureGroup, FeatureType
+from mlops_kit.naming import BUCKET_PURPOSES
+
+TAGS = {"project": "p", "environment": "e", "owner": "o"}
+KEY = "arn:aws:kms:us-east-1:123456789012:key/k"
+ROLE = "arn:aws:iam::123456789012:role/p-e-sagemaker"
+BUCKETS = {p: f"p-e-{p}-123456789012" for p in BUCKET_PURPOSES}
+
+
+def run(build):
+    return infra_plan.run(build, stack="e", project="p")
+
+
+def storage_args(**changes) -> StorageArgs:
+    args = StorageArgs(
+        prefix="p-e",
+        account_id="123456789012",
+        region="us-east-1",
+        bucket_names=dict(BUCKETS),
+        kms_alias="alias/p-e",
+        kms_deletion_window_days=30,
+        force_destroy=False,
+        capture_expiry_days=9,
+        noncurrent_version_expiry_days=11,
+        tags=TAGS,
+    )
+    return dataclasses.replace(args, **changes)
+
+
+def test_storage_hardens_every_bucket():
+    plan = run(lambda: {"buckets": Storage("st", storage_args()).buckets})
+    key = plan.one("aws:kms/key:Key", "st-key")
+    assert key.inputs["enableKeyRotation"] is True
+    buckets = plan.of_type("aws:s3/bucket:Bucket")
+    assert sorted(b.inputs["bucket"] for b in buckets) == sorted(BUCKETS.values())
+    for purpose in BUCKET_PURPOSES:
+        sse = plan.one(
+            "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+            f"st-{purpose}-encryption",
+        )
+        default = sse.inputs["rules"][0]["applyServerSideEncryptionByDefault"]
+        assert default == {
+            "sseAlgorithm": "aws:kms",
+            "kmsMasterKeyId": "arn:aws:kms:us-east-1:123456789012:key/st-key",
+        }
+        block = plan.one(
+            "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", f"st-{purpose}-public-access"
+        )
+        assert all(
+            block.inputs[f] is True
+            for f in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+        )
+        versioning = plan.one("aws:s3/bucketVersioning:BucketVersioning", f"st-{purpose}-versioning")
+        assert versioning.inputs["versioningConfiguration"]["status"] == "Enabled"
+        policy = json.loads(
+            plan.one("aws:s3/bucketPolicy:BucketPolicy", f"st-{purpose}-tls-only").inputs["policy"]
+        )
+        assert policy["Statement"][0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    lifecycle = plan.one(
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "st-capture-lifecycle"
+    )
+    rules = {r["id"]: r for r in lifecycle.inputs["rules"]}
+    assert rules["expire-captured-data"]["expiration"]["days"] == 9
+    assert rules["expire-old-versions"]["noncurrentVersionExpiration"]["noncurrentDays"] == 11
+    raw = plan.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "st-raw-lifecycle")
+    assert [r["id"] for r in raw.inputs["rules"]] == ["expire-old-versions"]
+    assert plan.outputs["buckets"] == BUCKETS
+
+
+def test_storage_refuses_a_missing_bucket_name():
+    names = {p: n for p, n in BUCKETS.items() if p != "capture"}
+    with pytest.raises(ValueError, match="capture"):
+        run(lambda: Storage("st", storage_args(bucket_names=names)))
+
+
+GROUP = FeatureGroup(
+    name="g",
+    record_identifier=Feature("id", FeatureType.STRING),
+    event_time=Feature("t", FeatureType.STRING),
+    features=(Feature("x", FeatureType.FRACTIONAL),),
+)
+
+
+def feature_args(**changes) -> FeatureStoreArgs:
+    args = FeatureStoreArgs(
+        groups=(GROUP,),
+        group_names={"g": "p-e-g"},
+        features_bucket=BUCKETS["features"],
+        kms_key_arn=KEY,
+        role_arn=ROLE,
+        glue_database="p_e_features",
+        online_store=True,
+        ttl_hours=12,
+        tags=TAGS,
+    )
+    return dataclasses.replace(args, **changes)
+
+
+@pytest.mark.parametrize("online", [True, False])
+def test_feature_store_encrypts_both_stores(online):
+    plan = run(lambda: FeatureStore("fs", feature_args(online_store=online)) and None)
+    fg = plan.one("aws:sagemaker/featureGroup:FeatureGroup", "fs-g").inputs
+    assert fg["featureGroupName"] == "p-e-g"
+    assert [d["featureName"] for d in fg["featureDefinitions"]] == ["id", "t", "x"]
+    assert fg["offlineStoreConfig"]["s3StorageConfig"] == {
+        "s3Uri": f"s3://{BUCKETS['features']}/offline-store",
+        "kmsKeyId": KEY,
+    }
+    assert fg["offlineStoreConfig"]["dataCatalogConfig"]["database"] == "p_e_features"
+    if online:
+        assert fg["onlineStoreConfig"]["securityConfig"]["kmsKeyId"] == KEY
+        assert fg["onlineStoreConfig"]["ttlDuration"] == {"unit": "Hours", "value": 12}
+    else:
+        assert "onlineStoreConfig" not in fg
+
+
+def test_feature_store_refuses_a_group_without_a_name():
+    with pytest.raises(ValueError, match="no resource name for group"):
+        run(lambda: FeatureStore("fs", feature_args(group_names={})))
+
+
+@dataclasses.dataclass(frozen=True)
+class Bundle:
+    data: bytes = b"code"
+    sha256: str = hashlib.sha256(b"code").hexdigest()
+
+    @property
+    def key(self) -> str:
+        return f"code/{self.sha256}.tar.gz"
+
+
+def training_args(**changes) -> tuple[TrainingArgs, list]:
+    calls: list = []
+
+    def definition(**context) -> str:
+        calls.append(context)
+        return json.dumps({"Steps": [], "Role": context["role_arn"], "Code": context["code_uri"]})
+
+    args = TrainingArgs(
+        prefix="p-e",
+        region="us-east-1",
+        account_id="123456789012",
+        role_name="p-e-sagemaker",
+        buckets=dict(BUCKETS),
+        kms_key_arn=KEY,
+        model_package_group="p-e-models",
+        pipeline_name="p-e-training",
+        glue_database="p_e_features",
+        code=Bundle(),
+        definition=definition,
+        retrain_schedule="rate(7 days)",
+        reader_accounts=("222222222222",),
+        tags=TAGS,
+    )
+    return dataclasses.replace(args, **changes), calls
+
+
+def test_training_publishes_code_by_content_and_builds_the_definition_from_outputs():
+    args, calls = training_args()
+    plan = run(lambda: {"code_uri": Training("tr", args).code_uri})
+    code = plan.one("aws:s3/bucketObjectv2:BucketObjectv2", "tr-code").inputs
+    assert code["key"] == Bundle().key
+    assert code["bucket"] == BUCKETS["artifacts"]
+    assert code["serverSideEncryption"] == "aws:kms" and code["kmsKeyId"] == KEY
+    pipeline = plan.one("aws:sagemaker/pipeline:Pipeline", "tr-pipeline").inputs
+    definition = json.loads(pipeline["pipelineDefinition"])
+    assert definition["Role"] == "arn:aws:iam::123456789012:role/p-e-sagemaker"
+    assert definition["Code"] == f"s3://{BUCKETS['artifacts']}/{Bundle().key}"
+    (context,) = calls
+    assert context["buckets"] == BUCKETS and context["model_package_group"] == "p-e-models"
+    readers = plan.one(
+        "aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy", "tr-model-packages-readers"
+    )
+    assert "222222222222" in readers.inputs["resourcePolicy"]
+    schedule = plan.one("aws:scheduler/schedule:Schedule", "tr-retrain").inputs
+    assert schedule["scheduleExpression"] == "rate(7 days)"
+    assert schedule["target"]["arn"].endswith(":pipeline/p-e-training")
+    trust = json.loads(plan.one("aws:iam/role:Role", "tr-execution-role").inputs["assumeRolePolicy"])
+    assert trust["Statement"][0]["Principal"] == {"Service": ["sagemaker.amazonaws.com"]}
+    assert plan.outputs["code_uri"] == f"s3://{BUCKETS['artifacts']}/{Bundle().key}"
+
+
+def test_training_without_schedule_or_readers_declares_neither():
+    args, _ = training_args(retrain_schedule="", reader_accounts=())
+    plan = run(lambda: Training("tr", args) and None)
+    assert plan.of_type("aws:scheduler/schedule:Schedule") == []
+    assert plan.of_type("aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy") == []
+
+
+def test_training_refuses_buckets_without_artifacts():
+    args, _ = training_args(buckets={"raw": "r"})
+    with pytest.raises(ValueError, match="artifacts bucket"):
+        run(lambda: Training("tr", args))
+
+
+def serving_args(**changes) -> ServingArgs:
+    args = ServingArgs(
+        endpoint_name="p-e-endpoint",
+        model_package_arn="arn:aws:sagemaker:us-east-1:123456789012:model-package/p-e-models/1",
+        role_arn=ROLE,
+        instance_type="ml.m5.large",
+        instance_count=2,
+        capture_percent=20,
+        capture_bucket=BUCKETS["capture"],
+        kms_key_arn=KEY,
+        min_capacity=2,
+        max_capacity=4,
+        target_invocations_per_instance=700,
+        latency_alarm_ms=250,
+        alarm_topic_arn="arn:aws:sns:us-east-1:123456789012:p-e-alarms",
+        tags=TAGS,
+    )
+    return dataclasses.replace(args, **changes)
+
+
+def test_serving_captures_encrypts_rolls_back_and_scales():
+    plan = run(lambda: {"endpoint": Serving("sv", serving_args()).endpoint_name})
+    model = plan.one("aws:sagemaker/model:Model", "sv-model").inputs
+    assert model["primaryContainer"]["modelPackageName"].endswith("model-package/p-e-models/1")
+    config = plan.one("aws:sagemaker/endpointConfiguration:EndpointConfiguration", "sv-config").inputs
+    assert config["kmsKeyArn"] == KEY
+    (variant,) = config["productionVariants"]
+    assert (variant["instanceType"], variant["initialInstanceCount"]) == ("ml.m5.large", 2)
+    capture = config["dataCaptureConfig"]
+    assert capture["enableCapture"] is True and capture["initialSamplingPercentage"] == 20
+    assert capture["kmsKeyId"] == KEY
+    assert capture["destinationS3Uri"] == f"s3://{BUCKETS['capture']}/datacapture"
+    endpoint = plan.one("aws:sagemaker/endpoint:Endpoint", "sv-endpoint").inputs
+    alarms = {a["alarmName"] for a in endpoint["deploymentConfig"]["autoRollbackConfiguration"]["alarms"]}
+    assert alarms == {"p-e-endpoint-5xx", "p-e-endpoint-latency"}
+    assert (
+        endpoint["deploymentConfig"]["blueGreenUpdatePolicy"]["trafficRoutingConfiguration"]["type"]
+        == "ALL_AT_ONCE"
+    )
+    latency = plan.one("aws:cloudwatch/metricAlarm:MetricAlarm", "sv-modellatency").inputs
+    assert latency["threshold"] == 250_000  # microseconds
+    target = plan.one("aws:appautoscaling/target:Target", "sv-scaling-target").inputs
+    assert (target["minCapacity"], target["maxCapacity"]) == (2, 4)
+    assert target["resourceId"] == "endpoint/p-e-endpoint/variant/AllTraffic"
+    scaling = plan.one("aws:appautoscaling/policy:Policy", "sv-scaling-policy").inputs
+    tracking = scaling["targetTrackingScalingPolicyConfiguration"]
+    assert tracking["targetValue"] == 700
+    assert (
+        tracking["predefinedMetricSpecification"]["predefinedMetricType"]
+        == "SageMakerVariantInvocationsPerInstance"
+    )
+    assert plan.outputs["endpoint"] == "p-e-endpoint"
+
+
+def test_serving_refuses_something_that_is_not_a_package_arn():
+    with pytest.raises(ValueError, match="model package ARN"):
+        run(lambda: Serving("sv", serving_args(model_package_arn="my-model")))
+
+
+def monitoring_args(**changes) -> MonitoringArgs:
+    args = MonitoringArgs(
+        prefix="p-e",
+        region="us-east-1",
+        account_id="123456789012",
+        endpoint_name="p-e-endpoint",
+        serving=True,
+        role_arn=ROLE,
+        kms_key_arn=KEY,
+        capture_bucket=BUCKETS["capture"],
+        monitoring_bucket=BUCKETS["monitoring"],
+        code_uri=f"s3://{BUCKETS['artifacts']}/code/abc.tar.gz",
+        image_uri="image:latest",
+        instance_type="ml.m5.large",
+        schedule="rate(1 hour)",
+        drift_threshold=0.3,
+        retrain_on_drift=True,
+        training_pipeline_arn="arn:aws:sagemaker:us-east-1:123456789012:pipeline/p-e-training",
+        alarm_emails=("a@example.com", "b@example.com"),
+        features=("x", "y"),
+        pipeline_name="p-e-monitoring",
+        topic_name="p-e-alarms",
+        alarm_name="p-e-drift",
+        dashboard_name="p-e-dashboard",
+        tags=TAGS,
+    )
+    return dataclasses.replace(args, **changes)
+
+
+def test_monitoring_closes_the_loop_from_drift_to_retraining():
+    plan = run(lambda: Monitoring("mo", monitoring_args()) and None)
+    topic = plan.one("aws:sns/topic:Topic", "mo-alarms").inputs
+    assert topic["kmsMasterKeyId"] == KEY
+    emails = sorted(s.inputs["endpoint"] for s in plan.of_type("aws:sns/topicSubscription:TopicSubscription"))
+    assert emails == ["a@example.com", "b@example.com"]
+    alarm = plan.one("aws:cloudwatch/metricAlarm:MetricAlarm", "mo-drift").inputs
+    assert (alarm["namespace"], alarm["metricName"], alarm["threshold"]) == (
+        "mlops-kit/monitoring",
+        "drift_score",
+        0.3,
+    )
+    assert alarm["dimensions"] == {"Endpoint": "p-e-endpoint"}
+    assert alarm["period"] == 3600
+    schedule = plan.one("aws:scheduler/schedule:Schedule", "mo-schedule").inputs
+    assert schedule["state"] == "ENABLED" and schedule["target"]["arn"].endswith(":pipeline/p-e-monitoring")
+    definition = json.loads(
+        plan.one("aws:sagemaker/pipeline:Pipeline", "mo-pipeline").inputs["pipelineDefinition"]
+    )
+    (step,) = definition["Steps"]
+    inputs = {i["InputName"]: i["S3Input"]["LocalPath"] for i in step["Arguments"]["ProcessingInputs"]}
+    assert inputs["baseline"] == "/opt/ml/processing/baseline"
+    assert inputs["capture"] == "/opt/ml/processing/input/capture"
+    assert (
+        "bash bootstrap.sh mlops_kit.monitoring.job"
+        in step["Arguments"]["AppSpecification"]["ContainerEntrypoint"][-1]
+    )
+    rule = plan.one("aws:cloudwatch/eventRule:EventRule", "mo-retrain-on-drift").inputs
+    pattern = json.loads(rule["eventPattern"])
+    assert pattern["detail"] == {"state": {"value": ["ALARM"]}}
+    assert pattern["resources"] == ["arn:aws:cloudwatch:us-east-1:123456789012:alarm:p-e-drift"]
+    target = plan.one("aws:cloudwatch/eventTarget:EventTarget", "mo-retrain-target").inputs
+    assert target["arn"].endswith(":pipeline/p-e-training")
+    invoker = json.loads(plan.one("aws:iam/rolePolicy:RolePolicy", "mo-invoker-policy").inputs["policy"])
+    assert len(invoker["Statement"][0]["Resource"]) == 2
+    dashboard = json.loads(
+        plan.one("aws:cloudwatch/dashboard:Dashboard", "mo-dashboard").inputs["dashboardBody"]
+    )
+    titles = [w["properties"]["title"] for w in dashboard["widgets"]]
+    assert titles[:4] == ["Invocations", "Errors", "Model latency (µs)", "Drift (PSI)"]
+
+
+def test_monitoring_without_an_endpoint_or_retraining():
+    plan = run(lambda: Monitoring("mo", monitoring_args(serving=False, retrain_on_drift=False)) and None)
+    assert plan.one("aws:scheduler/schedule:Schedule", "mo-schedule").inputs["state"] == "DISABLED"
+    assert plan.of_type("aws:cloudwatch/eventRule:EventRule") == []
+    invoker = json.loads(plan.one("aws:iam/rolePolicy:RolePolicy", "mo-invoker-policy").inputs["policy"])
+    assert invoker["Statement"][0]["Resource"] == [
+        "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p-e-monitoring"
+    ]
+
+
+def test_monitoring_refuses_a_schedule_it_cannot_read():
+    with pytest.raises(ValueError, match="schedule expression"):
+        run(lambda: Monitoring("mo", monitoring_args(schedule="every hour")))
+
+
+def test_native_model_monitor_is_encrypted_and_hourly():
+    args = NativeModelMonitorArgs(
+        prefix="p-e",
+        endpoint_name="p-e-endpoint",
+        role_arn=ROLE,
+        kms_key_arn=KEY,
+        monitoring_bucket=BUCKETS["monitoring"],
+        image_uri="monitor:latest",
+        instance_type="ml.m5.large",
+        schedule="rate(1 hour)",
+        tags=TAGS,
+    )
+    plan = run(lambda: NativeModelMonitor("nm", args) and None)
+    job = plan.one(
+        "aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition", "nm-data-quality"
+    ).inputs
+    assert job["dataQualityJobOutputConfig"]["kmsKeyId"] == KEY
+    assert job["jobResources"]["clusterConfig"]["volumeKmsKeyId"] == KEY
+    schedule = plan.one("aws:sagemaker/monitoringSchedule:MonitoringSchedule", "nm-schedule").inputs
+    assert schedule["monitoringScheduleConfig"]["scheduleConfig"]["scheduleExpression"] == "cron(0 * ? * * *)"
+
+
+def cicd_args(**changes) -> CicdArgs:
+    args = CicdArgs(
+        prefix="p-e",
+        region="us-east-1",
+        account_id="123456789012",
+        environment="e",
+        github_repository="org/repo",
+        github_environment="e-env",
+        oidc_provider_arn="",
+        deploy_role_name="p-e-deploy",
+        preview_role_name="p-e-preview",
+        state_backend="s3://state",
+        secrets_provider="awskms://alias/s",
+        manage_github=False,
+        reviewers=(),
+        tags=TAGS,
+    )
+    return dataclasses.replace(args, **changes)
+
+
+def _subject(plan, name: str) -> str:
+    trust = json.loads(plan.one("aws:iam/role:Role", name).inputs["assumeRolePolicy"])
+    return trust["Statement"][0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+
+
+def test_cicd_creates_the_provider_and_pins_both_roles():
+    plan = run(lambda: {"deploy": Cicd("ci", cicd_args()).deploy_role_arn})
+    provider = plan.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider", "ci-github-oidc").inputs
+    assert provider["url"] == "https://token.actions.githubusercontent.com"
+    assert provider["clientIdLists"] == ["sts.amazonaws.com"]
+    assert _subject(plan, "ci-deploy-role") == "repo:org/repo:environment:e-env"
+    assert _subject(plan, "ci-preview-role") == "repo:org/repo:pull_request"
+    assert plan.outputs["deploy"] == "arn:aws:iam::123456789012:role/p-e-deploy"
+    assert not [r for r in plan.resources if r.type.startswith("github:")]
+
+
+def test_cicd_references_an_existing_provider_and_manages_github():
+    existing = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+    reviewers = (Reviewer("team", "ml"), Reviewer("user", "octocat"))
+    plan = run(
+        lambda: (
+            Cicd("ci", cicd_args(oidc_provider_arn=existing, manage_github=True, reviewers=reviewers))
+            and None
+        )
+    )
+    assert plan.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider") == []
+    trust = json.loads(plan.one("aws:iam/role:Role", "ci-deploy-role").inputs["assumeRolePolicy"])
+    assert trust["Statement"][0]["Principal"] == {"Federated": existing}
+    environment = plan.one(
+        "github:index/repositoryEnvironment:RepositoryEnvironment", "ci-github-environment"
+    ).inputs
+    assert environment["environment"] == "e-env" and environment["repository"] == "repo"
+    (entry,) = environment["reviewers"]
+    assert len(entry["teams"]) == 1 and len(entry["users"]) == 1
+    variable = plan.one(
+        "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable", "ci-deploy-role-variable"
+    )
+    assert variable.inputs["variableName"] == "AWS_DEPLOY_ROLE_ARN"
+    assert variable.inputs["value"] == "arn:aws:iam::123456789012:role/p-e-deploy"
+    preview = plan.one("github:index/actionsVariable:ActionsVariable", "ci-preview-role-variable").inputs
+    assert preview["variableName"] == "AWS_PREVIEW_ROLE_ARN_E_ENV"
+    provider = plan.one("pulumi:providers:github", "ci-github").inputs
+    assert provider["owner"] == "org"
+
+
+def test_cicd_refuses_a_malformed_repository():
+    with pytest.raises(ValueError, match="owner/name"):
+        run(lambda: Cicd("ci", cicd_args(github_repository="repo")))
+
+
+def test_components_parent_their_children():
+    plan = run(lambda: Storage("st", storage_args()) and None)
+    component = plan.one("mlops:storage:Storage", "st")
+    key = plan.one("aws:kms/key:Key", "st-key")
+    assert key.parent == component.urn

@@ -1,0 +1,70 @@
+"""Helpers for the infra tests: settings per environment and plans of the real program under mocks."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from mlops_kit import infra_plan, settings
+from mlops_kit.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ("local", "dev", "staging", "prod")
+APPROVED = "arn:aws:sagemaker:us-east-1:123456789012:model-package/mlops-kit-prod-models/3"
+
+
+def serving_files() -> dict[str, str]:
+    """Copies of dev and prod whose settings name an approved model package (as promotion writes)."""
+    return {
+        "devserving": with_changes("dev", serving={"model_package_arn": APPROVED}),
+        "prodserving": with_changes(
+            "prod",
+            serving={"model_package_arn": APPROVED},
+            monitoring={"native_model_monitor": True},
+            cicd={"manage_github": True, "reviewers": ["team:ml-platform", "user:octocat"]},
+        ),
+    }
+
+
+def make_root(tmp: Path, files: dict[str, str], *, copy_code: bool = False) -> Path:
+    """A project root sharing this repository's program, kit and pipelines, with extra settings files."""
+    shutil.copy(ROOT / "Pulumi.yaml", tmp / "Pulumi.yaml")
+    (tmp / "infra").symlink_to(ROOT / "infra")
+    for folder in ("pipelines", "src"):
+        if copy_code:  # a snapshot: the code bundle cannot change under the test
+            shutil.copytree(ROOT / folder, tmp / folder, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (tmp / folder).symlink_to(ROOT / folder)
+    (tmp / "environments").mkdir()
+    for name in SHIPPED:
+        shutil.copy(
+            ROOT / "environments" / f"Pulumi.{name}.yaml", tmp / "environments" / f"Pulumi.{name}.yaml"
+        )
+    for env, text in files.items():
+        (tmp / "environments" / f"Pulumi.{env}.yaml").write_text(text)
+    return tmp
+
+
+def with_changes(env: str, **sections: dict) -> str:
+    """The text of a shipped settings file with some `mlops:<section>` keys changed."""
+    import yaml
+
+    document = yaml.safe_load((ROOT / "environments" / f"Pulumi.{env}.yaml").read_text())
+    for section, values in sections.items():
+        document["config"][f"mlops:{section}"] = {**document["config"].get(f"mlops:{section}", {}), **values}
+    return yaml.safe_dump(document)
+
+
+_PLANS: dict[tuple[str, str], infra_plan.Plan] = {}
+
+
+def planned(env: str, root: Path = ROOT) -> infra_plan.Plan:
+    """Plans are pure functions of their files: compute each once per test process."""
+    key = (env, str(root))
+    if key not in _PLANS:
+        _PLANS[key] = infra_plan.plan(env, root)
+    return _PLANS[key]
+
+
+def load(env: str) -> Settings:
+    return settings.load(env, ROOT)

@@ -1,0 +1,178 @@
+"""The IAM documents: trust pinned to what it must be, permissions scoped to the environment."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infra.plans import iam
+
+SCOPE = iam.Scope("123456789012", "us-east-1", "mlops-kit-dev")
+KEY = "arn:aws:kms:us-east-1:123456789012:key/abc"
+ROLE = "arn:aws:iam::123456789012:role/mlops-kit-dev-sagemaker"
+BUCKETS = ["mlops-kit-dev-raw-123456789012", "mlops-kit-dev-artifacts-123456789012"]
+
+
+def execution() -> dict:
+    return iam.execution_role_policy(
+        SCOPE,
+        role_arn=ROLE,
+        buckets=BUCKETS,
+        kms_key_arn=KEY,
+        model_package_group="mlops-kit-dev-models",
+        glue_database="mlops_kit_dev_features",
+    )
+
+
+def all_documents() -> list[dict]:
+    return [
+        execution(),
+        iam.deploy_policy(
+            SCOPE,
+            environment="dev",
+            state_backend="s3://state-bucket/prefix",
+            secrets_provider="awskms://alias/secrets?region=us-east-1",
+        ),
+        iam.preview_policy(
+            SCOPE, state_backend="s3://state-bucket", secrets_provider="awskms://alias/secrets"
+        ),
+        iam.start_pipelines_policy(["arn:aws:sagemaker:us-east-1:123456789012:pipeline/x"]),
+    ]
+
+
+def test_github_trust_pins_repository_environment_and_audience():
+    doc = iam.github_trust("arn:oidc", iam.github_subject("org/repo", environment="prod"))
+    (stmt,) = doc["Statement"]
+    assert stmt["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert stmt["Principal"] == {"Federated": "arn:oidc"}
+    equals = stmt["Condition"]["StringEquals"]
+    assert equals["token.actions.githubusercontent.com:sub"] == "repo:org/repo:environment:prod"
+    assert equals["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
+    assert "StringLike" not in stmt["Condition"]
+
+
+def test_pull_request_subject():
+    assert iam.github_subject("org/repo") == "repo:org/repo:pull_request"
+
+
+@pytest.mark.parametrize(
+    ("repository", "environment"),
+    [("org/*", "prod"), ("repo-only", "prod"), ("org/repo", "*"), ("org/repo", "")],
+)
+def test_github_subject_refuses_wildcards_and_malformed_names(repository, environment):
+    with pytest.raises(ValueError, match="github"):
+        iam.github_subject(repository, environment=environment)
+
+
+def test_no_document_grants_star_on_star():
+    for doc in all_documents():
+        for stmt in doc["Statement"]:
+            actions = stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]]
+            assert not ("*" in actions and "*" in stmt["Resource"]), stmt
+
+
+def test_execution_role_touches_only_its_buckets_key_and_group():
+    doc = execution()
+    resources = {r for s in doc["Statement"] for r in s["Resource"]}
+    s3 = {r for r in resources if r.startswith("arn:aws:s3")}
+    assert s3 == {f"arn:aws:s3:::{b}" for b in BUCKETS} | {f"arn:aws:s3:::{b}/*" for b in BUCKETS}
+    kms_statements = [s for s in doc["Statement"] if any(a.startswith("kms:") for a in s["Action"])]
+    assert all(s["Resource"] == [KEY] for s in kms_statements)
+    registry = next(s for s in doc["Statement"] if s.get("Sid") == "ModelRegistry")
+    assert all("mlops-kit-dev-models" in r for r in registry["Resource"])
+    # the role may pass itself to SageMaker jobs, and only to SageMaker
+    passing = next(s for s in doc["Statement"] if s["Action"] == ["iam:PassRole"])
+    assert passing["Resource"] == [ROLE]
+    assert passing["Condition"]["StringEquals"]["iam:PassedToService"] == "sagemaker.amazonaws.com"
+    # its metrics only in the monitor's namespace
+    metrics = next(s for s in doc["Statement"] if s["Action"] == ["cloudwatch:PutMetricData"])
+    assert metrics["Condition"]["StringEquals"]["cloudwatch:namespace"] == "mlops-kit/monitoring"
+
+
+def test_deploy_policy_is_scoped_to_the_environment_prefix():
+    doc = iam.deploy_policy(SCOPE, environment="dev")
+    for stmt in doc["Statement"]:
+        if stmt["Resource"] == ["*"]:
+            # unscoped statements name their actions: no service-wide wildcard on every resource
+            assert all(not a.endswith(":*") for a in stmt["Action"]), stmt
+        else:
+            scoped = [
+                r
+                for r in stmt["Resource"]
+                if "mlops-kit-dev" in r or "mlops_kit_dev" in r or "key/*" in r or "githubusercontent" in r
+            ]
+            assert scoped or stmt["Sid"] in {"AutoscalingServiceRole"}, stmt
+            assert all("mlops-kit-prod" not in r for r in stmt["Resource"])
+    keys = next(s for s in doc["Statement"] if s["Sid"] == "ManageTaggedKeys")
+    assert keys["Condition"] == {"StringEquals": {"aws:ResourceTag/environment": "dev"}}
+
+
+def test_deploy_policy_manages_the_oidc_provider_only_when_the_stack_owns_it():
+    owns = iam.deploy_policy(SCOPE, environment="dev", manages_oidc_provider=True)
+    references = iam.deploy_policy(SCOPE, environment="dev", manages_oidc_provider=False)
+    assert any(s["Sid"] == "GithubOidcProvider" for s in owns["Statement"])
+    assert not any(s["Sid"] == "GithubOidcProvider" for s in references["Statement"])
+
+
+def test_preview_policy_is_read_only_except_the_state_lock():
+    doc = iam.preview_policy(
+        SCOPE, state_backend="s3://state-bucket", secrets_provider="awskms://alias/secrets"
+    )
+    writes = ("Put", "Create", "Delete", "Update", "Start", "Stop", "Tag", "Untag", "Pass")
+    for stmt in doc["Statement"]:
+        verbs = [a.split(":", 1)[1] for a in stmt["Action"]]
+        risky = [v for v in verbs if v.startswith(writes)]
+        if risky:
+            assert stmt["Sid"] == "StateLocks"
+            assert stmt["Resource"] == ["arn:aws:s3:::state-bucket/.pulumi/locks/*"]
+
+
+def test_state_backend_and_secrets_provider_parsing():
+    assert iam.state_backend_bucket("s3://bucket/prefix?region=x") == "bucket"
+    assert iam.state_backend_bucket("https://api.pulumi.com") == ""
+    assert iam.secrets_key_alias("awskms://alias/name?region=us-east-1") == "alias/name"
+    assert iam.secrets_key_alias("passphrase") == ""
+    no_state = iam.deploy_policy(SCOPE, environment="dev")
+    assert not any(s["Sid"].startswith("State") for s in no_state["Statement"])
+
+
+def test_key_policy_lets_the_account_administer_and_cloudwatch_deliver():
+    doc = iam.key_policy(SCOPE)
+    sids = {s["Sid"]: s for s in doc["Statement"]}
+    assert sids["AccountAdministers"]["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
+    assert "cloudwatch.amazonaws.com" in sids["AlarmDelivery"]["Principal"]["Service"]
+    assert sids["AlarmDelivery"]["Condition"]["StringEquals"]["aws:SourceAccount"] == "123456789012"
+
+
+def test_tls_only_bucket_policy_denies_plain_http():
+    (stmt,) = iam.tls_only_bucket_policy("b")["Statement"]
+    assert stmt["Effect"] == "Deny"
+    assert stmt["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert stmt["Resource"] == ["arn:aws:s3:::b", "arn:aws:s3:::b/*"]
+
+
+def test_model_package_group_policy_names_reader_accounts():
+    group = "arn:aws:sagemaker:us-east-1:111111111111:model-package-group/g"
+    doc = iam.model_package_group_policy(group, ["222222222222", "222222222222"])
+    principals = {p for s in doc["Statement"] for p in s["Principal"]["AWS"]}
+    assert principals == {"arn:aws:iam::222222222222:root"}
+    assert doc["Statement"][1]["Resource"] == "arn:aws:sagemaker:us-east-1:111111111111:model-package/g/*"
+    with pytest.raises(ValueError, match="reader account"):
+        iam.model_package_group_policy(group, [])
+
+
+def test_service_trust_can_be_limited_to_the_account():
+    doc = iam.service_trust("scheduler.amazonaws.com", account_id="123456789012")
+    assert doc["Statement"][0]["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+    assert "Condition" not in iam.service_trust("sagemaker.amazonaws.com")["Statement"][0]
+
+
+def test_statement_needs_actions_and_resources():
+    with pytest.raises(ValueError, match="at least one action"):
+        iam.statement([], ["*"], sid="Empty")
+
+
+def test_documents_are_json_serialisable_and_stable():
+    assert json.dumps(execution(), sort_keys=True) == json.dumps(execution(), sort_keys=True)
+    assert iam.glue_database_name("mlops-kit-dev") == "mlops_kit_dev_features"

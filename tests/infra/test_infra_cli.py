@@ -1,0 +1,39 @@
+"""`mlops infra plan` and `mlops infra diff` through the command line."""
+
+from __future__ import annotations
+
+import json
+
+from mlops_kit.cli import main
+
+
+def test_plan_json_lists_every_resource_and_the_outputs(capsys):
+    assert main(["infra", "plan", "--env", "staging", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["env"] == "staging"
+    types = {r["type"] for r in data["resources"]}
+    assert {"aws:s3/bucket:Bucket", "aws:sagemaker/pipeline:Pipeline", "mlops:storage:Storage"} <= types
+    code = next(r for r in data["resources"] if r["type"] == "aws:s3/bucketObjectv2:BucketObjectv2")
+    assert code["inputs"]["contentBase64"].endswith("characters)")  # long payloads are shortened
+    assert data["outputs"]["pipeline_name"] == "mlops-kit-staging-training"
+
+
+def test_plan_table_names_resources_and_key_properties(capsys):
+    assert main(["infra", "plan", "--env", "dev"]) == 0
+    text = capsys.readouterr().out
+    assert "mlops-kit-dev-raw-123456789012" in text
+    assert "enableKeyRotation=true" in text
+    assert "deploy_role_arn" in text
+
+
+def test_diff_shows_settings_driven_differences(capsys):
+    assert main(["infra", "diff", "dev", "prod", "--json"]) == 0
+    changes = json.loads(capsys.readouterr().out)
+    paths = {(c["name"], c["path"]) for c in changes if c["kind"] == "changed"}
+    assert ("{prefix}-capture", "forceDestroy") in paths
+
+
+def test_plan_of_an_unknown_environment_fails_with_the_known_ones(capsys):
+    assert main(["infra", "plan", "--env", "nope"]) == 1
+    err = capsys.readouterr().err
+    assert "no settings for environment 'nope'" in err and "staging" in err
