@@ -9,7 +9,7 @@ STAMP := $(VENV)/.synced
 
 $(STAMP): uv.lock pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 	@touch $(STAMP)
 
 setup: $(STAMP)

@@ -27,6 +27,7 @@ _AREAS: list[tuple[str, str | None]] = [
     ("emulator", "emulator"),
     ("data", "data"),
     ("demo", None),
+    ("ci", "ci"),
     ("monitor", "monitor"),
     ("infra", "infra"),
     ("features", "features"),
