@@ -24,6 +24,7 @@ from functools import cache
 from mlops_kit import naming
 from mlops_kit.pipeline import PipelineContext, prepare_sdk
 from mlops_kit.settings import Settings
+from pipelines.model import LABEL
 
 PIPELINE_SESSION_REGION_FALLBACK = "us-east-1"
 
@@ -180,6 +181,8 @@ def get_pipeline(settings: Settings, ctx: PipelineContext):
                 "lineage:input": input_data,
                 "lineage:code": ctx.code_sha256,
                 "lineage:environment": settings.env,
+                "lineage:test": prepared["test"].S3Output.S3Uri,
+                "lineage:label": LABEL,
             },
         },
     )

@@ -31,6 +31,7 @@ _AREAS: list[tuple[str, str | None]] = [
     ("monitor", "monitor"),
     ("infra", "infra"),
     ("features", "features"),
+    ("serve", None),
     ("pipeline", "pipeline"),
     ("runs", "runs"),
 ]

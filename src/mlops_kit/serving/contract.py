@@ -1,0 +1,272 @@
+"""SageMaker's inference contract as pure functions: content types, default handlers, errors.
+
+SageMaker's scikit-learn container serves `code/inference.py` from a model directory and falls back to
+its default handlers for whatever the script lacks: `input_fn` decodes CSV, JSON or NPY into a numpy
+array, `predict_fn` calls `model.predict`, `output_fn` encodes the prediction as the `Accept` type asks.
+These are those defaults, made strict: a malformed body, a non-numeric value or a ragged row is an
+`InferenceError` with status 400 that says which row and column, instead of a 500 from deep inside numpy.
+Nothing here does I/O, so every rule is tested without a server.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+CSV = "text/csv"
+JSON = "application/json"
+NPY = "application/x-npy"
+DECODABLE = (CSV, JSON, NPY)
+ENCODABLE = (JSON, CSV, NPY)
+DEFAULT_ACCEPT = JSON  # what the SageMaker scikit-learn container answers when Accept says nothing
+
+
+class InferenceError(Exception):
+    """A request the handler refuses: carries the HTTP status and a reason for the caller."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class UnsupportedContentType(InferenceError):
+    def __init__(self, content_type: str, supported: Sequence[str] = DECODABLE):
+        shown = content_type or "(none)"
+        super().__init__(415, f"content type {shown} is not supported; send one of {', '.join(supported)}")
+
+
+class NotAcceptable(InferenceError):
+    def __init__(self, accept: str, supported: Sequence[str] = ENCODABLE):
+        super().__init__(406, f"cannot answer in {accept}; accept one of {', '.join(supported)}")
+
+
+class BadInput(InferenceError):
+    def __init__(self, reason: str):
+        super().__init__(400, reason)
+
+
+def media_type(header: str | None) -> str:
+    """`text/CSV; charset=utf-8` -> `text/csv`."""
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def choose_accept(
+    header: str | None, supported: Sequence[str] = ENCODABLE, default: str = DEFAULT_ACCEPT
+) -> str:
+    """The response type for an `Accept` header: the client's most preferred type that we can produce.
+
+    Missing, empty or `*/*` gives `default`; `text/*` matches `text/csv`; `q=0` excludes a type.
+    Raises `NotAcceptable` when nothing the client accepts can be produced.
+    """
+    if not header or not header.strip():
+        return default
+    ranked: list[tuple[float, int, str]] = []
+    for position, part in enumerate(header.split(",")):
+        pieces = part.split(";")
+        kind = pieces[0].strip().lower()
+        quality = 1.0
+        for param in pieces[1:]:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if kind and quality > 0:
+            ranked.append((-quality, position, kind))
+    for _, _, kind in sorted(ranked):
+        if kind == "*/*":
+            return default if default in supported else supported[0]
+        if kind.endswith("/*"):
+            family = kind[:-1]
+            match = [
+                s
+                for s in ([default] if default in supported else []) + list(supported)
+                if s.startswith(family)
+            ]
+            if match:
+                return match[0]
+        elif kind in supported:
+            return kind
+    raise NotAcceptable(header, supported)
+
+
+# --- decoding (the container's default input_fn) ---------------------------------------------------
+
+
+def default_input_fn(body: bytes | str, content_type: str) -> Any:
+    """Decode a request body into a 2-D float array (or, for JSON records, a DataFrame)."""
+    kind = media_type(content_type)
+    if kind == CSV:
+        return decode_csv(body)
+    if kind == JSON:
+        return decode_json(body)
+    if kind == NPY:
+        return decode_npy(body)
+    raise UnsupportedContentType(content_type)
+
+
+def _text(body: bytes | str, what: str) -> str:
+    if isinstance(body, str):
+        return body
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"the {what} body is not UTF-8 text (byte {exc.start})") from None
+
+
+def decode_csv(body: bytes | str) -> np.ndarray:
+    """CSV without a header, one row per line, into a float array; an empty field is NaN (missing)."""
+    text = _text(body, "CSV")
+    lines = [line for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n") if line.strip()]
+    if not lines:
+        raise BadInput("the CSV body has no rows")
+    rows = [line.split(",") for line in lines]
+    width = len(rows[0])
+    for number, row in enumerate(rows, start=1):
+        if len(row) != width:
+            raise BadInput(f"CSV row {number} has {len(row)} columns, row 1 has {width}")
+    try:
+        return np.array(rows, dtype=np.float64)  # numpy parses the numbers in C: the fast path
+    except ValueError:
+        pass
+    # Slow path, only for bodies with an empty field or a bad value: find it, or fill NaN for empties.
+    values = np.empty((len(rows), width), dtype=np.float64)
+    for r, row in enumerate(rows):
+        for c, field in enumerate(row):
+            stripped = field.strip()
+            if not stripped:
+                values[r, c] = math.nan
+                continue
+            try:
+                values[r, c] = float(stripped)
+            except ValueError:
+                hint = " (text/csv takes no header row)" if r == 0 else ""
+                raise BadInput(
+                    f"CSV row {r + 1}, column {c + 1}: {stripped[:40]!r} is not a number{hint}"
+                ) from None
+    return values
+
+
+def decode_json(body: bytes | str) -> Any:
+    """JSON rows: `[[...], ...]`, one row `[...]`, `{"instances": ...}`, or records `[{"col": v}, ...]`."""
+    text = _text(body, "JSON")
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise BadInput(f"the JSON body is malformed: {exc}") from None
+    if isinstance(document, dict):
+        if "instances" not in document:
+            keys = ", ".join(sorted(map(str, document))[:5]) or "none"
+            raise BadInput(f'a JSON object body needs an "instances" list; it has keys: {keys}')
+        document = document["instances"]
+    if not isinstance(document, list) or not document:
+        raise BadInput('the JSON body holds no rows: send a list of rows, or {"instances": [...]}')
+    if all(isinstance(item, dict) for item in document):
+        return _records(document)
+    if all(not isinstance(item, (list, dict)) for item in document):
+        document = [document]  # a single row
+    for number, row in enumerate(document, start=1):
+        if not isinstance(row, list):
+            raise BadInput(f"JSON row {number} is {type(row).__name__}, expected a list of numbers")
+        if len(row) != len(document[0]):
+            raise BadInput(f"JSON row {number} has {len(row)} values, row 1 has {len(document[0])}")
+        for column, value in enumerate(row, start=1):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise BadInput(f"JSON row {number}, column {column}: {value!r} is not a number")
+    return np.array(document, dtype=np.float64)
+
+
+def _records(records: list[dict[str, Any]]) -> Any:
+    import pandas as pd
+
+    for number, record in enumerate(records, start=1):
+        for name, value in record.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, str))):
+                raise BadInput(f"JSON record {number}, field {name!r}: {value!r} is not a scalar")
+    return pd.DataFrame.from_records(records)
+
+
+def decode_npy(body: bytes | str) -> np.ndarray:
+    if isinstance(body, str):
+        raise BadInput("an NPY body must be binary")
+    try:
+        array = np.load(io.BytesIO(body), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise BadInput(f"the NPY body is malformed: {exc}") from None
+    return array.reshape(1, -1) if array.ndim == 1 else array
+
+
+def check_columns(data: Any, model: Any) -> Any:
+    """Refuse rows whose width or columns differ from what the model was fitted on (400, not 500)."""
+    expected = getattr(model, "n_features_in_", None)
+    names = getattr(model, "feature_names_in_", None)
+    if hasattr(data, "columns"):  # a DataFrame from JSON records
+        if names is not None:
+            missing = [n for n in names if n not in data.columns]
+            if missing:
+                raise BadInput(f"records lack the model's feature(s): {', '.join(map(str, missing))}")
+            return data[list(names)]
+        if expected is not None and data.shape[1] != expected:
+            raise BadInput(f"records have {data.shape[1]} fields, the model expects {expected}")
+        return data
+    if isinstance(data, np.ndarray):
+        if data.ndim != 2:
+            raise BadInput(f"expected rows of numbers (2 dimensions), got {data.ndim} dimension(s)")
+        if expected is not None and data.shape[1] != expected:
+            raise BadInput(f"rows have {data.shape[1]} columns, the model expects {expected}")
+        # Rows without a header are positional: column i is feature i, so the array goes to the model as
+        # it is. Wrapping it in a DataFrame would only buy a name check that costs more than the predict.
+    return data
+
+
+# --- predicting and encoding (the container's default predict_fn and output_fn) ----------------------
+
+
+def default_predict_fn(data: Any, model: Any) -> Any:
+    return model.predict(data)
+
+
+def default_output_fn(prediction: Any, accept: str) -> tuple[bytes, str]:
+    """Encode a prediction as `accept` (already chosen by `choose_accept`)."""
+    kind = media_type(accept)
+    if kind == JSON:
+        return encode_json(prediction), JSON
+    if kind == CSV:
+        return encode_csv(prediction), CSV
+    if kind == NPY:
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(prediction), allow_pickle=False)
+        return buffer.getvalue(), NPY
+    raise NotAcceptable(accept)
+
+
+def _plain(prediction: Any) -> Any:
+    if hasattr(prediction, "tolist"):
+        return prediction.tolist()
+    if hasattr(prediction, "to_numpy"):
+        return prediction.to_numpy().tolist()
+    return prediction
+
+
+def encode_json(prediction: Any) -> bytes:
+    return json.dumps(_plain(prediction), separators=(",", ":")).encode()
+
+
+def encode_csv(prediction: Any) -> bytes:
+    """One line per row: a 1-D prediction gives one value a line, a 2-D one comma-joined rows."""
+    values = _plain(prediction)
+    if not isinstance(values, list):
+        values = [values]
+    lines = [",".join(map(_cell, row)) if isinstance(row, list) else _cell(row) for row in values]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _cell(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)

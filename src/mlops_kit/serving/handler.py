@@ -1,0 +1,248 @@
+"""Load a model directory the way SageMaker's scikit-learn container does, and run one request through it.
+
+A model directory (or a `model.tar.gz` holding one) has the model's files and, optionally,
+`code/inference.py` with `model_fn(model_dir)` and any of `input_fn(body, content_type)`,
+`predict_fn(data, model)`, `output_fn(prediction, accept)`, or `transform_fn(model, body, content_type,
+accept)` in place of all three. What the script lacks falls back to the container's defaults
+(`contract`). Without a script, the model is the directory's single `*.joblib` / `*.pkl` file.
+
+`Handler.invoke` is the whole request path with no HTTP in it: the server, batch inference and the
+benchmark's in-process rate all go through it. Where each failure lands:
+  input_fn raises ValueError/TypeError/KeyError  -> 400 with its message (the request was bad)
+  the kit's default decoding or column check      -> 400 / 415 with row and column
+  feature_lookup raises LookupError               -> 400 (an entity the store does not know)
+  predict_fn or output_fn raises anything else    -> 500 with an error id (logged with the traceback)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import logging
+import sys
+import tarfile
+import tempfile
+import uuid
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlops_kit.serving import contract
+
+log = logging.getLogger("mlops_kit.serving")
+
+# A model fitted on a DataFrame warns on every positional (headerless) batch; the columns are checked by
+# count in `contract.check_columns`, and a warning per request would cost more than the prediction.
+warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
+
+SCRIPT = Path("code") / "inference.py"
+MODEL_SUFFIXES = (".joblib", ".pkl", ".pickle")
+
+# A hook that fills features the request lacks, e.g. from the online feature store by entity id: it takes
+# what input_fn decoded and returns the data predict_fn gets.
+FeatureLookup = Callable[[Any], Any]
+
+
+class ModelLoadError(RuntimeError):
+    """The model directory cannot be served: says which file and what is wrong with it."""
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    content_type: str
+    error_id: str = ""
+
+
+def _unsupported_format(exc: BaseException) -> bool:
+    # sagemaker-containers' and the inference toolkit's UnsupportedFormatError mean 415, by name
+    return type(exc).__name__ == "UnsupportedFormatError"
+
+
+class Handler:
+    """One loaded model and the four functions that serve it."""
+
+    def __init__(
+        self,
+        model_dir: Path | str,
+        feature_lookup: FeatureLookup | None = None,
+        default_accept: str = contract.DEFAULT_ACCEPT,
+    ):
+        self.source = Path(model_dir)
+        self.model_dir = materialize(self.source)
+        self.feature_lookup = feature_lookup
+        self.default_accept = default_accept
+        module = load_script(self.model_dir)
+        self.script = module
+        self.model_fn = getattr(module, "model_fn", None) or default_model_fn
+        self.transform_fn = getattr(module, "transform_fn", None)
+        self.input_fn = getattr(module, "input_fn", None)
+        self.predict_fn = getattr(module, "predict_fn", None) or contract.default_predict_fn
+        self.output_fn = getattr(module, "output_fn", None)
+        try:
+            self.model = self.model_fn(str(self.model_dir))
+        except ModelLoadError:
+            raise
+        except Exception as exc:
+            where = (
+                self.model_dir / SCRIPT
+                if module is not None and hasattr(module, "model_fn")
+                else self.model_dir
+            )
+            raise ModelLoadError(f"{where}: model_fn failed: {type(exc).__name__}: {exc}") from exc
+        if self.model is None:
+            raise ModelLoadError(f"{self.model_dir / SCRIPT}: model_fn returned None")
+
+    # The request path: keep it lean, it runs once per request.
+    def invoke(self, body: bytes, content_type: str, accept: str | None) -> Response:
+        try:
+            if self.transform_fn is not None:
+                return self._transform(body, content_type, accept)
+            answer_as = self._requested(accept)
+            data = self._decode(body, content_type)
+            prediction = self.predict_fn(data, self.model)
+            if self.output_fn is None:
+                out, out_type = contract.default_output_fn(prediction, answer_as)
+            else:
+                out, out_type = _normalize_output(self.output_fn(prediction, answer_as), answer_as)
+            return Response(200, out, out_type)
+        except contract.InferenceError as exc:
+            return error_response(exc.status, exc.reason)
+        except Exception as exc:
+            if _unsupported_format(exc):
+                return error_response(415, str(exc) or f"content type {content_type} is not supported")
+            return self._server_error(exc)
+
+    def _requested(self, accept: str | None) -> str:
+        """The response type: negotiated for the default output_fn; a script's own gets Accept as sent."""
+        if self.output_fn is None and self.transform_fn is None:
+            return contract.choose_accept(accept, default=self.default_accept)
+        accept = (accept or "").strip()
+        return accept if accept and accept != "*/*" else self.default_accept
+
+    def _decode(self, body: bytes, content_type: str) -> Any:
+        if self.input_fn is None:
+            data = contract.default_input_fn(body, content_type)
+            data = self._lookup(data)
+            return contract.check_columns(data, self.model)
+        try:
+            data = self.input_fn(body, content_type)
+        except contract.InferenceError:
+            raise
+        except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+            if _unsupported_format(exc):
+                raise
+            raise contract.BadInput(f"input_fn refused the body: {exc}") from None
+        return self._lookup(data)
+
+    def _lookup(self, data: Any) -> Any:
+        if self.feature_lookup is None:
+            return data
+        try:
+            return self.feature_lookup(data)
+        except LookupError as exc:
+            raise contract.BadInput(f"feature lookup: {exc}") from None
+
+    def _transform(self, body: bytes, content_type: str, accept: str | None) -> Response:
+        answer_as = self._requested(accept)
+        try:
+            result = self.transform_fn(self.model, body, content_type, answer_as)
+        except (ValueError, TypeError, KeyError) as exc:
+            if _unsupported_format(exc):
+                raise
+            raise contract.BadInput(f"transform_fn refused the body: {exc}") from None
+        out, out_type = _normalize_output(result, answer_as)
+        return Response(200, out, out_type)
+
+    def _server_error(self, exc: BaseException) -> Response:
+        error_id = uuid.uuid4().hex[:16]
+        log.error("model error %s: %s: %s", error_id, type(exc).__name__, exc, exc_info=exc)
+        response = error_response(
+            500, f"the model failed on this request; error id {error_id} is in the server log"
+        )
+        response.error_id = error_id
+        return response
+
+
+def error_response(status: int, reason: str) -> Response:
+    return Response(status, contract.encode_json({"error": reason}), contract.JSON)
+
+
+def _normalize_output(result: Any, accept: str) -> tuple[bytes, str]:
+    """A script's output_fn may return bytes, str, or (body, content_type), as the container allows."""
+    if isinstance(result, tuple) and len(result) == 2:
+        body, kind = result
+    else:
+        body, kind = result, accept
+    if isinstance(body, str):
+        body = body.encode()
+    if not isinstance(body, (bytes, bytearray, memoryview)):
+        raise TypeError(f"output_fn returned {type(body).__name__}; it must return bytes or str")
+    return bytes(body), kind
+
+
+def default_model_fn(model_dir: str) -> Any:
+    """No `model_fn` in the directory: load its single joblib/pickle file."""
+    import joblib
+
+    folder = Path(model_dir)
+    found = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in MODEL_SUFFIXES)
+    if len(found) != 1:
+        listed = ", ".join(p.name for p in sorted(folder.iterdir())) or "nothing"
+        raise ModelLoadError(
+            f"{folder}: without {SCRIPT} (model_fn) the directory needs exactly one model file "
+            f"({', '.join(MODEL_SUFFIXES)}); it holds {listed}"
+        )
+    return joblib.load(found[0])
+
+
+def load_script(model_dir: Path) -> Any:
+    """Import `code/inference.py`, with `code/` on sys.path so it can import its own modules."""
+    script = model_dir / SCRIPT
+    if not script.is_file():
+        return None
+    code_dir = str(script.parent)
+    if code_dir not in sys.path:
+        sys.path.insert(0, code_dir)
+    name = "mlops_inference_" + hashlib.sha1(str(script.resolve()).encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(name, script)
+    if spec is None or spec.loader is None:
+        raise ModelLoadError(f"{script}: cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise ModelLoadError(f"{script}: import failed: {type(exc).__name__}: {exc}") from exc
+    for fn in ("model_fn", "input_fn", "predict_fn", "output_fn", "transform_fn"):
+        value = getattr(module, fn, None)
+        if value is not None and not callable(value):
+            raise ModelLoadError(f"{script}: {fn} is not a function")
+    if getattr(module, "transform_fn", None) and any(
+        getattr(module, fn, None) for fn in ("input_fn", "predict_fn", "output_fn")
+    ):
+        raise ModelLoadError(f"{script}: define transform_fn or input_fn/predict_fn/output_fn, not both")
+    if (fn := getattr(module, "model_fn", None)) is not None and len(inspect.signature(fn).parameters) < 1:
+        raise ModelLoadError(f"{script}: model_fn must take the model directory")
+    return module
+
+
+_extracted: dict[Path, tempfile.TemporaryDirectory] = {}
+
+
+def materialize(source: Path) -> Path:
+    """A model directory: `source` itself, or `model.tar.gz` unpacked into a temporary one."""
+    if source.is_dir():
+        return source
+    if not source.is_file():
+        raise ModelLoadError(f"{source}: no such model directory or model.tar.gz")
+    if not tarfile.is_tarfile(source):
+        raise ModelLoadError(f"{source}: not a directory and not a tar archive (expected model.tar.gz)")
+    tmp = tempfile.TemporaryDirectory(prefix="mlops-model-")
+    with tarfile.open(source) as archive:
+        archive.extractall(tmp.name, filter="data")  # "data" refuses absolute paths and links out
+    _extracted[source.resolve()] = tmp  # kept for the life of the process
+    return Path(tmp.name)

@@ -1,0 +1,321 @@
+"""Local deployment: an approved model package from the emulator's registry, served in the background.
+
+`deploy(settings, emulator)` picks the package (the newest Approved one of the environment's model package
+group, or the ARN given), downloads its `ModelDataUrl` from the emulator's S3, unpacks it, and starts
+`python -m mlops_kit.serving` on `settings.serving.port` as a detached process, with data capture to
+the environment's capture bucket at `settings.serving.capture_percent`. A state file (like the
+emulator's) records it under the endpoint's name, so `mlops deploy --stop`, a redeploy (which replaces
+it) and `mlops invoke` find it from another command. `invoke(url, rows)` is the client for any of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.parse
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from mlops_kit import naming
+from mlops_kit.serving import contract
+from mlops_kit.settings import Settings
+
+START_TIMEOUT_S = 120.0
+
+
+class DeployError(RuntimeError):
+    """The package cannot be deployed, or the endpoint cannot be found, started or reached."""
+
+
+@dataclass
+class LocalEndpoint:
+    name: str
+    url: str
+    port: int
+    pid: int
+    package_arn: str
+    model_dir: str
+    capture_to: str
+    log: str
+
+    def stop(self) -> None:
+        from mlops_kit.emulator import _alive, _terminate_pid
+
+        if _alive(self.pid):
+            _terminate_pid(self.pid, timeout=30)
+        path = state_file(self.name)
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(path.read_text()).get("pid") == self.pid:
+                path.unlink()
+
+    def invoke(self, rows: Any, content_type: str = contract.CSV, accept: str = contract.JSON) -> Any:
+        return invoke(self.url, rows, content_type, accept)
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("MLOPS_STATE_DIR") or Path.home() / ".mlops-kit") / "endpoints"
+
+
+def state_file(endpoint_name: str) -> Path:
+    return state_dir() / f"{endpoint_name}.json"
+
+
+# --- which package --------------------------------------------------------------------------------
+
+
+def newest_approved(sagemaker: Any, group: str) -> str:
+    """The newest Approved package version of `group`."""
+    found = sagemaker.list_model_packages(
+        ModelPackageGroupName=group,
+        ModelApprovalStatus="Approved",
+        SortBy="CreationTime",
+        SortOrder="Descending",
+    )["ModelPackageSummaryList"]
+    found = [p for p in found if p.get("ModelApprovalStatus") == "Approved"]
+    if not found:
+        raise DeployError(
+            f"model package group {group} has no Approved package; approve one (mlops promote) first"
+        )
+    return max(found, key=lambda p: (p["CreationTime"], p.get("ModelPackageVersion", 0)))["ModelPackageArn"]
+
+
+def package_model_url(sagemaker: Any, package_arn: str) -> str:
+    try:
+        package = sagemaker.describe_model_package(ModelPackageName=package_arn)
+    except Exception as exc:
+        raise DeployError(f"model package {package_arn} not found: {exc}") from None
+    status = package.get("ModelApprovalStatus")
+    if status != "Approved":
+        raise DeployError(
+            f"model package {package_arn} is {status}, not Approved; only approved packages deploy"
+        )
+    containers = package.get("InferenceSpecification", {}).get("Containers", [])
+    if not containers or not containers[0].get("ModelDataUrl"):
+        raise DeployError(f"model package {package_arn} has no ModelDataUrl in its inference specification")
+    return containers[0]["ModelDataUrl"]
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise DeployError(f"{uri!r} is not an s3://bucket/key URI")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def download_model(s3: Any, model_data_url: str, target: Path) -> Path:
+    """Fetch `model.tar.gz` and unpack it into `target/model` (what /opt/ml/model holds in SageMaker)."""
+    bucket, key = split_s3(model_data_url)
+    try:
+        data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as exc:
+        raise DeployError(f"cannot download {model_data_url}: {exc}") from None
+    model_dir = target / "model"
+    tmp = target / "model.partial"
+    if tmp.exists():
+        import shutil
+
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
+            archive.extractall(tmp, filter="data")
+    except tarfile.TarError as exc:
+        raise DeployError(f"{model_data_url} is not a model.tar.gz: {exc}") from None
+    if model_dir.exists():
+        import shutil
+
+        shutil.rmtree(model_dir)
+    tmp.rename(model_dir)
+    return model_dir
+
+
+# --- the running endpoint ---------------------------------------------------------------------------
+
+
+def running(endpoint_name: str) -> LocalEndpoint | None:
+    """The recorded endpoint if its process is alive and answers /ping; a stale record is removed."""
+    from mlops_kit.emulator import _alive
+
+    path = state_file(endpoint_name)
+    try:
+        endpoint = LocalEndpoint(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    if _alive(endpoint.pid) and ping(endpoint.url):
+        return endpoint
+    path.unlink(missing_ok=True)
+    return None
+
+
+def stop(settings: Settings) -> LocalEndpoint | None:
+    endpoint = running(naming.endpoint(settings))
+    if endpoint is not None:
+        endpoint.stop()
+    state_file(naming.endpoint(settings)).unlink(missing_ok=True)
+    return endpoint
+
+
+def deploy(
+    settings: Settings,
+    emulator: Any,
+    package_arn: str | None = None,
+    *,
+    port: int | None = None,
+    workers: int = 1,
+) -> LocalEndpoint:
+    """Serve an approved package of `settings`' registry; replaces the environment's running endpoint."""
+    name = naming.endpoint(settings)
+    sagemaker = emulator.client("sagemaker")
+    arn = package_arn or newest_approved(sagemaker, naming.model_package_group(settings))
+    model_url = package_model_url(sagemaker, arn)
+    account = emulator.client("sts").get_caller_identity()["Account"]
+    capture_to = f"s3://{naming.bucket(settings, 'capture', account)}/datacapture"
+    version = arn.rsplit("/", 1)[-1]
+    folder = state_dir() / name / version.replace(":", "-")
+    model_dir = download_model(emulator.client("s3"), model_url, folder)
+    stop(settings)  # the port is the environment's: the old endpoint goes before the new one starts
+    ready = folder / "ready.json"
+    ready.unlink(missing_ok=True)
+    log = folder / "server.log"
+    command = [
+        sys.executable,
+        "-m",
+        "mlops_kit.serving",
+        "--model-dir",
+        str(model_dir),
+        "--port",
+        str(settings.serving.port if port is None else port),
+        "--workers",
+        str(workers),
+        "--max-payload-mb",
+        str(settings.serving.max_payload_mb),
+        "--capture-to",
+        capture_to,
+        "--capture-percent",
+        str(settings.serving.capture_percent),
+        "--endpoint-name",
+        name,
+        "--ready-file",
+        str(ready),
+    ]
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            command,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **emulator.environ()},
+            start_new_session=True,  # outlives this command, like the emulator
+        )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not ready.exists():
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+            raise DeployError(f"the endpoint exited at start: {' | '.join(tail)} (log: {log})")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise DeployError(f"the endpoint did not start within {START_TIMEOUT_S:.0f}s (log: {log})")
+        time.sleep(0.05)
+    bound = json.loads(ready.read_text())["port"]
+    endpoint = LocalEndpoint(
+        name=name,
+        url=f"http://127.0.0.1:{bound}",
+        port=bound,
+        pid=process.pid,
+        package_arn=arn,
+        model_dir=str(model_dir),
+        capture_to=capture_to,
+        log=str(log),
+    )
+    path = state_file(name)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(endpoint), indent=2))
+    tmp.replace(path)
+    return endpoint
+
+
+# --- the client -----------------------------------------------------------------------------------
+
+
+def ping(url: str, timeout: float = 2.0) -> bool:
+    try:
+        status, _, _ = _request(url, "GET", "/ping", None, {}, timeout)
+    except OSError:
+        return False
+    return status == 200
+
+
+def encode_rows(rows: Any, content_type: str) -> bytes:
+    """Rows (lists, a numpy array, a DataFrame, or a body already encoded) as a request body."""
+    if isinstance(rows, (bytes, str)):
+        return rows.encode() if isinstance(rows, str) else rows
+    kind = contract.media_type(content_type)
+    if hasattr(rows, "to_dict") and hasattr(rows, "columns"):
+        if kind == contract.JSON:
+            return contract.encode_json({"instances": rows.to_dict(orient="records")})
+        rows = rows.to_numpy().tolist()
+    rows = rows.tolist() if hasattr(rows, "tolist") else list(rows)
+    if kind == contract.CSV:
+        return ("\n".join(",".join(map(str, row)) for row in rows) + "\n").encode()
+    if kind == contract.JSON:
+        return contract.encode_json({"instances": rows})
+    raise ValueError(f"cannot encode rows as {content_type}; use text/csv or application/json")
+
+
+def decode_answer(body: bytes, content_type: str) -> Any:
+    kind = contract.media_type(content_type)
+    if kind == contract.JSON:
+        return json.loads(body)
+    if kind == contract.CSV:
+        lines = [line.split(",") for line in body.decode().splitlines() if line]
+        return [_number(line[0]) if len(line) == 1 else [_number(v) for v in line] for line in lines]
+    return body
+
+
+def _number(text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+
+def invoke(
+    url: str, rows: Any, content_type: str = contract.CSV, accept: str = contract.JSON, timeout: float = 60.0
+) -> Any:
+    """POST rows to `<url>/invocations`; returns the decoded predictions, raises with the server's reason."""
+    body = encode_rows(rows, content_type)
+    status, headers, answer = _request(
+        url, "POST", "/invocations", body, {"Content-Type": content_type, "Accept": accept}, timeout
+    )
+    if status != 200:
+        try:
+            reason = json.loads(answer)["error"]
+        except (ValueError, KeyError, TypeError):
+            reason = answer[:200].decode(errors="replace")
+        raise DeployError(f"{url}/invocations answered {status}: {reason}")
+    return decode_answer(answer, headers.get("content-type", accept))
+
+
+def _request(
+    url: str, method: str, path: str, body: bytes | None, headers: dict[str, str], timeout: float
+) -> tuple[int, dict[str, str], bytes]:
+    parsed = urllib.parse.urlparse(url)
+    factory = http.client.HTTPSConnection if parsed.scheme == "https" else http.client.HTTPConnection
+    connection = factory(parsed.hostname or "127.0.0.1", parsed.port, timeout=timeout)
+    try:
+        connection.request(method, parsed.path.rstrip("/") + path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()

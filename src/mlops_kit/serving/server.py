@@ -1,0 +1,446 @@
+"""The inference server: SageMaker's container contract over HTTP/1.1, on uvloop + httptools.
+
+Routes (SageMaker's, plus metrics):
+  GET  /ping                   200 once the model is loaded
+  POST /invocations            the handler (`handler.Handler`): CSV / JSON / NPY in, Accept honoured
+  GET  /execution-parameters   what batch transform asks a container for
+  GET  /metrics                Prometheus text: requests by code, latency histogram, errors, capture
+
+Why this stack: a request is a few hundred microseconds of model work, so the HTTP layer must cost far
+less. An asyncio `Protocol` per connection with httptools' C parser on uvloop calls the handler straight
+from the parser's callback: no ASGI/WSGI scope dicts, no thread hop, no per-request task. The model is
+CPU-bound and holds the GIL anyway, so one process per core (`--workers`, forked after the model is
+loaded, sharing one listening socket) is how it scales; a worker that dies is replaced. Keep-alive and
+pipelining work (answers go out in order because each is computed inside `on_message_complete`).
+`benchmarks/serving` measures this against `mlflow models serve` and a bare echo server.
+
+Bad input never stops the server: 400/406/413/415 answer the request and the connection goes on (413
+closes it, as the body was not read); a model error is a 500 with an error id that the log repeats with
+the traceback. SIGTERM stops accepting, finishes requests in progress, flushes data capture, and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any
+
+from mlops_kit.serving import capture as capture_mod
+from mlops_kit.serving import contract
+from mlops_kit.serving.handler import Handler, Response, error_response
+from mlops_kit.serving.metrics import Metrics
+
+log = logging.getLogger("mlops_kit.serving")
+
+REASONS = {
+    100: "Continue",
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+GRACE_SECONDS = 10.0  # how long a stopping worker waits for requests in progress
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    model_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    max_payload_mb: float = 6.0
+    capture_to: str = ""  # s3://bucket[/prefix] or a folder; empty: no capture
+    capture_percent: float = 0.0
+    endpoint_name: str = "local-endpoint"
+    feature_lookup: str = ""  # "package.module:callable"
+    ready_file: Path | None = None  # the bound port is written here once the socket listens
+
+    @property
+    def max_body(self) -> int:
+        return int(self.max_payload_mb * 1024 * 1024)
+
+
+def resolve(reference: str) -> Any:
+    """`package.module:attribute` -> the attribute (the feature lookup hook)."""
+    module, _, attribute = reference.partition(":")
+    if not module or not attribute:
+        raise ValueError(f"expected package.module:attribute, got {reference!r}")
+    try:
+        target = getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot load {reference!r}: {exc}") from None
+    if not callable(target):
+        raise ValueError(f"{reference!r} is not callable")
+    return target
+
+
+# --- one worker's request path -------------------------------------------------------------------
+
+
+class _Date:
+    """The Date header, formatted once a second rather than once a request."""
+
+    second = -1
+    value = b""
+
+    @classmethod
+    def header(cls) -> bytes:
+        now = int(time.time())
+        if now != cls.second:
+            cls.second, cls.value = now, formatdate(now, usegmt=True).encode()
+        return cls.value
+
+
+def head(status: int, content_type: str, length: int, close: bool = False) -> bytes:
+    return b"HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n" % (
+        status,
+        REASONS.get(status, "Unknown").encode(),
+        _Date.header(),
+        content_type.encode(),
+        length,
+        b"Connection: close\r\n" if close else b"",
+    )
+
+
+class Worker:
+    """The routes, for one process: the handler, its metrics row and its capture buffer."""
+
+    def __init__(self, handler: Handler, metrics: Metrics, options: ServerOptions, capture: Any = None):
+        self.handler = handler
+        self.metrics = metrics
+        self.options = options
+        self.capture = capture
+        self.max_body = options.max_body
+        self.connections: set[_Connection] = set()
+        self.stopping = False
+        self._parameters = contract.encode_json(
+            {
+                "MaxConcurrentTransforms": max(1, options.workers),
+                "BatchStrategy": "MULTI_RECORD",
+                "MaxPayloadInMB": int(options.max_payload_mb),
+            }
+        )
+
+    def invocation(self, body: bytes, content_type: str, accept: str, started: float) -> Response:
+        response = self.handler.invoke(body, content_type, accept)
+        if response.status == 200 and self.capture is not None:
+            self.capture.offer(content_type, body, response.content_type, response.body)
+        self.metrics.observe(response.status, time.perf_counter() - started)
+        return response
+
+    def route(
+        self, method: bytes, path: bytes, content_type: str, accept: str, body: bytes, started: float
+    ) -> Response:
+        path = path.split(b"?", 1)[0]
+        if path == b"/invocations":
+            if method != b"POST":
+                return error_response(405, "use POST for /invocations")
+            return self.invocation(body, content_type, accept, started)
+        if method != b"GET":
+            known = path in (b"/ping", b"/metrics", b"/execution-parameters")
+            return error_response(405 if known else 404, f"{method.decode()} {path.decode(errors='replace')}")
+        if path == b"/ping":
+            return Response(200, b"", contract.JSON)
+        if path == b"/metrics":
+            return Response(200, self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
+        if path == b"/execution-parameters":
+            return Response(200, self._parameters, contract.JSON)
+        return error_response(404, f"no route {path.decode(errors='replace')}; try POST /invocations")
+
+    def too_large(self, started: float) -> Response:
+        limit = self.options.max_payload_mb
+        self.metrics.observe(413, time.perf_counter() - started)
+        return error_response(413, f"the body is over the {limit:g} MB limit (serving.max_payload_mb)")
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: httptools feeds it, each complete request is answered in place."""
+
+    def __init__(self, worker: Worker):
+        import httptools
+
+        self.worker = worker
+        self.parser = httptools.HttpRequestParser(self)
+        self.parser_error = (httptools.HttpParserError, httptools.HttpParserUpgrade)
+        self.transport: asyncio.Transport | None = None
+        self.in_message = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self.url = b""
+        self.content_type = b""
+        self.accept = b""
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.refused = False  # answered 413: the rest of the body is read and dropped
+        self.expect_continue = False
+        self.started = 0.0
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.worker.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.worker.connections.discard(self)
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except self.parser_error as exc:
+            if self.transport is not None and not self.refused:
+                self._send(error_response(400, f"malformed HTTP request: {exc}"), close=True)
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        self.in_message = True
+        self._reset()
+        self.started = time.perf_counter()
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name == b"content-type":
+            self.content_type = value
+        elif name == b"accept":
+            self.accept = value
+        elif name == b"content-length":
+            with contextlib.suppress(ValueError):
+                if int(value) > self.worker.max_body:
+                    self.refused = True
+        elif name == b"expect" and value.lower() == b"100-continue":
+            self.expect_continue = True
+
+    def on_headers_complete(self) -> None:
+        if self.refused:
+            # Answer now: a client that waits for 100-continue sends no body; one that does not is read
+            # to the end (and dropped) so that it sees this answer instead of a reset connection.
+            self._send(self.worker.too_large(self.started), close=self.expect_continue)
+        elif self.expect_continue and self.transport is not None:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        self.size += len(body)
+        if self.refused:
+            if self.size > 4 * self.worker.max_body + (1 << 20) and self.transport is not None:
+                self.transport.close()  # reading a huge body to the end is not worth it
+            return
+        if self.size > self.worker.max_body:  # a chunked body has no Content-Length to refuse early
+            self.refused = True
+            self.chunks = []
+            self._send(self.worker.too_large(self.started), close=False)
+            return
+        self.chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        self.in_message = False
+        if self.transport is None:
+            return
+        if self.refused:
+            self.transport.close()
+            return
+        body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+        response = self.worker.route(
+            self.parser.get_method(),
+            self.url,
+            self.content_type.decode("latin-1"),
+            self.accept.decode("latin-1"),
+            body,
+            self.started,
+        )
+        self._send(response, close=not self.parser.should_keep_alive() or self.worker.stopping)
+
+    def _send(self, response: Response, close: bool) -> None:
+        if self.transport is None:
+            return
+        self.transport.write(
+            head(response.status, response.content_type, len(response.body), close) + response.body
+        )
+        if close:
+            self.transport.close()
+
+    def close_if_idle(self) -> None:
+        if not self.in_message and self.transport is not None:
+            self.transport.close()
+
+
+# --- processes -----------------------------------------------------------------------------------
+
+
+def bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _capture_buffer(options: ServerOptions, metrics: Metrics) -> capture_mod.CaptureBuffer | None:
+    if not options.capture_to or options.capture_percent <= 0:
+        return None
+    counters = capture_mod.CaptureCounters(
+        written=metrics.captured, dropped=metrics.capture_dropped, failed=metrics.capture_failed
+    )
+    sink = capture_mod.sink_for(options.capture_to)
+    return capture_mod.CaptureBuffer(
+        sink, options.endpoint_name, options.capture_percent, counters=counters
+    ).start()
+
+
+def run_worker(sock: socket.socket, handler: Handler, metrics: Metrics, options: ServerOptions) -> None:
+    """Serve on `sock` until SIGTERM/SIGINT, then drain and flush capture."""
+    import uvloop
+
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    worker = Worker(handler, metrics, options, _capture_buffer(options, metrics))
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    async def main() -> None:
+        server = await loop.create_server(lambda: _Connection(worker), sock=sock)
+        await stop.wait()
+        worker.stopping = True
+        server.close()
+        deadline = loop.time() + GRACE_SECONDS
+        while worker.connections and loop.time() < deadline:
+            for connection in list(worker.connections):
+                connection.close_if_idle()
+            await asyncio.sleep(0.01)
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        if worker.capture is not None:
+            worker.capture.close()
+            if worker.capture.waiting:
+                log.error(
+                    "capture: %d records could not be written to %s",
+                    worker.capture.waiting,
+                    options.capture_to,
+                )
+        loop.close()
+
+
+def serve(options: ServerOptions, on_ready: Callable[[int], None] | None = None) -> None:
+    """Load the model, listen, and run `options.workers` worker processes until told to stop."""
+    lookup = resolve(options.feature_lookup) if options.feature_lookup else None
+    handler = Handler(options.model_dir, feature_lookup=lookup)  # before the fork: workers share its pages
+    sock = bind(options.host, options.port)
+    port = sock.getsockname()[1]
+    log.info(
+        "serving %s on http://%s:%d with %d worker(s)", options.model_dir, options.host, port, options.workers
+    )
+    metrics = Metrics(options.workers)
+    if options.ready_file is not None:
+        tmp = options.ready_file.with_name(options.ready_file.name + ".tmp")
+        tmp.write_text(json.dumps({"port": port, "pid": os.getpid()}))
+        tmp.replace(options.ready_file)
+    if on_ready is not None:
+        on_ready(port)
+    if options.workers <= 1:
+        run_worker(sock, handler, metrics, options)
+        return
+    _supervise(sock, handler, metrics, options)
+
+
+def _supervise(sock: socket.socket, handler: Handler, metrics: Metrics, options: ServerOptions) -> None:
+    children: dict[int, int] = {}  # pid -> worker index
+    stopping = {"now": False}
+
+    def spawn(index: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                run_worker(sock, handler, metrics.for_worker(index), options)
+            except BaseException:
+                log.exception("worker %d failed", index)
+                code = 1
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        children[pid] = index
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stopping["now"] = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    for index in range(options.workers):
+        spawn(index)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    while children:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        index = children.pop(pid, None)
+        if index is not None and not stopping["now"]:
+            log.error("worker %d (pid %d) exited with status %d; starting a new one", index, pid, status)
+            time.sleep(0.2)
+            spawn(index)
+    sock.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m mlops_kit.serving ...`: the server without the CLI's imports (used by local deploys)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m mlops_kit.serving")
+    parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--max-payload-mb", type=float, default=6.0)
+    parser.add_argument("--capture-to", default="")
+    parser.add_argument("--capture-percent", type=float, default=0.0)
+    parser.add_argument("--endpoint-name", default="local-endpoint")
+    parser.add_argument("--feature-lookup", default="")
+    parser.add_argument("--ready-file", type=Path, default=None)
+    args = parser.parse_args(argv)
+    configure_logging()
+    try:
+        serve(ServerOptions(**vars(args)))
+    except Exception as exc:  # a model that cannot load, a port in use: one line, exit 1
+        log.error("%s", exc)
+        return 1
+    return 0
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s [pid %(process)d] %(name)s: %(message)s",
+        stream=sys.stderr,
+    )

@@ -1,0 +1,236 @@
+"""Model directories as SageMaker's scikit-learn container loads them, and the contract's pure rules."""
+
+from __future__ import annotations
+
+import json
+import logging
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import fitted_model, pack, write_model_dir
+
+from mlops_kit.serving import contract, metrics
+from mlops_kit.serving.handler import Handler, ModelLoadError
+
+# --- contract ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "chosen"),
+    [
+        (None, "application/json"),
+        ("*/*", "application/json"),
+        ("text/csv", "text/csv"),
+        ("text/*", "text/csv"),
+        ("text/html, application/x-npy;q=0.2, text/csv;q=0.9", "text/csv"),
+        ("text/csv;q=0, application/json", "application/json"),
+    ],
+)
+def test_choose_accept(header: str | None, chosen: str) -> None:
+    assert contract.choose_accept(header) == chosen
+
+
+def test_choose_accept_refuses_what_it_cannot_produce() -> None:
+    with pytest.raises(contract.NotAcceptable) as caught:
+        contract.choose_accept("text/html, image/png")
+    assert caught.value.status == 406
+
+
+def test_csv_empty_fields_are_missing_values() -> None:
+    assert np.isnan(contract.decode_csv(b"1,,3\r\n4,5,6\r\n")[0, 1])
+    assert contract.decode_csv("1,2\n\n3,4\n").tolist() == [[1, 2], [3, 4]]
+
+
+def test_bodies_that_are_not_utf8_are_400() -> None:
+    with pytest.raises(contract.BadInput, match="not UTF-8"):
+        contract.decode_csv(b"1,2,\xff")
+
+
+def test_json_records_follow_the_models_feature_names() -> None:
+    model = fitted_model(names=["a", "b", "c"])
+    data = contract.check_columns(contract.decode_json(b'[{"c": 3, "a": 1, "b": 2}]'), model)
+    assert list(data.columns) == ["a", "b", "c"] and data.iloc[0].tolist() == [1, 2, 3]
+    with pytest.raises(contract.BadInput, match="lack the model's feature"):
+        contract.check_columns(contract.decode_json(b'[{"a": 1}]'), model)
+    with pytest.raises(contract.BadInput, match="not a scalar"):
+        contract.decode_json(b'[{"a": [1]}]')
+
+
+def test_encoders_round_trip() -> None:
+    assert contract.encode_csv(np.array([[1, 2], [3, 4]])) == b"1,2\n3,4\n"
+    assert contract.encode_csv(np.array([0.5, 1.0])) == b"0.5\n1.0\n"
+    assert contract.encode_json(np.array([1, 0])) == b"[1,0]"
+    with pytest.raises(contract.NotAcceptable):
+        contract.default_output_fn([1], "text/html")
+
+
+# --- handler -------------------------------------------------------------------------------------
+
+
+def answer(handler: Handler, body: str | bytes, content_type: str = "text/csv", accept: str | None = None):
+    response = handler.invoke(body.encode() if isinstance(body, str) else body, content_type, accept)
+    return response.status, json.loads(
+        response.body
+    ) if response.content_type == "application/json" else response.body
+
+
+def test_a_directory_without_a_script_serves_its_joblib_file(tmp_path: Path) -> None:
+    handler = Handler(write_model_dir(tmp_path / "m", script=None))
+    assert answer(handler, "3,0,0\n-3,0,0") == (200, [1, 0])
+
+
+def test_model_tar_gz_is_unpacked_and_served(tmp_path: Path) -> None:
+    archive = pack(write_model_dir(tmp_path / "m"), tmp_path / "model.tar.gz")
+    status, body = answer(Handler(archive), "1,2,3")
+    assert status == 200 and body == pytest.approx(fitted_model().predict_proba([[1, 2, 3]])[:, 1].tolist())
+
+
+def test_a_full_script_replaces_every_default(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import json, os, joblib, numpy as np
+        from helper import SCALE  # code/ is importable, as in SageMaker
+
+        def model_fn(model_dir):
+            return joblib.load(os.path.join(model_dir, "model.joblib"))
+
+        def input_fn(body, content_type):
+            if content_type != "application/vnd.rows":
+                raise ValueError("only application/vnd.rows here")
+            return np.array(json.loads(body)["r"], dtype=float) * SCALE
+
+        def predict_fn(data, model):
+            return model.predict(data)
+
+        def output_fn(prediction, accept):
+            return json.dumps({"labels": prediction.tolist(), "accept": accept}), "application/vnd.labels"
+        """
+    )
+    folder = write_model_dir(tmp_path / "m", script=script)
+    (folder / "code" / "helper.py").write_text("SCALE = 1.0\n")
+    handler = Handler(folder)
+    response = handler.invoke(b'{"r": [[3, 0, 0]]}', "application/vnd.rows", None)
+    assert response.status == 200 and response.content_type == "application/vnd.labels"
+    assert json.loads(response.body) == {"labels": [1], "accept": "application/json"}
+    status, body = answer(handler, "1,2,3")
+    assert status == 400 and "only application/vnd.rows here" in body["error"]
+
+
+def test_transform_fn_handles_the_whole_request(tmp_path: Path) -> None:
+    script = "def model_fn(d):\n    return 'm'\n\ndef transform_fn(model, body, content_type, accept):\n    return body[::-1]\n"
+    handler = Handler(write_model_dir(tmp_path / "m", script=script))
+    response = handler.invoke(b"abc", "text/plain", "text/plain")
+    assert (response.status, response.body, response.content_type) == (200, b"cba", "text/plain")
+
+
+def test_unsupported_format_error_from_a_script_is_415(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        class UnsupportedFormatError(Exception):
+            pass
+
+        def model_fn(d):
+            return object()
+
+        def input_fn(body, content_type):
+            raise UnsupportedFormatError(f"{content_type} is not for me")
+        """
+    )
+    status, body = answer(Handler(write_model_dir(tmp_path / "m", script=script)), "1")
+    assert status == 415 and "not for me" in body["error"]
+
+
+def test_model_error_is_500_with_an_error_id_logged(
+    model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    handler = Handler(model_dir)
+    with caplog.at_level(logging.ERROR, logger="mlops_kit.serving"):
+        response = handler.invoke(b"-999,0,0", "text/csv", None)
+    assert response.status == 500 and response.error_id in json.loads(response.body)["error"]
+    assert response.error_id in caplog.text and "sentinel row" in caplog.text
+
+
+def test_feature_lookup_fills_missing_features_before_predict(tmp_path: Path) -> None:
+    """The hook the online feature store plugs into: entity id in, the model's features out."""
+    store = {7: [3.0, 0.0, 0.0], 8: [-3.0, 0.0, 0.0]}
+
+    def lookup(data: object) -> np.ndarray:
+        ids = np.asarray(data)[:, 0].astype(int)
+        missing = [i for i in ids if i not in store]
+        if missing:
+            raise KeyError(f"no features for entity {missing[0]}")
+        return np.array([store[i] for i in ids])
+
+    handler = Handler(write_model_dir(tmp_path / "m", script=None), feature_lookup=lookup)
+    assert answer(handler, "7\n8") == (200, [1, 0])
+    status, body = answer(handler, "9")
+    assert status == 400 and "feature lookup" in body["error"] and "entity 9" in body["error"]
+
+
+@pytest.mark.parametrize(
+    ("script", "files", "problem"),
+    [
+        (None, [], "exactly one model file"),
+        (None, ["other.pkl"], "exactly one model file"),
+        ("import not_a_module\n", [], "import failed: ModuleNotFoundError"),
+        ("def model_fn(d):\n    raise OSError('disk gone')\n", [], "model_fn failed: OSError: disk gone"),
+        ("def model_fn(d):\n    return None\n", [], "model_fn returned None"),
+        ("model_fn = 3\n", [], "model_fn is not a function"),
+        (
+            "def model_fn(d):\n    return 1\ndef transform_fn(*a):\n    return b''\ndef input_fn(*a):\n    pass\n",
+            [],
+            "not both",
+        ),
+    ],
+)
+def test_unservable_directories_fail_naming_the_file(
+    tmp_path: Path, script: str | None, files: list[str], problem: str
+) -> None:
+    folder = write_model_dir(tmp_path / "m", script=script)
+    for name in files:
+        (folder / name).write_bytes(b"")
+    if script is None and not files:
+        (folder / "model.joblib").unlink()
+    with pytest.raises(ModelLoadError, match=problem) as caught:
+        Handler(folder)
+    assert str(folder) in str(caught.value)
+
+
+def test_a_missing_or_bogus_source_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="no such model directory"):
+        Handler(tmp_path / "nope")
+    (tmp_path / "model.tar.gz").write_bytes(b"not a tar")
+    with pytest.raises(ModelLoadError, match="not a tar archive"):
+        Handler(tmp_path / "model.tar.gz")
+
+
+def test_records_frame_reaches_a_named_model(tmp_path: Path) -> None:
+    handler = Handler(write_model_dir(tmp_path / "m", script=None, model=fitted_model(names=["a", "b", "c"])))
+    status, body = answer(handler, json.dumps({"instances": [{"a": 3, "b": 0, "c": 0}]}), "application/json")
+    assert status == 200 and body == [1]
+    assert answer(handler, "3,0,0") == (200, [1])  # a headerless row is positional
+    assert isinstance(contract.check_columns(np.zeros((1, 3)), handler.model), np.ndarray)
+
+
+# --- metrics -------------------------------------------------------------------------------------
+
+
+def test_metrics_sum_every_workers_row() -> None:
+    shared = metrics.Metrics(workers=2)
+    shared.for_worker(0).observe(200, 0.0004)
+    shared.for_worker(1).observe(200, 0.004)
+    shared.for_worker(1).observe(500, 3.0)
+    shared.for_worker(1).observe(299, 0.1)
+    shared.for_worker(0).captured(5)
+    values = metrics.parse(shared.render().decode())
+    assert values['mlops_serving_requests_total{code="200"}'] == 2
+    assert values['mlops_serving_requests_total{code="other"}'] == 1
+    assert values['mlops_serving_errors_total{kind="server"}'] == 1
+    assert values['mlops_serving_request_seconds_bucket{le="0.0005"}'] == 1
+    assert values['mlops_serving_request_seconds_bucket{le="0.005"}'] == 2
+    assert values['mlops_serving_request_seconds_bucket{le="2.5"}'] == 3
+    assert values['mlops_serving_request_seconds_bucket{le="+Inf"}'] == 4
+    assert values["mlops_serving_request_seconds_count"] == 4
+    assert values["mlops_serving_capture_records_total"] == 5 and values["mlops_serving_workers"] == 2

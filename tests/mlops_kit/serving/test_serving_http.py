@@ -1,0 +1,220 @@
+"""SageMaker's container contract over real HTTP on 127.0.0.1: routes, content types, every bad input."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import socket
+
+import numpy as np
+import pytest
+from conftest import RunningServer, fitted_model
+
+from mlops_kit.serving import metrics
+
+
+def expected(rows: list[list[float]]) -> list[float]:
+    return fitted_model().predict_proba(np.array(rows))[:, 1].tolist()
+
+
+def alive(server: RunningServer) -> None:
+    """The server keeps serving after a bad request: ping and a good invocation both answer."""
+    assert server.request("GET", "/ping")[0] == 200
+    status, _, body = server.invoke("0.1,0.2,0.3")
+    assert status == 200 and json.loads(body) == pytest.approx(expected([[0.1, 0.2, 0.3]]))
+
+
+def test_ping_answers_200(server: RunningServer) -> None:
+    status, _, _ = server.request("GET", "/ping")
+    assert status == 200
+
+
+def test_csv_one_row_and_many_rows(server: RunningServer) -> None:
+    status, headers, body = server.invoke("1,2,3")
+    assert status == 200 and headers["content-type"] == "application/json"
+    assert json.loads(body) == pytest.approx(expected([[1, 2, 3]]))
+    rows = [[float(i), -float(i), 0.5] for i in range(100)]
+    status, _, body = server.invoke("\n".join(",".join(map(str, r)) for r in rows) + "\n")
+    assert status == 200 and json.loads(body) == pytest.approx(expected(rows))
+
+
+def test_json_instances_and_bare_rows(server: RunningServer) -> None:
+    rows = [[1, 2, 3], [-1, 0, 2]]
+    for document in ({"instances": rows}, rows):
+        status, _, body = server.invoke(json.dumps(document), "application/json")
+        assert status == 200 and json.loads(body) == pytest.approx(expected(rows))
+    status, _, body = server.invoke(json.dumps([1, 2, 3]), "application/json; charset=utf-8")
+    assert status == 200 and json.loads(body) == pytest.approx(expected([[1, 2, 3]]))
+
+
+def test_accept_is_honoured(server: RunningServer) -> None:
+    status, headers, body = server.invoke("1,2,3\n-1,0,2", accept="text/csv")
+    assert status == 200 and headers["content-type"] == "text/csv"
+    assert [float(v) for v in body.decode().split()] == pytest.approx(expected([[1, 2, 3], [-1, 0, 2]]))
+    status, headers, body = server.invoke("1,2,3", accept="application/x-npy")
+    assert status == 200 and headers["content-type"] == "application/x-npy"
+    assert np.load(io.BytesIO(body)).tolist() == pytest.approx(expected([[1, 2, 3]]))
+    status, _, body = server.invoke("1,2,3", accept="text/html;q=1, text/csv;q=0.5")
+    assert status == 200 and float(body) == pytest.approx(expected([[1, 2, 3]])[0])
+
+
+def test_npy_body(server: RunningServer) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([[1.0, 2.0, 3.0]]))
+    status, _, body = server.invoke(buffer.getvalue(), "application/x-npy")
+    assert status == 200 and json.loads(body) == pytest.approx(expected([[1, 2, 3]]))
+
+
+def test_unacceptable_accept_is_406(server: RunningServer) -> None:
+    status, _, body = server.invoke("1,2,3", accept="text/html")
+    assert status == 406 and "text/html" in json.loads(body)["error"]
+    alive(server)
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", ""])
+def test_wrong_content_type_is_415(server: RunningServer, content_type: str) -> None:
+    status, _, body = server.invoke("1,2,3", content_type)
+    assert status == 415
+    assert "text/csv" in json.loads(body)["error"]
+    alive(server)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "reason"),
+    [
+        ("1,2,x", "text/csv", "row 1, column 3: 'x' is not a number"),
+        ("amount,hour,tenure\n1,2,3", "text/csv", "takes no header row"),
+        ("1,2,3\n4,5", "text/csv", "row 2 has 2 columns, row 1 has 3"),
+        ("1,2", "text/csv", "rows have 2 columns, the model expects 3"),
+        ("", "text/csv", "no rows"),
+        ('{"instances": [[1, 2, 3]', "application/json", "malformed"),
+        ('[[1, 2, "three"]]', "application/json", "row 1, column 3: 'three' is not a number"),
+        ("[[1, 2, 3], [1, 2]]", "application/json", "row 2 has 2 values"),
+        ('{"rows": [[1, 2, 3]]}', "application/json", '"instances"'),
+        ("[[1, 2, 3, 4]]", "application/json", "4 columns, the model expects 3"),
+    ],
+)
+def test_bad_bodies_are_400_with_the_reason(
+    server: RunningServer, body: str, content_type: str, reason: str
+) -> None:
+    status, headers, answer = server.invoke(body, content_type)
+    assert status == 400
+    assert headers["content-type"] == "application/json"
+    assert reason in json.loads(answer)["error"]
+    alive(server)
+
+
+def test_body_over_the_limit_is_413(server: RunningServer) -> None:
+    big = b"1,2,3\n" * (7 * 1024 * 1024 // 6)  # 7 MB: over the default 6 MB
+    status, _, body = server.invoke(big)
+    assert status == 413 and "6 MB" in json.loads(body)["error"]
+    alive(server)
+
+
+def test_chunked_body_over_the_limit_is_413(server: RunningServer) -> None:
+    chunk = b"1,2,3\n" * 100_000
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.request(
+        "POST",
+        "/invocations",
+        body=iter([chunk] * 12),
+        headers={"Content-Type": "text/csv"},
+        encode_chunked=True,
+    )
+    response = connection.getresponse()
+    assert response.status == 413
+    connection.close()
+    alive(server)
+
+
+def test_chunked_body_within_the_limit_is_served(server: RunningServer) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.request(
+        "POST",
+        "/invocations",
+        body=iter([b"1,2,", b"3\n-1,0,2\n"]),
+        headers={"Content-Type": "text/csv"},
+        encode_chunked=True,
+    )
+    response = connection.getresponse()
+    assert response.status == 200
+    assert json.loads(response.read()) == pytest.approx(expected([[1, 2, 3], [-1, 0, 2]]))
+    connection.close()
+
+
+def test_model_error_is_500_with_an_error_id_in_the_log(server: RunningServer) -> None:
+    status, _, body = server.invoke("-999,0,0")
+    assert status == 500
+    reason = json.loads(body)["error"]
+    error_id = reason.split("error id ")[1].split()[0]
+    assert "sentinel" not in reason  # the model's internals stay in the log
+    alive(server)
+    log = server.log.read_text()
+    assert error_id in log and "sentinel row: the test's model error" in log and "Traceback" in log
+
+
+def test_unknown_route_is_404_and_wrong_method_405(server: RunningServer) -> None:
+    assert server.request("GET", "/nope")[0] == 404
+    assert server.request("GET", "/invocations")[0] == 405
+    assert server.request("DELETE", "/ping")[0] == 405
+    alive(server)
+
+
+def test_malformed_http_is_400_and_the_server_goes_on(server: RunningServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        raw.sendall(b"THIS IS NOT HTTP\r\n\r\n")
+        answer = raw.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 400")
+    alive(server)
+
+
+def test_keep_alive_and_pipelining_answer_in_order(server: RunningServer) -> None:
+    requests = b"".join(
+        b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nAccept: text/csv\r\n"
+        + b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        for body in (b"1,2,3", b"-1,0,2", b"1,2", b"0,0,0")
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        raw.sendall(requests)
+        data = b""
+        while data.count(b"HTTP/1.1") < 4 or not data.endswith(b"\n"):
+            data += raw.recv(65536)
+    statuses = [int(part[:3]) for part in data.split(b"HTTP/1.1 ")[1:]]
+    assert statuses == [200, 200, 400, 200]
+    values = [
+        float(part.rsplit(b"\r\n\r\n", 1)[1]) for i, part in enumerate(data.split(b"HTTP/1.1 ")[1:]) if i != 2
+    ]
+    assert values == pytest.approx(expected([[1, 2, 3], [-1, 0, 2], [0, 0, 0]]))
+
+
+def test_execution_parameters_for_batch_transform(server: RunningServer) -> None:
+    status, _, body = server.request("GET", "/execution-parameters")
+    assert status == 200
+    assert json.loads(body) == {
+        "MaxConcurrentTransforms": 1,
+        "BatchStrategy": "MULTI_RECORD",
+        "MaxPayloadInMB": 6,
+    }
+
+
+def test_metrics_count_requests_latency_and_errors(server: RunningServer) -> None:
+    before = metrics.parse(server.request("GET", "/metrics")[2].decode())
+    server.invoke("1,2,3")
+    server.invoke("1,2")
+    server.invoke("-999,0,0")
+    status, headers, body = server.request("GET", "/metrics")
+    assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
+    after = metrics.parse(body.decode())
+
+    def grew(name: str) -> float:
+        return after[name] - before[name]
+
+    assert grew('mlops_serving_requests_total{code="200"}') == 1
+    assert grew('mlops_serving_requests_total{code="400"}') == 1
+    assert grew('mlops_serving_requests_total{code="500"}') == 1
+    assert grew('mlops_serving_errors_total{kind="client"}') == 1
+    assert grew('mlops_serving_errors_total{kind="server"}') == 1
+    assert grew("mlops_serving_request_seconds_count") == 3
+    assert grew('mlops_serving_request_seconds_bucket{le="+Inf"}') == 3
+    assert after["mlops_serving_request_seconds_sum"] > before["mlops_serving_request_seconds_sum"]
