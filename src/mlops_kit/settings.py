@@ -119,6 +119,9 @@ class Serving:
     target_invocations_per_instance: int = _spec(default=1000, ge=1)
     latency_alarm_ms: int = _spec(default=500, ge=1)
     port: int = _spec(default=8080, ge=1, le=65535, doc="the local endpoint's port")
+    request_builder: str = _spec(
+        default="", pattern=r"^$|" + _REF, doc="the project's events -> endpoint requests function"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -34,6 +34,7 @@ _AREAS: list[tuple[str, str | None]] = [
     ("serve", None),
     ("pipeline", "pipeline"),
     ("runs", "runs"),
+    ("models", None),
 ]
 
 

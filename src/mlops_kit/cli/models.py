@@ -1,0 +1,185 @@
+"""`mlops models list`, `mlops promote`, `mlops rollback`: the registry and moving models between stages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+out = Console()
+app = typer.Typer(
+    help="The model registry: packages, their stages, metrics and lineage.", no_args_is_help=True
+)
+
+SHOWN_METRICS = ("roc_auc", "pr_auc", "precision", "recall", "segment_gap")
+
+
+def register(root: typer.Typer) -> None:
+    root.command(name="promote")(promote)
+    root.command(name="rollback")(rollback)
+    root.add_typer(app, name="models")
+
+
+def _client_factory(config: Any) -> Any:
+    """Clients for the environment's registry: the running emulator's when embedded, else AWS's."""
+    from mlops_kit import emulator as emu
+
+    if config.embedded:
+        current = emu.running()
+        if current is None:
+            raise emu.EmulatorError(
+                "no emulator running: the local registry lives there; run `mlops emulator start` first"
+            )
+        return current.client
+    return lambda service: emu.client(service, endpoint_url=None, region=config.region)
+
+
+def _redeployer() -> Any:
+    """The local endpoint's redeploy (serving.local.deploy) for embedded targets."""
+    from mlops_kit import emulator as emu
+    from mlops_kit.serving import local
+
+    def redeploy(target: Any, package_arn: str) -> None:
+        current = emu.running()
+        if current is None:
+            raise emu.EmulatorError("no emulator running to redeploy the local endpoint from")
+        endpoint = local.deploy(target, current, package_arn)
+        out.print(
+            f"local endpoint {endpoint.name} now serves {package_arn} at {endpoint.url}", highlight=False
+        )
+
+    return redeploy
+
+
+@app.command(name="list")
+def list_models(env: str = typer.Option("local", help="Environment whose registry to show.")) -> None:
+    """Each package of the environment's registry: stage, approval, metrics, lineage, when promoted."""
+    from mlops_kit import naming, settings
+    from mlops_kit.registry import promotion
+
+    config = settings.load(env)
+    rows = promotion.list_packages(config, _client_factory(config))
+    if not rows:
+        out.print(f"model package group {naming.model_package_group(config)} has no package yet")
+        return
+    columns = ("version", "stage", "serving", "approval", *SHOWN_METRICS, "execution", "promoted", "arn")
+    lines = [
+        [str(row.version), row.stage, row.serving, row.approval]
+        + [f"{row.metrics[m]:.4f}" if m in row.metrics else "-" for m in SHOWN_METRICS]
+        + [row.execution, row.promoted, row.arn]
+        for row in rows
+    ]
+    if not out.is_terminal:  # piped or in CI logs: one tab-separated line per package, nothing folded
+        out.print(naming.model_package_group(config), highlight=False)
+        for line in (columns, *lines):
+            out.print("\t".join(line), highlight=False, soft_wrap=True)
+        return
+    table = Table(title=naming.model_package_group(config), title_justify="left")
+    for column in columns[:-1]:
+        table.add_column(column, overflow="fold")
+    for line in lines:
+        table.add_row(*line[:-1])
+    out.print(table)
+
+
+def promote(
+    to: str = typer.Option(..., "--to", help="The stage to promote to (one of mlops:stages)."),
+    package: str = typer.Option("", "--package", help="The model package ARN to promote."),
+    latest: bool = typer.Option(False, "--latest", help="The newest package of the stage before."),
+    env: str = typer.Option("local", help="Environment whose registry holds the package."),
+    approved_by: str = typer.Option(
+        "", "--approved-by", envvar="MLOPS_APPROVED_BY", help="Who approved (required where settings say)."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the decision; change nothing."),
+) -> None:
+    """Check a stage's gates for a package and, if they pass, promote it (registry, audit, settings)."""
+    from mlops_kit import settings
+    from mlops_kit.registry import promotion
+
+    if bool(package) == latest:
+        raise typer.BadParameter("give exactly one of --package ARN or --latest")
+    config = settings.load(env)
+    client = _client_factory(config)
+    try:
+        outcome = promotion.promote(
+            config,
+            client,
+            stage=to,
+            package_arn=package or None,
+            approved_by=approved_by or None,
+            dry_run=dry_run,
+            redeploy=_redeployer(),
+        )
+    except promotion.PromotionRefused as refused:
+        _decision_table(refused.decision)
+        raise
+    assert outcome.decision is not None
+    _decision_table(outcome.decision)
+    if dry_run:
+        verdict = "would be promoted" if outcome.decision.approved else "would be refused"
+        out.print(f"dry run: {outcome.package} {verdict}; nothing was changed", highlight=False)
+        if not outcome.decision.approved:
+            raise typer.Exit(1)
+        return
+    _report(outcome)
+
+
+def rollback(
+    env: str = typer.Option("local", help="Environment whose registry and stage to roll back."),
+    stage: str = typer.Option("", "--stage", help="The stage; default the environment's own."),
+    approved_by: str = typer.Option("", "--approved-by", envvar="MLOPS_APPROVED_BY", help="Who decided."),
+) -> None:
+    """Return a stage to the package it served before the current one, with an audit record."""
+    from mlops_kit import settings
+    from mlops_kit.registry import promotion
+
+    config = settings.load(env)
+    outcome = promotion.rollback(
+        config,
+        _client_factory(config),
+        stage=stage or None,
+        approved_by=approved_by or None,
+        redeploy=_redeployer(),
+    )
+    _report(outcome)
+
+
+def _decision_table(decision: Any) -> None:
+    from mlops_kit.registry.gates import show
+
+    if not out.is_terminal:
+        out.print(
+            f"{decision.package} -> {decision.target_stage} (champion: {decision.champion or 'none'};"
+            f" compared on {decision.basis})",
+            highlight=False,
+            soft_wrap=True,
+        )
+        for check in decision.checks:
+            out.print(check.line(), highlight=False, soft_wrap=True, markup=False)
+        return
+    table = Table(
+        title=f"{decision.package} -> {decision.target_stage} (champion: {decision.champion or 'none'};"
+        f" compared on {decision.basis})",
+        title_justify="left",
+    )
+    for column in ("check", "value", "threshold", "result", "note"):
+        table.add_column(column, overflow="fold")
+    for check in decision.checks:
+        result = "[green]pass[/]" if check.passed else "[bold red]FAIL[/]"
+        table.add_row(check.name, show(check.value), show(check.threshold), result, check.note)
+    out.print(table)
+
+
+def _report(outcome: Any) -> None:
+    verb = "promoted" if outcome.action == "promote" else "rolled back"
+    out.print(
+        f"{verb} {outcome.stage} to {outcome.package} (was {outcome.previous or 'none'}),"
+        f" sequence {outcome.sequence}, audit {outcome.audit_key}",
+        highlight=False,
+    )
+    for path in outcome.settings_files:
+        out.print(f"wrote {path}: mlops:serving.model_package_arn", highlight=False)
+    if not outcome.settings_files:
+        out.print("no settings file changed", highlight=False)

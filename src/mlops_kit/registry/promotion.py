@@ -1,0 +1,557 @@
+"""Carry out promotions and rollbacks: the registry adapter around the pure gates of `gates.py`.
+
+`promote(settings, client, stage=...)` acts on the registry of the environment `settings` describes (its
+model package group; its artifacts bucket holds the audit trail). The environments that serve the target
+stage (`mlops:promotion.stage`, same runtime kind) give the gates and get the approved package written
+into their settings files. In order, each step only after the one before succeeded:
+
+  1. read the stage's pointer `s3://<artifacts>/promotions/<stage>/HEAD.json` (its ETag) and the champion
+  2. re-score champion and challenger on the candidate's test set when it is recorded (`lineage:test`)
+  3. `gates.decide(...)`: refused -> `PromotionRefused`, nothing changed; `dry_run` stops here too
+  4. write HEAD with a conditional put (If-Match the ETag read, or If-None-Match * when absent): the
+     commit point. A concurrent promotion that wrote first makes this fail: `PromotionConflict`, and the
+     loser has changed nothing
+  5. the package: Approved, `mlops:stage` in its metadata (the full dict: AWS merges, moto replaces)
+  6. the audit record `promotions/<stage>/<sequence>.json`: who, when, from which stage, every check
+  7. each target's `environments/Pulumi.<env>.yaml` (one line), and the local endpoint for embedded ones
+
+`rollback` moves the pointer back to the previous package of the stage's history, with the same
+conditional write, an audit record and the same settings change.
+"""
+
+from __future__ import annotations
+
+import getpass
+import io
+import json
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mlops_kit import naming
+from mlops_kit import settings as settings_mod
+from mlops_kit.registry import gates
+from mlops_kit.registry.gates import Decision, Package, SameData
+from mlops_kit.registry.packages import APPROVED
+from mlops_kit.registry.settings_edit import write_package
+from mlops_kit.settings import Settings
+
+ClientFactory = Callable[[str], Any]
+# Serves `package_arn` on an embedded environment's local endpoint (the CLI wires serving.local.deploy).
+Redeploy = Callable[[Settings, str], Any]
+
+PREFIX = "promotions"
+
+
+class PromotionError(RuntimeError):
+    """A promotion or rollback cannot proceed: says what is missing or wrong."""
+
+
+class PromotionRefused(PromotionError):
+    """The gates refused the package; nothing was changed."""
+
+    def __init__(self, decision: Decision):
+        self.decision = decision
+        super().__init__(decision.refusal())
+
+
+class PromotionConflict(PromotionError):
+    """Another promotion of the same stage committed first; this one changed nothing."""
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Where an environment's packages and its promotion trail live."""
+
+    settings: Settings
+    group: str
+    bucket: str
+
+    def head_key(self, stage: str) -> str:
+        return f"{PREFIX}/{stage}/HEAD.json"
+
+    def audit_key(self, stage: str, sequence: int) -> str:
+        return f"{PREFIX}/{stage}/{sequence:06d}.json"
+
+
+@dataclass(frozen=True)
+class Head:
+    sequence: int
+    package: str
+    history: list[dict[str, Any]]
+    etag: str
+
+
+@dataclass
+class Outcome:
+    action: str
+    stage: str
+    package: str
+    previous: str | None
+    decision: Decision | None = None
+    dry_run: bool = False
+    sequence: int | None = None
+    audit_key: str | None = None
+    settings_files: list[Path] = field(default_factory=list)
+    redeployed: list[str] = field(default_factory=list)
+
+
+def registry(settings: Settings, client: ClientFactory) -> Registry:
+    account = client("sts").get_caller_identity()["Account"]
+    return Registry(
+        settings, naming.model_package_group(settings), naming.bucket(settings, "artifacts", account)
+    )
+
+
+def targets(settings: Settings, stage: str, root: Path | None = None) -> list[Settings]:
+    """The environments serving `stage` with the same runtime kind as `settings`' own."""
+    root = root or settings.file.parent.parent
+    found = []
+    for env in settings_mod.environments(root):
+        other = settings_mod.load(env, root)
+        if other.promotion.stage == stage and other.runtime.kind == settings.runtime.kind:
+            found.append(other)
+    return found
+
+
+def gates_of(settings: Settings, stage_targets: Sequence[Settings]) -> settings_mod.Promotion:
+    """The targets' gates (they must agree); with no target, the registry environment's own."""
+    if not stage_targets:
+        return settings.promotion
+    first = stage_targets[0]
+    for other in stage_targets[1:]:
+        if other.promotion != first.promotion:
+            raise PromotionError(
+                f"{first.file} and {other.file} serve stage {first.promotion.stage} with different "
+                "mlops:promotion gates; make them agree"
+            )
+    return first.promotion
+
+
+# --- reading the registry ----------------------------------------------------------------------------
+
+
+def describe(sagemaker: Any, arn: str) -> Package:
+    try:
+        return Package.from_description(sagemaker.describe_model_package(ModelPackageName=arn))
+    except sagemaker.exceptions.ClientError as exc:
+        raise PromotionError(f"model package {arn} not found: {_reason(exc)}") from None
+
+
+def package_versions(sagemaker: Any, group: str) -> list[dict[str, Any]]:
+    """Every version of the group, oldest first."""
+    found: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {
+        "ModelPackageGroupName": group,
+        "SortBy": "CreationTime",
+        "SortOrder": "Ascending",
+    }
+    while True:
+        try:
+            page = sagemaker.list_model_packages(**kwargs)
+        except sagemaker.exceptions.ClientError as exc:
+            raise PromotionError(f"model package group {group}: {_reason(exc)}") from None
+        found += page.get("ModelPackageSummaryList", [])
+        if not page.get("NextToken"):
+            break
+        kwargs["NextToken"] = page["NextToken"]
+    return sorted(found, key=lambda p: (p.get("ModelPackageVersion") or 0, p["CreationTime"]))
+
+
+def latest_candidate(sagemaker: Any, group: str, stages: Sequence[str], stage: str) -> str:
+    """The newest package in the stage before `stage` (a new one for the first stage); else the newest."""
+    versions = package_versions(sagemaker, group)
+    if not versions:
+        raise PromotionError(f"model package group {group} has no package; run the training pipeline first")
+    required = gates.previous_stage(stages, stage)
+    for summary in reversed(versions):
+        if describe(sagemaker, summary["ModelPackageArn"]).stage == required:
+            return summary["ModelPackageArn"]
+    return versions[-1]["ModelPackageArn"]  # the gates will say why it cannot go
+
+
+def read_head(s3: Any, reg: Registry, stage: str) -> Head | None:
+    try:
+        got = s3.get_object(Bucket=reg.bucket, Key=reg.head_key(stage))
+    except s3.exceptions.NoSuchKey:
+        return None
+    except s3.exceptions.ClientError as exc:
+        raise PromotionError(f"s3://{reg.bucket}/{reg.head_key(stage)}: {_reason(exc)}") from None
+    body = json.loads(got["Body"].read())
+    return Head(int(body["sequence"]), body["package"], list(body.get("history", [])), got["ETag"])
+
+
+def _write_head(s3: Any, reg: Registry, stage: str, head: Head | None, entry: dict[str, Any]) -> int:
+    """The commit point: conditional on HEAD being exactly what was read. Returns the new sequence."""
+    sequence = (head.sequence if head else 0) + 1
+    history = (head.history if head else []) + [{**entry, "sequence": sequence}]
+    body = {"sequence": sequence, "package": entry["package"], "history": history}
+    condition = {"IfMatch": head.etag} if head else {"IfNoneMatch": "*"}
+    try:
+        s3.put_object(
+            Bucket=reg.bucket,
+            Key=reg.head_key(stage),
+            Body=json.dumps(body, indent=2).encode(),
+            ContentType="application/json",
+            **condition,
+        )
+    except s3.exceptions.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412):
+            raise PromotionConflict(
+                f"another promotion of stage {stage} committed first (s3://{reg.bucket}/"
+                f"{reg.head_key(stage)} changed since it was read); nothing was changed, run it again"
+            ) from None
+        raise PromotionError(f"s3://{reg.bucket}/{reg.head_key(stage)}: {_reason(exc)}") from None
+    return sequence
+
+
+def _write_audit(s3: Any, reg: Registry, stage: str, sequence: int, record: dict[str, Any]) -> str:
+    key = reg.audit_key(stage, sequence)
+    s3.put_object(
+        Bucket=reg.bucket,
+        Key=key,
+        Body=json.dumps(record, indent=2, sort_keys=True).encode(),
+        ContentType="application/json",
+        IfNoneMatch="*",  # sequences are unique per committed HEAD: never overwrite a record
+    )
+    return key
+
+
+def audit_records(s3: Any, reg: Registry) -> list[dict[str, Any]]:
+    """Every audit record of the registry, oldest first within each stage."""
+    records = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=reg.bucket, Prefix=f"{PREFIX}/"):
+        for item in page.get("Contents", []):
+            if item["Key"].endswith(".json") and not item["Key"].endswith("/HEAD.json"):
+                records.append(json.loads(s3.get_object(Bucket=reg.bucket, Key=item["Key"])["Body"].read()))
+    return sorted(records, key=lambda r: (r.get("stage", ""), r.get("sequence", 0)))
+
+
+# --- champion against challenger on the same rows ------------------------------------------------------
+
+
+def same_data(s3: Any, sagemaker: Any, candidate: Package, champion: Package) -> SameData | None:
+    """Both models re-scored on the candidate's test set through their own handlers; None when unrecorded."""
+    test_uri, label = candidate.lineage.get("test"), candidate.lineage.get("label")
+    if not test_uri or not label:
+        return None
+    import numpy as np
+
+    frame = read_parquet_folder(s3, test_uri)
+    if label not in frame.columns:
+        raise PromotionError(f"{test_uri}: no label column {label!r} (lineage:label of {candidate.arn})")
+    labels = frame[label].to_numpy().astype(int)
+    if len(np.unique(labels)) != 2:
+        raise PromotionError(f"{test_uri}: column {label} needs both classes to compare ROC AUC")
+    features = frame.drop(columns=[label])
+    with tempfile.TemporaryDirectory(prefix="mlops-champion-") as tmp:
+        scores = {
+            package.arn: score(s3, sagemaker, package.arn, features, Path(tmp) / str(i))
+            for i, package in enumerate((candidate, champion))
+        }
+    return SameData(
+        candidate=gates.roc_auc(labels, scores[candidate.arn]),
+        champion=gates.roc_auc(labels, scores[champion.arn]),
+        rows=len(frame),
+        source=test_uri,
+    )
+
+
+def score(s3: Any, sagemaker: Any, package_arn: str, features: Any, folder: Path) -> Any:
+    """One package's model scores for `features`, through the handler its model.tar.gz carries."""
+    import numpy as np
+
+    from mlops_kit.serving.handler import Handler, ModelLoadError
+
+    url = _model_url(sagemaker, package_arn)
+    folder.mkdir(parents=True)
+    archive = folder / "model.tar.gz"
+    bucket, key = _split(url)
+    try:
+        archive.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except s3.exceptions.ClientError as exc:
+        raise PromotionError(f"{url} (model of {package_arn}): {_reason(exc)}") from None
+    loaded_before, path_before = set(sys.modules), list(sys.path)
+    try:
+        handler = Handler(archive)
+        predicted = handler.predict_fn(features.copy(), handler.model)
+    except ModelLoadError as exc:
+        raise PromotionError(f"the model of {package_arn} cannot be loaded: {exc}") from None
+    finally:
+        # Champion and challenger may ship different versions of the same helper module (`code/*.py`):
+        # forget what this model imported, so the next one loads its own.
+        added = tuple(entry for entry in sys.path if entry not in path_before)
+        for name in set(sys.modules) - loaded_before:
+            if added and str(getattr(sys.modules[name], "__file__", None) or "").startswith(added):
+                del sys.modules[name]
+        sys.path[:] = path_before
+    predicted = np.asarray(predicted, dtype=float)
+    if predicted.ndim == 2:  # predict_proba-style: the positive class
+        predicted = predicted[:, -1]
+    if predicted.shape != (len(features),):
+        raise PromotionError(
+            f"the model of {package_arn} returned {predicted.shape} scores for {len(features)} rows"
+        )
+    return predicted
+
+
+def read_parquet_folder(s3: Any, uri: str) -> Any:
+    import pandas as pd
+
+    bucket, prefix = _split(uri)
+    parts = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in sorted(page.get("Contents", []), key=lambda i: i["Key"]):
+            if item["Key"].endswith(".parquet"):
+                body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                parts.append(pd.read_parquet(io.BytesIO(body)))
+    if not parts:
+        raise PromotionError(f"{uri}: no parquet file to re-score the champion on")
+    return pd.concat(parts, ignore_index=True)
+
+
+def _model_url(sagemaker: Any, package_arn: str) -> str:
+    described = sagemaker.describe_model_package(ModelPackageName=package_arn)
+    containers = described.get("InferenceSpecification", {}).get("Containers", [])
+    if not containers or not containers[0].get("ModelDataUrl"):
+        raise PromotionError(f"model package {package_arn} has no ModelDataUrl")
+    return containers[0]["ModelDataUrl"]
+
+
+# --- the two actions ---------------------------------------------------------------------------------
+
+
+def evaluate(
+    settings: Settings,
+    client: ClientFactory,
+    *,
+    stage: str,
+    package_arn: str | None = None,
+    approved_by: str | None = None,
+    root: Path | None = None,
+) -> tuple[Registry, Decision, Head | None, list[Settings]]:
+    """Read everything the gates need and decide; changes nothing."""
+    if not settings.stages:
+        raise PromotionError(f"no stage order: set mlops:stages in {settings_mod.PROJECT_FILE}")
+    if stage not in settings.stages:
+        raise PromotionError(f"unknown stage {stage!r}; the stages are {', '.join(settings.stages)}")
+    reg = registry(settings, client)
+    sagemaker, s3 = client("sagemaker"), client("s3")
+    arn = package_arn or latest_candidate(sagemaker, reg.group, settings.stages, stage)
+    candidate = describe(sagemaker, arn)
+    stage_targets = targets(settings, stage, root)
+    head = read_head(s3, reg, stage)
+    champion = describe(sagemaker, head.package) if head else None
+    compared = None
+    if champion is not None and champion.arn != candidate.arn and candidate.group == reg.group:
+        compared = same_data(s3, sagemaker, candidate, champion)
+    decision = gates.decide(
+        candidate,
+        champion,
+        gates_of(settings, stage_targets),
+        stages=settings.stages,
+        target_stage=stage,
+        group=reg.group,
+        approved_by=approved_by,
+        same_data=compared,
+    )
+    return reg, decision, head, stage_targets
+
+
+def promote(
+    settings: Settings,
+    client: ClientFactory,
+    *,
+    stage: str,
+    package_arn: str | None = None,
+    approved_by: str | None = None,
+    dry_run: bool = False,
+    root: Path | None = None,
+    redeploy: Redeploy | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    after_read: Callable[[], None] | None = None,
+) -> Outcome:
+    """Promote a package of `settings`' registry to `stage`, or refuse (`PromotionRefused`)."""
+    reg, decision, head, stage_targets = evaluate(
+        settings, client, stage=stage, package_arn=package_arn, approved_by=approved_by, root=root
+    )
+    outcome = Outcome(
+        "promote", stage, decision.package, decision.champion, decision=decision, dry_run=dry_run
+    )
+    if dry_run:
+        return outcome
+    if not decision.approved:
+        raise PromotionRefused(decision)
+    if after_read is not None:
+        after_read()
+    who = approved_by or _os_user()
+    at = clock().isoformat()
+    s3, sagemaker = client("s3"), client("sagemaker")
+    entry = {"action": gates.PROMOTE, "package": decision.package, "at": at, "by": who}
+    outcome.sequence = _write_head(s3, reg, stage, head, entry)
+    described = sagemaker.describe_model_package(ModelPackageName=decision.package)
+    properties = {**(described.get("CustomerMetadataProperties") or {}), gates.STAGE_KEY: stage}
+    sagemaker.update_model_package(
+        ModelPackageArn=decision.package,
+        ModelApprovalStatus=APPROVED,
+        ApprovalDescription=f"promoted to {stage} by {who} at {at}"[:1024],
+        CustomerMetadataProperties=properties,
+    )
+    return _finish(outcome, reg, stage_targets, s3, who, at, approved_by, redeploy)
+
+
+def rollback(
+    settings: Settings,
+    client: ClientFactory,
+    *,
+    stage: str | None = None,
+    approved_by: str | None = None,
+    root: Path | None = None,
+    redeploy: Redeploy | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Outcome:
+    """Point `stage` (default: the environment's own) back at the package it served before."""
+    stage = stage or settings.promotion.stage
+    if settings.stages and stage not in settings.stages:
+        raise PromotionError(f"unknown stage {stage!r}; the stages are {', '.join(settings.stages)}")
+    reg = registry(settings, client)
+    s3, sagemaker = client("s3"), client("sagemaker")
+    head = read_head(s3, reg, stage)
+    try:
+        current, previous = gates.rollback_target(head.history if head else [], stage)
+    except ValueError as exc:
+        raise PromotionError(f"{exc} (s3://{reg.bucket}/{reg.head_key(stage)})") from None
+    back = describe(sagemaker, previous)
+    if back.approval != APPROVED:
+        raise PromotionError(f"cannot roll {stage} back to {previous}: it is {back.approval}, not Approved")
+    stage_targets = targets(settings, stage, root)
+    who = approved_by or _os_user()
+    at = clock().isoformat()
+    entry = {"action": gates.ROLLBACK, "package": previous, "from_package": current, "at": at, "by": who}
+    outcome = Outcome("rollback", stage, previous, current)
+    outcome.sequence = _write_head(s3, reg, stage, head, entry)
+    return _finish(outcome, reg, stage_targets, s3, who, at, approved_by, redeploy)
+
+
+def _finish(
+    outcome: Outcome,
+    reg: Registry,
+    stage_targets: Sequence[Settings],
+    s3: Any,
+    who: str,
+    at: str,
+    approved_by: str | None,
+    redeploy: Redeploy | None,
+) -> Outcome:
+    """After the commit point: the audit record, the settings files, the local endpoints."""
+    assert outcome.sequence is not None
+    for target in stage_targets:
+        if write_package(target.file, outcome.package):
+            outcome.settings_files.append(target.file)
+    record = {
+        "action": outcome.action,
+        "stage": outcome.stage,
+        "sequence": outcome.sequence,
+        "package": outcome.package,
+        "previous": outcome.previous,
+        "from_stage": outcome.decision.from_stage if outcome.decision else outcome.stage,
+        "by": who,
+        "approved_by": approved_by,
+        "at": at,
+        "registry": {"environment": reg.settings.env, "group": reg.group},
+        "settings_files": [_relative(p, reg.settings) for p in outcome.settings_files],
+        "targets": [t.env for t in stage_targets],
+        "decision": outcome.decision.as_dict() if outcome.decision else None,
+    }
+    outcome.audit_key = _write_audit(s3, reg, outcome.stage, outcome.sequence, record)
+    if redeploy is not None:
+        for target in stage_targets:
+            if target.embedded:
+                redeploy(target, outcome.package)
+                outcome.redeployed.append(target.env)
+    return outcome
+
+
+# --- the registry view --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    version: int
+    arn: str
+    stage: str
+    approval: str
+    serving: str
+    metrics: dict[str, float]
+    execution: str
+    promoted: str
+
+
+def rows(packages: Sequence[Package], records: Sequence[dict[str, Any]], heads: dict[str, str]) -> list[Row]:
+    """One row per package: when each was last promoted (audit records) and which stages serve it."""
+    promoted: dict[str, list[str]] = {}
+    for record in records:
+        if record.get("action") == gates.PROMOTE:
+            promoted.setdefault(record["package"], []).append(f"{record['stage']} {record['at'][:19]}Z")
+    out = []
+    for package in sorted(packages, key=lambda p: p.version):
+        out.append(
+            Row(
+                version=package.version,
+                arn=package.arn,
+                stage=package.stage or "-",
+                approval=package.approval,
+                serving=", ".join(s for s, arn in sorted(heads.items()) if arn == package.arn) or "-",
+                metrics=package.metrics,
+                execution=package.lineage.get("execution", "-"),
+                promoted="; ".join(promoted.get(package.arn, [])) or "-",
+            )
+        )
+    return out
+
+
+def list_packages(settings: Settings, client: ClientFactory) -> list[Row]:
+    reg = registry(settings, client)
+    sagemaker, s3 = client("sagemaker"), client("s3")
+    packages = [describe(sagemaker, p["ModelPackageArn"]) for p in package_versions(sagemaker, reg.group)]
+    heads = {}
+    for stage in settings.stages:
+        head = read_head(s3, reg, stage)
+        if head is not None:
+            heads[stage] = head.package
+    return rows(packages, audit_records(s3, reg), heads)
+
+
+# --- small helpers ----------------------------------------------------------------------------------------
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
+
+
+def _split(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise PromotionError(f"{uri!r} is not an s3://bucket/key URI")
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key
+
+
+def _reason(exc: Any) -> str:
+    error = getattr(exc, "response", {}).get("Error", {})
+    return f"{error.get('Code', type(exc).__name__)}: {error.get('Message', exc)}"
+
+
+def _relative(path: Path, settings: Settings) -> str:
+    try:
+        return str(path.relative_to(settings.file.parent.parent))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,99 @@
+"""Write an approved model package into an environment's settings file, changing that one line only.
+
+A promotion is a reviewed change: the diff of `environments/Pulumi.<env>.yaml` is the `model_package_arn:`
+line inside `mlops:serving:`, which `pulumi preview` shows as an endpoint update. So the file is edited
+line by line (a YAML round trip would drop comments and reorder keys), the result is parsed again before
+it replaces the original (written to a temporary file, then renamed), and anything unexpected is an error
+naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from mlops_kit.settings import SettingsError
+
+BLOCK = "mlops:serving"
+KEY = "model_package_arn"
+
+_INDENT = re.compile(r"^( *)")
+
+
+def _indent(line: str) -> int:
+    return len(_INDENT.match(line).group(1))
+
+
+def _meaningful(line: str) -> bool:
+    stripped = line.strip()
+    return bool(stripped) and not stripped.startswith("#")
+
+
+def rewrite_text(text: str, package_arn: str, where: Path | str = "settings") -> str:
+    """`text` with `mlops:serving.model_package_arn` set to `package_arn`; every other line untouched."""
+    if not re.fullmatch(r"[\w:/.+=,@-]*", package_arn):
+        raise ValueError(f"{package_arn!r} is not a model package ARN")
+    lines = text.splitlines(keepends=True)
+    block = next(
+        (
+            i
+            for i, line in enumerate(lines)
+            if re.match(rf"^ *{re.escape(BLOCK)}: *(#.*)?$", line.rstrip("\r\n"))
+        ),
+        None,
+    )
+    if block is None:
+        raise SettingsError(where, BLOCK, f"no `{BLOCK}:` block to write the approved package into")
+    parent = _indent(lines[block])
+    end = len(lines)
+    child_indent = None
+    for i in range(block + 1, len(lines)):
+        if not _meaningful(lines[i]):
+            continue
+        if _indent(lines[i]) <= parent:
+            end = i
+            break
+        if child_indent is None:
+            child_indent = _indent(lines[i])
+    if child_indent is None:
+        raise SettingsError(where, BLOCK, "the block is empty or not a mapping written in block style")
+    value = f'"{package_arn}"'
+    pattern = re.compile(rf"^( {{{child_indent}}}){KEY}:( *)([^#\n]*?)( *#.*)?(\r?\n)?$")
+    for i in range(block + 1, end):
+        found = pattern.match(lines[i])
+        if found:
+            indent, space, _, comment, newline = found.groups()
+            lines[i] = f"{indent}{KEY}:{space or ' '}{value}{comment or ''}{newline or ''}"
+            return "".join(lines)
+    newline = "\r\n" if lines[block].endswith("\r\n") else "\n"
+    lines.insert(block + 1, f"{' ' * child_indent}{KEY}: {value}{newline}")  # absent: first in its block
+    return "".join(lines)
+
+
+def write_package(path: Path, package_arn: str) -> bool:
+    """Set the package in `path` (atomic). False when the file already names it, and nothing is written."""
+    with path.open(newline="") as handle:  # keep the file's own line endings
+        original = handle.read()
+    updated = rewrite_text(original, package_arn, path)
+    if updated == original:
+        return False
+    try:
+        written = (yaml.safe_load(updated) or {}).get("config", {}).get(BLOCK, {}).get(KEY)
+    except yaml.YAMLError as exc:  # never replace a valid file with a broken one
+        raise SettingsError(path, f"{BLOCK}.{KEY}", f"the rewritten file would not parse: {exc}") from None
+    if written != package_arn:
+        raise SettingsError(path, f"{BLOCK}.{KEY}", f"the rewritten file reads {written!r}, not the package")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            handle.write(updated)
+        os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True

@@ -1,0 +1,44 @@
+"""A copy of the project's settings, an in-process moto AWS with the dev platform, and packages to promote."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from moto import mock_aws
+from registry_fixtures import ROOT, World, make_world
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Pulumi.yaml and environments/ copied, so promotions rewrite the copy and never the repository."""
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
+    shutil.copytree(ROOT / "environments", root / "environments")
+    monkeypatch.setenv("MLOPS_PROJECT_DIR", str(root))
+    return root
+
+
+@pytest.fixture
+def aws() -> Iterator[Callable[[str], Any]]:
+    with mock_aws():
+        config = Config(retries={"max_attempts": 1})
+        yield lambda service: boto3.client(service, region_name="us-east-1", config=config)
+
+
+@pytest.fixture
+def world(project: Path, aws: Callable[[str], Any]) -> World:
+    """The dev registry (an AWS environment): dev, staging and prod are served by their own files."""
+    return make_world(project, aws, "dev")
+
+
+@pytest.fixture
+def local_world(project: Path, aws: Callable[[str], Any]) -> World:
+    """The embedded default's registry: its own settings file serves staging."""
+    return make_world(project, aws, "local")

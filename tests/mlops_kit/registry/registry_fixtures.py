@@ -1,0 +1,146 @@
+"""Packages to promote: a tiny model per package, a labelled test set, and readers of HEAD and audit records."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlops_kit import local_platform, naming
+from mlops_kit import settings as settings_mod
+from mlops_kit.registry import packages
+
+ROOT = Path(__file__).resolve().parents[3]
+
+# A model whose score is one column of the request: which column is the whole model.
+SCRIPT = textwrap.dedent(
+    """
+    import json
+    import os
+
+
+    def model_fn(model_dir):
+        with open(os.path.join(model_dir, "column.json")) as handle:
+            return json.load(handle)
+
+
+    def predict_fn(data, model):
+        return data[model["column"]].to_numpy(dtype=float)
+    """
+)
+
+PASSING = {"roc_auc": 0.9, "pr_auc": 0.5, "precision": 0.6, "recall": 0.5, "segment_gap": 0.05}
+
+
+@dataclass
+class World:
+    root: Path
+    client: Callable[[str], Any]
+    settings: settings_mod.Settings
+    bucket: str  # where model artifacts and test sets go (the registry env's raw bucket)
+    count: int = 0
+
+    @property
+    def group(self) -> str:
+        return naming.model_package_group(self.settings)
+
+    def model(self, column: str) -> str:
+        """A model.tar.gz scoring `column`, uploaded; returns its S3 URI."""
+        self.count += 1
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            for name, text in (("column.json", f'{{"column": "{column}"}}'), ("code/inference.py", SCRIPT)):
+                data = text.encode()
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+        key = f"models/{self.count}/model.tar.gz"
+        self.client("s3").put_object(Bucket=self.bucket, Key=key, Body=buffer.getvalue())
+        return f"s3://{self.bucket}/{key}"
+
+    def package(
+        self,
+        metrics: dict[str, float] | None = None,
+        *,
+        column: str = "good",
+        lineage: dict[str, str] | None = None,
+        group: str | None = None,
+        stage: str | None = None,
+    ) -> str:
+        """Register a package (PendingManualApproval); `stage` pretends it went through earlier stages."""
+        arn = packages.register(
+            self.client("sagemaker"),
+            packages.PackageRequest(
+                group=group or self.group,
+                image_uri="683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.4-2",
+                model_data_url=self.model(column),
+                metrics=PASSING if metrics is None else metrics,
+                metrics_uri=f"s3://{self.bucket}/evaluation/{self.count}/evaluation.json",
+                lineage={"execution": f"exec-{self.count}", **(lineage or {})},
+            ),
+        )
+        if stage is not None:
+            self.set_stage(arn, stage)
+        return arn
+
+    def set_stage(self, arn: str, stage: str) -> None:
+        sagemaker = self.client("sagemaker")
+        props = sagemaker.describe_model_package(ModelPackageName=arn)["CustomerMetadataProperties"]
+        sagemaker.update_model_package(
+            ModelPackageArn=arn,
+            ModelApprovalStatus="Approved",
+            CustomerMetadataProperties={**props, "mlops:stage": stage},
+        )
+
+    def describe(self, arn: str) -> dict[str, Any]:
+        return self.client("sagemaker").describe_model_package(ModelPackageName=arn)
+
+    def test_set(self, rows: int = 400, seed: int = 7) -> str:
+        """Labelled rows where column `good` separates the classes well and `weak` barely does."""
+        rng = np.random.default_rng(seed)
+        label = (rng.random(rows) < 0.3).astype(int)
+        frame = pd.DataFrame(
+            {
+                "good": label * 1.5 + rng.normal(0, 1, rows),
+                "weak": label * 0.2 + rng.normal(0, 1, rows),
+                "is_fraud": label,
+            }
+        )
+        for part, chunk in enumerate((frame.iloc[: rows // 2], frame.iloc[rows // 2 :])):
+            buffer = io.BytesIO()
+            chunk.to_parquet(buffer, index=False)
+            key = f"test-set/part-{part}.parquet"
+            self.client("s3").put_object(Bucket=self.bucket, Key=key, Body=buffer.getvalue())
+        return f"s3://{self.bucket}/test-set"
+
+    def settings_text(self, env: str) -> str:
+        return (self.root / "environments" / f"Pulumi.{env}.yaml").read_text()
+
+    def audit(self, key: str) -> dict[str, Any]:
+        import json
+
+        artifacts = naming.bucket(self.settings, "artifacts", "123456789012")
+        return json.loads(self.client("s3").get_object(Bucket=artifacts, Key=key)["Body"].read())
+
+    def head(self, stage: str) -> dict[str, Any] | None:
+        import json
+
+        artifacts = naming.bucket(self.settings, "artifacts", "123456789012")
+        try:
+            body = self.client("s3").get_object(Bucket=artifacts, Key=f"promotions/{stage}/HEAD.json")["Body"]
+        except self.client("s3").exceptions.NoSuchKey:
+            return None
+        return json.loads(body.read())
+
+
+def make_world(project: Path, aws: Callable[[str], Any], env: str) -> World:
+    config = settings_mod.load(env, project)
+    platform = local_platform.ensure(config, aws)
+    return World(project, aws, config, platform.buckets["raw"])
