@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(VENV)/bin/mlops demo
 
 test: lint
-	$(VENV)/bin/python -m pytest -n 2 -q
+	$(VENV)/bin/python -m pytest -n 2 --dist loadfile -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,54 +1,101 @@
-"""The demo, end to end on the embedded default, as `make demo` runs it (smaller data)."""
+"""The whole lifecycle, end to end on the embedded default, as `make demo` runs it."""
 
 from __future__ import annotations
 
 import json
 import re
+import socket
 from pathlib import Path
 
 import pytest
 
 from mlops_kit.cli import main
 
+ROOT = Path(__file__).resolve().parents[2]
+ARN = r"arn:aws:sagemaker:us-east-1:\d{12}:model-package/mlops-kit-local-models/(\d+)"
 
-def test_demo_registers_a_model_and_leaves_nothing_running(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    report_path = tmp_path / "demo-report.json"
-    assert main(["demo", "--rows", "6000", "--report", str(report_path)]) == 0
-    out = capsys.readouterr().out
-    report = json.loads(report_path.read_text())
 
-    arn = report["model_package_arn"]
-    assert re.fullmatch(r"arn:aws:sagemaker:us-east-1:\d{12}:model-package/mlops-kit-local-models/\d+", arn)
-    assert arn in out.replace("\n", "").replace("│", "").replace(" ", "")
-    assert report["approval_status"] == "PendingManualApproval"
-    assert 0.5 < report["metrics"]["roc_auc"] <= 1.0
-    assert 0.0 <= report["metrics"]["pr_auc"] <= 1.0
-    assert report["raw_data_uri"].startswith("s3://mlops-kit-local-raw-")
-    assert [s["stage"] for s in report["timeline"]][0] == "provision the local platform"
-    # The model was trained through the pipeline's own definition, and its package carries metrics,
-    # baseline and lineage.
-    assert "run the training pipeline" in [s["stage"] for s in report["timeline"]]
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("demo")
+    settings_before = {p.name: p.read_text() for p in (ROOT / "environments").glob("*.yaml")}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLOPS_STATE_DIR", str(folder / "state"))
+        code = main(["demo", "--report", str(folder / "demo-report.json")])
+    assert code == 0
+    report = json.loads((folder / "demo-report.json").read_text())
+    return report, folder, settings_before
+
+
+def test_two_models_were_registered_by_two_pipeline_runs(demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    report, folder, _ = demo
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(folder / "state"))
+    champion, challenger = report["models"]
+    assert re.fullmatch(ARN, champion["package_arn"]) and re.fullmatch(ARN, challenger["package_arn"])
+    assert champion["package_arn"] != challenger["package_arn"]
+    assert champion["pipeline_run"] != challenger["pipeline_run"]
+    for model in (champion, challenger):
+        assert 0.5 < model["metrics"]["roc_auc"] <= 1.0
     from mlops_kit.executor import load
 
-    run = load(report["pipeline_run"])
-    assert [s.name for s in run.steps if s.status == "Succeeded"] == [
+    first = load(champion["pipeline_run"])
+    assert [s.name for s in first.steps if s.status in ("Succeeded", "Cached")] == [
         "Prepare", "Train", "Evaluate", "Baseline", "CheckGates", "Register",
     ]  # fmt: skip
-    package = run.step("Register").properties
-    assert package["ModelPackageArn"] == arn
-    properties = package["CustomerMetadataProperties"]
-    assert float(properties["metric:roc_auc"]) == pytest.approx(report["metrics"]["roc_auc"], abs=1e-4)
-    assert properties["lineage:execution"] == run.execution_id
-    assert properties["lineage:input"].startswith("s3://mlops-kit-local-raw-")
-    assert properties["lineage:code"] == run.code_sha256
-    quality = package["ModelMetrics"]["ModelDataQuality"]
+    properties = first.step("Register").properties["CustomerMetadataProperties"]
+    assert properties["lineage:execution"] == first.execution_id
+    assert properties["lineage:code"] == first.code_sha256
+    quality = first.step("Register").properties["ModelMetrics"]["ModelDataQuality"]
     assert quality["Statistics"]["S3Uri"].endswith("/Baseline/baseline/statistics.json")
-    assert quality["Constraints"]["S3Uri"].endswith("/Baseline/baseline/constraints.json")
-    assert package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"].endswith("/evaluation.json")
 
-    # The demo started its own emulator and stopped it: its port no longer answers.
+
+def test_features_were_ingested(demo) -> None:
+    report, _, _ = demo
+    assert set(report["feature_records"]) == {"customer-profile", "transaction-aggregates"}
+    assert all(count > 0 for count in report["feature_records"].values())
+
+
+def test_each_promotion_passed_its_gates_in_stage_order(demo) -> None:
+    report, _, settings_before = demo
+    champion, challenger = (m["package_arn"] for m in report["models"])
+    assert [(p["stage"], p["package"]) for p in report["promotions"]] == [
+        ("dev", champion), ("staging", champion), ("dev", challenger), ("staging", challenger),
+    ]  # fmt: skip
+    for promotion in report["promotions"]:
+        assert promotion["checks"] and all(c["passed"] for c in promotion["checks"])
+    # The challenger was measured against the champion the stage served.
+    assert report["promotions"][3]["champion"] == champion
+    assert any(c["name"].startswith("gain") for c in report["promotions"][3]["checks"])
+    # The promotions rewrote a scratch copy of the settings, never the project's own files.
+    assert {p.name: p.read_text() for p in (ROOT / "environments").glob("*.yaml")} == settings_before
+
+
+def test_traffic_was_captured_and_the_monitor_found_the_drift(demo) -> None:
+    report, _, _ = demo
+    traffic, monitoring = report["traffic"], report["monitoring"]
+    assert traffic["predictions"] == traffic["rows"] > 0
+    assert traffic["captured_files"] > 0
+    assert monitoring["items"] == traffic["rows"]  # 100 % capture: every row came back
+    assert monitoring["drift_score"] > monitoring["threshold"]
+    assert monitoring["violations"] > 0 and "baseline_drift_check" in monitoring["violation_checks"]
+    assert report["alarm_state"] == "ALARM"
+    assert monitoring["retraining"]["started"] is True
+    assert monitoring["retraining"]["execution"] == report["models"][1]["pipeline_run"]
+
+
+def test_the_endpoint_served_the_new_model_and_nothing_is_left_running(demo, monkeypatch) -> None:
+    report, folder, _ = demo
+    assert report["serving_package_arn"] == report["models"][1]["package_arn"]
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(folder / "state"))
+    from mlops_kit.serving import local
+
+    assert local.running("mlops-kit-local-endpoint") is None
+    port = int(report["endpoint_url"].rsplit(":", 1)[1])
     from mlops_kit.emulator import Emulator
 
-    assert not Emulator(port=int(report["endpoint_url"].rsplit(":", 1)[1])).answers()
+    assert not Emulator(port=port).answers()
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # closed connections may linger
+        probe.bind(("127.0.0.1", port))  # nobody listens on the emulator's port any more
+    html = (folder / "demo-report.html").read_text()
+    assert "Timeline" in html and "challenger" in html and "<svg" in html

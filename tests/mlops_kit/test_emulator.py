@@ -11,6 +11,7 @@ from mlops_kit.cli import main
 
 def _port_is_free(port: int) -> bool:
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # closed connections may linger
         try:
             probe.bind((emu.HOST, port))
         except OSError:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from mlops_kit import demo, settings
+from mlops_kit import settings
 
 out = Console()
 
@@ -21,8 +22,13 @@ def run(
     env: str = typer.Option("local", help="Environment (its runtime must be embedded)."),
     rows: int = typer.Option(20_000, help="Transactions to generate."),
     report: Path = typer.Option(Path("demo-report.json"), help="Where to write the JSON report."),
+    html: Path | None = typer.Option(
+        None, help="Where to write the HTML report (default: next to the JSON)."
+    ),
 ) -> None:
-    """Run the lifecycle on the embedded default and print a summary."""
+    """Run the whole lifecycle on the embedded default and print a summary."""
+    from mlops_kit import demo
+
     config = settings.load(env)
     if not config.embedded:
         raise settings.SettingsError(
@@ -30,17 +36,38 @@ def run(
             "mlops:runtime.kind",
             "the demo runs on an embedded environment only (kind: embedded)",
         )
+    started = time.perf_counter()
     with out.status("starting", spinner="dots") as status:
-        result = demo.run_demo(
-            config, rows=rows, report_path=report, progress=lambda s: status.update(f"[bold]{s}[/]…")
-        )
-    table = Table(title="mlops demo", show_header=False)
-    table.add_column("what", no_wrap=True)
-    table.add_column("value", overflow="fold")
-    table.add_row("model package", result.model_package_arn)
-    table.add_row("approval status", result.approval_status)
-    for name, value in result.metrics.items():
-        table.add_row(name, f"{value:.4f}" if value < 10 else f"{value:,.0f}")
-    table.add_row("total seconds", f"{sum(s['seconds'] for s in result.timeline):.1f}")
+        last = {"stage": ""}
+
+        def progress(stage: str) -> None:
+            if not stage.startswith(("pipeline:", "retraining:")) and last["stage"]:
+                out.print(f"[green]✓[/] {last['stage']}", highlight=False)
+            if not stage.startswith(("pipeline:", "retraining:")):
+                last["stage"] = stage
+            status.update(f"[bold]{stage}[/]…")
+
+        result = demo.run_demo(config, rows=rows, report_path=report, progress=progress, html_path=html)
+        if last["stage"]:
+            out.print(f"[green]✓[/] {last['stage']}", highlight=False)
+    table = Table(title="mlops demo", show_header=True)
+    table.add_column("", no_wrap=True)
+    table.add_column("champion", overflow="fold")
+    table.add_column("challenger (retrained on drift)", overflow="fold")
+    models = result.models + [None] * (2 - len(result.models))
+    table.add_row("model package", *(m.package_arn if m else "" for m in models))
+    for name in ("roc_auc", "pr_auc", "precision", "recall", "segment_gap"):
+        table.add_row(name, *(f"{m.metrics[name]:.4f}" if m and name in m.metrics else "" for m in models))
     out.print(table)
-    out.print(f"report written to {report}")
+    monitoring = result.monitoring
+    out.print(
+        f"traffic: {result.traffic.get('rows', 0):,} rows in {result.traffic.get('requests', 0)} requests, "
+        f"{result.traffic.get('captured_files', 0)} capture files; drift score "
+        f"{monitoring.get('drift_score', float('nan')):.3f} (threshold {monitoring.get('threshold')}), "
+        f"{monitoring.get('violations', 0)} violations; drift alarm {result.alarm_state}",
+        highlight=False,
+    )
+    out.print(f"serving now: {result.serving_package_arn}", highlight=False)
+    out.print(
+        f"reports: {report} and {html or report.with_suffix('.html')} ({time.perf_counter() - started:.0f}s)"
+    )

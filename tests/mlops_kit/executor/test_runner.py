@@ -253,7 +253,7 @@ def test_unchanged_steps_come_from_the_cache(emulator, ctx, numbers, tmp_path) -
 
 def test_new_input_data_misses_the_cache(emulator, ctx, numbers, tmp_path) -> None:
     definition = _definition(ctx, numbers, tmp_path / "absent", uuid.uuid4().hex)
-    runner.execute(definition, settings=ENV, emulator=emulator, ctx=ctx)
+    first = runner.execute(definition, settings=ENV, emulator=emulator, ctx=ctx)
     other = f"s3://{ctx.buckets['raw']}/inputs/{uuid.uuid4().hex}/"
     emulator.client("s3").put_object(
         Bucket=ctx.buckets["raw"],
@@ -265,7 +265,8 @@ def test_new_input_data_misses_the_cache(emulator, ctx, numbers, tmp_path) -> No
     )
     assert again.step("A").status == "Succeeded"
     assert again.step("B").property_files == {"Doubled": {"value": 10}}
-    assert again.input_fingerprint != runner.list_runs()[-1].input_fingerprint
+    assert again.input_fingerprint != first.input_fingerprint
+    assert {r.execution_id for r in runner.list_runs()} >= {first.execution_id, again.execution_id}
 
 
 def test_an_invalid_request_is_refused_by_the_service_model(emulator, ctx, numbers, tmp_path) -> None:
