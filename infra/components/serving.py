@@ -49,17 +49,7 @@ class Serving(pulumi.ComponentResource):
             alarms.append(
                 aws.cloudwatch.MetricAlarm(
                     f"{name}-{spec.metric_name.lower()}",
-                    name=spec.name,
-                    alarm_description=spec.description,
-                    namespace=spec.namespace,
-                    metric_name=spec.metric_name,
-                    dimensions=spec.dimensions,
-                    statistic=spec.statistic,
-                    threshold=spec.threshold,
-                    comparison_operator=spec.comparison_operator,
-                    period=spec.period,
-                    evaluation_periods=spec.evaluation_periods,
-                    treat_missing_data=spec.treat_missing_data,
+                    **spec.metric_alarm_args(),
                     alarm_actions=actions,
                     tags=args.tags,
                     opts=child,

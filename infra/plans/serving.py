@@ -23,6 +23,22 @@ class AlarmSpec:
     description: str
     treat_missing_data: str = "notBreaching"
 
+    def metric_alarm_args(self) -> dict[str, object]:
+        """The keyword arguments of `aws.cloudwatch.MetricAlarm` this spec stands for."""
+        return {
+            "name": self.name,
+            "alarm_description": self.description,
+            "namespace": self.namespace,
+            "metric_name": self.metric_name,
+            "dimensions": self.dimensions,
+            "statistic": self.statistic,
+            "threshold": self.threshold,
+            "comparison_operator": self.comparison_operator,
+            "period": self.period,
+            "evaluation_periods": self.evaluation_periods,
+            "treat_missing_data": self.treat_missing_data,
+        }
+
 
 def rollback_alarms(endpoint: str, *, latency_alarm_ms: int) -> list[AlarmSpec]:
     """5xx errors and model latency on the endpoint's variant: any of them in ALARM during a blue/green

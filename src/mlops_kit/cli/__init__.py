@@ -11,6 +11,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 app = typer.Typer(
     name="mlops",
@@ -18,6 +19,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # help texts hold URIs like s3://bucket[/prefix]: plain text, not markup
 )
 err = Console(stderr=True)
 _debug = {"on": False}
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # every failure reaches the user as one line, unless --debug
         if _debug["on"]:
             raise
-        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        # The message is the user's data (paths, URIs with brackets): never parse it as markup.
+        err.print(Text.assemble(("error:", "bold red"), " ", str(exc)), highlight=False, soft_wrap=True)
         if not isinstance(exc, (ValueError, RuntimeError, OSError, LookupError)):
             err.print(f"({type(exc).__name__}; run with --debug for the traceback)")
         return 1
