@@ -67,6 +67,11 @@ def run(
         f"{monitoring.get('violations', 0)} violations; drift alarm {result.alarm_state}",
         highlight=False,
     )
+    gains = [
+        c for p in result.promotions for c in p["checks"] if c["name"].startswith("gain") and p["champion"]
+    ]
+    if gains:
+        out.print(f"challenger against champion ({gains[-1]['name']}): {gains[-1]['note']}", highlight=False)
     out.print(f"serving now: {result.serving_package_arn}", highlight=False)
     out.print(
         f"reports: {report} and {html or report.with_suffix('.html')} ({time.perf_counter() - started:.0f}s)"
