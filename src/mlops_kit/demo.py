@@ -406,6 +406,14 @@ def write_html(report: DemoReport, path: Path, drift_report: Path | None) -> Pat
         + "</tr>"
         for i, m in enumerate(report.models)
     )
+    gains = [
+        c for p in report.promotions for c in p["checks"] if c["name"].startswith("gain") and p["champion"]
+    ]
+    same_rows = (
+        f"Challenger against champion before promotion ({gains[-1]['name']}): {gains[-1]['note']}."
+        if gains
+        else ""
+    )
     drift = ""
     if drift_report is not None and drift_report.is_file():
         body = drift_report.read_text()
@@ -420,7 +428,8 @@ def write_html(report: DemoReport, path: Path, drift_report: Path | None) -> Pat
 the drift alarm went to {esc(report.alarm_state)}; the endpoint now serves {esc(report.serving_package_arn)}.</p>
 <h2>Timeline</h2><table>{bars}</table>
 <h2>Models</h2><table><tr><th></th><th>package</th>{header}</tr>{models}</table>
-<h2>Drift</h2>{drift}
+<p>Each model's metrics are on its own held-out window. {esc(same_rows)}</p>
+{drift}
 </body></html>"""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")

@@ -48,7 +48,9 @@ def test_usage_error_exits_2(capfd: pytest.CaptureFixture[str]) -> None:
     assert "Invalid value for '--rows'" in capfd.readouterr().err
 
 
-def test_an_error_with_brackets_is_printed_as_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_error_with_brackets_is_printed_as_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Rich markup must not swallow or choke on a message such as a URI with [/prefix].
     target = tmp_path / "[/prefix]" / "t.xlsx"
     assert main(["data", "generate", "--rows", "5", "--out", str(target)]) == 1
