@@ -28,6 +28,9 @@ def serve(
     capture_percent: float = typer.Option(0.0, min=0, max=100, help="Share of requests captured."),
     endpoint_name: str = typer.Option("local-endpoint", help="The endpoint's name in capture keys."),
     feature_lookup: str = typer.Option("", help="package.module:callable that fills missing features."),
+    feature_store_env: str = typer.Option(
+        "", help="Fill features a JSON record lacks from this environment's online feature store."
+    ),
 ) -> None:
     """Serve a model directory with SageMaker's container contract (/ping, /invocations) until stopped."""
     from mlops_kit.serving import server
@@ -44,6 +47,7 @@ def serve(
             capture_percent=capture_percent,
             endpoint_name=endpoint_name,
             feature_lookup=feature_lookup,
+            feature_store_env=feature_store_env,
         ),
         on_ready=lambda bound: out.print(f"serving {model_dir} on http://{host}:{bound}", highlight=False),
     )

@@ -10,6 +10,7 @@ feature groups in the emulator, as `pulumi up` does in AWS.
     ingest(store, "transaction-aggregates", frame)          # offline files + latest values online
     frame = training_set(store, entities, ["customer-profile", "transaction-aggregates"])
     features = lookup(store)("c0000042")                      # for serving: {feature: value}
+    fill = request_filler(store)                              # serving's hook: fills what records lack
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from mlops_kit import local_platform, naming, project
 from mlops_kit.features.offline import OfflineLocation, OfflineStore
 from mlops_kit.features.online import DynamoOnlineStore, OnlineStore, RuntimeOnlineStore, Values
 from mlops_kit.features.pit import check_columns, entity_times, point_in_time
-from mlops_kit.features.types import FeatureGroup
+from mlops_kit.features.types import FeatureGroup, FeatureType
 from mlops_kit.features.validation import validate
 from mlops_kit.settings import Settings
 
@@ -155,6 +156,62 @@ def lookup(store: FeatureStore, groups: Sequence[GroupRef] | None = None) -> Cal
         return values
 
     return fetch
+
+
+def fill_missing(
+    frame: pd.DataFrame,
+    groups: Sequence[FeatureGroup],
+    fetch: Callable[[FeatureGroup, Sequence[str]], dict[str, Values]],
+) -> pd.DataFrame:
+    """Request rows with the features they lack (absent, or null) taken from `fetch` by entity id.
+
+    For each group whose entity key is a column of the rows, the ids of the rows missing any of its
+    features are fetched in one call (`fetch(group, ids)`, as `FeatureStore.batch_get`); a value the row
+    holds is never replaced, and an entity without a live record leaves its features null, as a first
+    transaction has no aggregates. Rows without the key column are returned as they are.
+    """
+    out = frame.copy(deep=False)  # copy-on-write: the caller's frame is never changed
+    for group in groups:
+        key = group.record_identifier.name
+        if key not in out.columns or len(out) == 0:
+            continue
+        holes = np.zeros(len(out), dtype=bool)
+        for name in group.feature_names:
+            holes |= out[name].isna().to_numpy() if name in out.columns else True
+        wanted = holes & out[key].notna().to_numpy()
+        if not wanted.any():
+            continue
+        ids = out[key].map(lambda value: None if pd.isna(value) else str(value))
+        found = fetch(group, list(dict.fromkeys(ids[wanted])))
+        for feature in group.features:
+            looked = [found.get(i, {}).get(feature.name) if i is not None else None for i in ids]
+            numeric = feature.type is not FeatureType.STRING
+            values = pd.Series(
+                np.array([np.nan if v is None else v for v in looked], dtype="float64")
+                if numeric
+                else np.array(looked, dtype=object),
+                index=out.index,
+            )
+            out[feature.name] = (
+                values
+                if feature.name not in out.columns
+                else out[feature.name].where(out[feature.name].notna(), values)
+            )
+    return out
+
+
+def request_filler(store: FeatureStore, groups: Sequence[GroupRef] | None = None) -> Callable[[Any], Any]:
+    """For serving's `feature_lookup` hook: request records (a DataFrame) get their missing features
+    from the online store (`fill_missing`); anything else (headerless rows) passes as it is."""
+    definitions = [store.group(g) for g in (groups if groups is not None else list(store.groups))]
+    store._online()  # an environment without an online store cannot serve lookups: say so now
+
+    def fill(data: Any) -> Any:
+        if not isinstance(data, pd.DataFrame):
+            return data
+        return fill_missing(data, definitions, store.batch_get)
+
+    return fill
 
 
 def ensure_groups(settings: Settings, client: ClientFactory, groups: Sequence[FeatureGroup]) -> None:

@@ -70,6 +70,7 @@ class ServerOptions:
     capture_percent: float = 0.0
     endpoint_name: str = "local-endpoint"
     feature_lookup: str = ""  # "package.module:callable"
+    feature_store_env: str = ""  # fill missing features from this environment's online store
     ready_file: Path | None = None  # the bound port is written here once the socket listens
 
     @property
@@ -89,6 +90,43 @@ def resolve(reference: str) -> Any:
     if not callable(target):
         raise ValueError(f"{reference!r} is not callable")
     return target
+
+
+def feature_store_lookup(env: str) -> Callable[[Any], Any]:
+    """The `feature_lookup` hook over `env`'s online feature store (`features.store.request_filler`).
+
+    On an embedded environment the store lives in the emulator: the recorded one (`mlops emulator
+    start`), else the one `AWS_ENDPOINT_URL` names (a local deploy runs its server so). In AWS, boto3's
+    own credentials and the environment's region. The store is connected here, so a missing emulator or
+    online store fails at start, and again in each worker process on its first request, since boto3
+    connections must not cross a fork.
+    """
+    from mlops_kit import emulator, settings
+    from mlops_kit.features.store import connect, request_filler
+
+    config = settings.load(env)
+    current = emulator.running() if config.embedded else None
+    endpoint = None if current is not None or not config.embedded else os.environ.get("AWS_ENDPOINT_URL")
+    if config.embedded and current is None and not endpoint:
+        raise emulator.EmulatorError(
+            f"no emulator running for {env}'s feature store; run `mlops emulator start` first"
+        )
+
+    def client(service: str) -> Any:
+        if current is not None:
+            return current.client(service)
+        return emulator.client(service, endpoint_url=endpoint, region=config.region)  # None: plain boto3
+
+    fills = {os.getpid(): request_filler(connect(config, client))}
+
+    def fill(data: Any) -> Any:
+        pid = os.getpid()
+        if pid not in fills:
+            fills.clear()
+            fills[pid] = request_filler(connect(config, client))
+        return fills[pid](data)
+
+    return fill
 
 
 # --- one worker's request path -------------------------------------------------------------------
@@ -350,7 +388,11 @@ def run_worker(sock: socket.socket, handler: Handler, metrics: Metrics, options:
 
 def serve(options: ServerOptions, on_ready: Callable[[int], None] | None = None) -> None:
     """Load the model, listen, and run `options.workers` worker processes until told to stop."""
+    if options.feature_lookup and options.feature_store_env:
+        raise ValueError("give --feature-lookup or --feature-store-env, not both")
     lookup = resolve(options.feature_lookup) if options.feature_lookup else None
+    if options.feature_store_env:
+        lookup = feature_store_lookup(options.feature_store_env)
     handler = Handler(options.model_dir, feature_lookup=lookup)  # before the fork: workers share its pages
     sock = bind(options.host, options.port)
     port = sock.getsockname()[1]
@@ -427,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--capture-percent", type=float, default=0.0)
     parser.add_argument("--endpoint-name", default="local-endpoint")
     parser.add_argument("--feature-lookup", default="")
+    parser.add_argument("--feature-store-env", default="")
     parser.add_argument("--ready-file", type=Path, default=None)
     args = parser.parse_args(argv)
     configure_logging()

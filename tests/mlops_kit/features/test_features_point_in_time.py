@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 from features_fixtures import GROUP, records
 
@@ -123,7 +126,58 @@ def test_records_missing_a_feature_column_are_refused():
         )
 
 
-def test_values_equal_a_merge_asof_reference_on_random_data():
+def _as_source(frame: pd.DataFrame, kind: str, folder: Path):
+    """The same records as a DataFrame, an Arrow table, Parquet files, or a hive-partitioned dataset."""
+    if kind == "frame":
+        return frame
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if kind == "arrow":
+        return table
+    cuts = [0, len(frame) // 5, len(frame) // 2, len(frame)]  # files of unequal sizes, small row groups
+    if kind == "parquet":
+        paths = []
+        for number, (start, end) in enumerate(zip(cuts, cuts[1:], strict=False)):
+            paths.append(str(folder / f"{number:02d}.parquet"))
+            pq.write_table(table.slice(start, end - start), paths[-1], row_group_size=97)
+        return ds.dataset(paths, format="parquet")
+    for number, (start, end) in enumerate(zip(cuts, cuts[1:], strict=False)):
+        (folder / f"part={number}").mkdir(parents=True)
+        pq.write_table(
+            table.slice(start, end - start), folder / f"part={number}" / "x.parquet", row_group_size=97
+        )
+    return ds.dataset(folder, format="parquet", partitioning="hive")
+
+
+def test_parquet_files_give_what_the_same_records_in_memory_give(tmp_path: Path):
+    """Positions across files and row groups, deletions and write-time ties, read from files."""
+    twins = records(
+        ("c1", "2026-01-01T10:00:00Z", 7, 7.0, "late"), ("c3", "2026-01-01T08:00:00Z", 3, 3.0, "gone")
+    )
+    frame = pd.concat([FEATURES, twins], ignore_index=True)
+    source = _offline(frame, write_ms=[1, 1, 1, 2, 1], deleted=[False, False, False, False, True])
+    paths = []
+    for number, (start, end) in enumerate([(0, 2), (2, 3), (3, 5)]):
+        paths.append(str(tmp_path / f"{number}.parquet"))
+        pq.write_table(source.slice(start, end - start), paths[-1], row_group_size=1)
+    entities = _entities(
+        ("c1", "2026-01-01T11:00:00Z"),
+        ("c3", "2026-01-01T09:00:00Z"),
+        ("c2", "2026-01-01T09:30:00Z"),
+        ("c1", "2026-01-01T12:00:00Z"),
+    )
+    from_files = point_in_time(entities, [(GROUP, ds.dataset(paths, format="parquet"))], DAY)
+    in_memory = point_in_time(entities, [(GROUP, source)], DAY)
+    pd.testing.assert_frame_equal(from_files, in_memory)
+    assert from_files["channel"].fillna("-").tolist() == ["late", "-", "online", "atm"]
+
+
+def test_records_of_an_unknown_kind_are_refused():
+    with pytest.raises(TypeError, match="card-usage: feature records must be an Arrow table or dataset"):
+        point_in_time(_entities(("c1", "2026-01-01T12:00:00Z")), [(GROUP, FEATURES.to_dict())], DAY)
+
+
+@pytest.mark.parametrize("kind", ["frame", "arrow", "parquet", "hive"])
+def test_values_equal_a_merge_asof_reference_on_random_data(kind: str, tmp_path: Path):
     rng = np.random.default_rng(3)
     base = pd.Timestamp("2026-01-01")
     n, m = 3000, 800
@@ -145,7 +199,7 @@ def test_values_equal_a_merge_asof_reference_on_random_data():
         }
     )
     ttl = timedelta(hours=30)
-    out = point_in_time(entities, [(GROUP, feats[GROUP.column_names])], ttl)
+    out = point_in_time(entities, [(GROUP, _as_source(feats[GROUP.column_names], kind, tmp_path))], ttl)
 
     ref = (
         pd.merge_asof(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pandas as pd
 import pytest
 from botocore.stub import Stubber
@@ -11,7 +12,7 @@ from features_fixtures import GROUP, NOW, records
 
 from mlops_kit import naming
 from mlops_kit.features import connect, ingest, lookup, training_set
-from mlops_kit.features.store import FeatureStoreError, create_request
+from mlops_kit.features.store import FeatureStoreError, create_request, fill_missing, request_filler
 from mlops_kit.features.validation import BatchRejected
 
 
@@ -156,3 +157,51 @@ def test_the_create_request_is_a_valid_create_feature_group_call(local_settings)
         "Unit": "Hours",
         "Value": local_settings.features.ttl_hours,
     }
+
+
+def test_fill_missing_takes_only_what_a_record_lacks_in_one_fetch_per_group():
+    stored = {"c1": {"txn_count": 4, "amount_sum": 40.0, "channel": "pos"}}
+    calls = []
+
+    def fetch(group, ids):
+        calls.append((group.name, list(ids)))
+        return {i: stored[i] for i in ids if i in stored}
+
+    requests = pd.DataFrame(
+        {
+            "customer_id": ["c1", "c1", "nobody", None],
+            "amount_sum": [None, 7.5, None, None],
+            "amount": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    filled = fill_missing(requests, [GROUP], fetch)
+    assert calls == [("card-usage", ["c1", "nobody"])]
+    assert filled["amount_sum"].tolist()[:2] == [40.0, 7.5]  # a value the record holds is kept
+    assert filled["txn_count"].tolist()[:2] == [4.0, 4.0] and filled["channel"].tolist()[:2] == ["pos", "pos"]
+    assert filled.iloc[2:][["txn_count", "amount_sum", "channel"]].isna().all().all()  # unknown, no id
+    assert filled["amount"].tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert "txn_count" not in requests.columns and requests["amount_sum"].isna().sum() == 3
+
+
+def test_fill_missing_fetches_nothing_for_complete_records_or_rows_without_the_key():
+    def fetch(group, ids):
+        raise AssertionError(f"fetched {ids}")
+
+    complete = pd.DataFrame({"customer_id": ["c1"], "txn_count": [1], "amount_sum": [1.0], "channel": ["x"]})
+    pd.testing.assert_frame_equal(fill_missing(complete, [GROUP], fetch), complete)
+    keyless = pd.DataFrame({"amount": [1.0]})
+    pd.testing.assert_frame_equal(fill_missing(keyless, [GROUP], fetch), keyless)
+
+
+def test_request_filler_fills_records_from_the_online_store_and_passes_plain_rows(store):
+    ingest(store, GROUP.name, BATCH, write_time=NOW)
+    fill = request_filler(store)
+    filled = fill(pd.DataFrame({"customer_id": ["c2"], "amount_sum": [None]}))
+    assert filled[["txn_count", "amount_sum", "channel"]].iloc[0].tolist() == [1.0, 5.0, "atm"]
+    rows = np.zeros((1, 3))
+    assert fill(rows) is rows
+
+
+def test_request_filler_needs_an_online_store(offline_only):
+    with pytest.raises(FeatureStoreError, match="no online store"):
+        request_filler(offline_only)
