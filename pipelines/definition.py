@@ -3,6 +3,7 @@
     InputData (S3)
         │
     Prepare ── ingest, validate (quarantine), feature records, point-in-time examples, time split
+        ├── Features ── the feature records into the offline and online feature stores
         │ train, test
     Train ──── scikit-learn script mode; the model directory carries its inference handler
         │ model.tar.gz
@@ -78,6 +79,23 @@ def get_pipeline(settings: Settings, ctx: PipelineContext):
         outputs=["train", "test", "features", "quarantine"],
     )  # fmt: skip
     prepared = prepare.properties.ProcessingOutputConfig.Outputs
+    features = settings.features
+    ingested = PropertyFile(name="Ingest", output_name="ingest", path="ingest.json")
+    ingest = steps.processing_step(
+        "Features",
+        **common,
+        instance_type=processing_instance,
+        module="mlops_kit.features.job",
+        arguments=[
+            "--definitions", features.definitions,
+            "--resource-prefix", settings.prefix,
+            "--ttl-hours", features.ttl_hours,
+            "--online", ("dynamodb" if settings.embedded else "runtime") if features.online_store else "none",
+        ],
+        inputs={"records": prepared["features"].S3Output.S3Uri},
+        outputs=["ingest"],
+        property_files=[ingested],
+    )  # fmt: skip
     train = steps.training_step(
         "Train",
         **common,
@@ -197,7 +215,7 @@ def get_pipeline(settings: Settings, ctx: PipelineContext):
     return Pipeline(
         name=name,
         parameters=[input_data, processing_instance, training_instance, approval],
-        steps=[prepare, train, evaluate, baseline, check],
+        steps=[prepare, ingest, train, evaluate, baseline, check],
         sagemaker_session=session,
         pipeline_experiment_config=None,
     )

@@ -1,8 +1,8 @@
 """The whole lifecycle on the embedded default, one function per stage.
 
-    emulator → data (drift injected in its recent window) → training pipeline (the SageMaker definition,
-    through the local executor) → feature ingestion → registration → promotion to dev, then staging,
-    through the gates → local endpoint → traffic from the recent window, captured → monitoring run that
+    emulator → data (drift injected in its recent window) → training pipeline (the SageMaker
+    definition, through the local executor: prepare, feature ingestion, train, evaluate, baseline)
+    → registration → promotion to dev, then staging, through the gates → local endpoint → traffic from the recent window, captured → monitoring run that
     finds the drift → drift alarm → retraining run → challenger measured against the champion on the
     same data → promotion → the endpoint serving the new model → HTML report and summary.
 
@@ -105,10 +105,9 @@ def run_demo(
         report.model_package_arn = first.artifacts["model_package"]
         report.models.append(ModelSummary(report.model_package_arn, first.execution_id, dict(first.metrics)))
         report.approval_status = approval(emulator, report.model_package_arn)
-        report.feature_records = stage(
-            "ingest features",
-            lambda: ingest_features(settings, emulator, first.artifacts["Prepare/features"]),
-        )
+        report.feature_records = {
+            group: counts["rows"] for group, counts in first.step("Features").property_files["Ingest"].items()
+        }
 
         endpoint_box: dict[str, Any] = {}
 
@@ -217,21 +216,6 @@ def train(settings: Settings, emulator: emu.Emulator, progress: Progress) -> exe
 
 def approval(emulator: emu.Emulator, arn: str) -> str:
     return emulator.client("sagemaker").describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"]
-
-
-def ingest_features(settings: Settings, emulator: emu.Emulator, records_uri: str) -> dict[str, int]:
-    """The feature records the pipeline computed, into the offline and online stores."""
-    from mlops_kit.executor.jobs import download_prefix
-    from mlops_kit.features import store as feature_store
-
-    store = feature_store.connect(settings, emulator.client)
-    counts = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        download_prefix(emulator.client("s3"), records_uri, Path(tmp))
-        for path in sorted(Path(tmp).rglob("*.parquet")):
-            result = feature_store.ingest(store, path.stem, pd.read_parquet(path))
-            counts[path.stem] = result.rows
-    return counts
 
 
 def promotion_path(settings: Settings) -> list[str]:

@@ -56,6 +56,7 @@ def test_building_calls_no_aws_api(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     definition, _, _ = _build("staging")
     assert [s["Name"] for s in definition["Steps"]] == [
         "Prepare",
+        "Features",
         "Train",
         "Evaluate",
         "Baseline",
@@ -67,7 +68,7 @@ def test_the_shape_of_the_pipeline(built) -> None:
     definition, ctx, _ = built["dev"]
     steps = {s["Name"]: s for s in definition["Steps"]}
     assert [(s["Name"], s["Type"]) for s in definition["Steps"]] == [
-        ("Prepare", "Processing"), ("Train", "Training"), ("Evaluate", "Processing"),
+        ("Prepare", "Processing"), ("Features", "Processing"), ("Train", "Training"), ("Evaluate", "Processing"),
         ("Baseline", "Processing"), ("CheckGates", "Condition"),
     ]  # fmt: skip
     check = steps["CheckGates"]["Arguments"]
@@ -182,7 +183,7 @@ def test_every_step_is_a_valid_api_request(built, env: str) -> None:
         report = ParamValidator().validate(request, model.operation_model(operation).input_shape)
         assert not report.has_errors(), f"{step['Name']}: {report.generate_report()}"
         checked.append(step["Name"])
-    assert checked == ["Prepare", "Train", "Evaluate", "Baseline", "Register"]
+    assert checked == ["Prepare", "Features", "Train", "Evaluate", "Baseline", "Register"]
 
 
 def test_the_validator_would_catch_a_bad_request(built) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from mlops_kit import local_platform, naming, paths
+from mlops_kit import local_platform, naming, paths, project
 from mlops_kit import pipeline as pipeline_mod
 from mlops_kit.executor import expressions as ex
 from mlops_kit.executor import jobs
@@ -131,6 +131,9 @@ def run_pipeline(
 ) -> RunRecord:
     """Run the environment's training pipeline locally; raises PipelineFailed when it fails."""
     platform = local_platform.ensure(settings, emulator.client)
+    from mlops_kit.features import store as feature_store  # the feature groups infra creates in AWS
+
+    feature_store.ensure_groups(settings, emulator.client, project.feature_groups(settings))
     root = project_root(settings.file.parent)
     code = pipeline_mod.code_bundle(root)
     emulator.client("s3").put_object(Bucket=platform.buckets["artifacts"], Key=code.key, Body=code.data)

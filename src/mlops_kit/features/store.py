@@ -94,23 +94,47 @@ def connect(
     declared = tuple(groups) if groups is not None else project.feature_groups(settings)
     if settings.embedded:
         ensure_groups(settings, client, declared)
+    kind = ("dynamodb" if settings.embedded else "runtime") if settings.features.online_store else "none"
+    return connect_named(
+        declared,
+        lambda g: naming.feature_group(settings, g.name),
+        timedelta(hours=settings.features.ttl_hours),
+        kind,
+        client,
+        clock,
+    )
+
+
+OnlineKind = str  # "dynamodb" (the emulator's), "runtime" (sagemaker-featurestore-runtime) or "none"
+
+
+def connect_named(
+    groups: Sequence[FeatureGroup],
+    resource: Callable[[FeatureGroup], str],
+    ttl: timedelta,
+    online_kind: OnlineKind,
+    client: ClientFactory,
+    clock: Callable[[], float] = time.time,
+) -> FeatureStore:
+    """A store from explicit parts, for code that has no settings file (a SageMaker job)."""
     sagemaker = client("sagemaker")
     locations: dict[str, OfflineLocation] = {}
 
     def locate(group: FeatureGroup) -> OfflineLocation:
         if group.name not in locations:
-            locations[group.name] = _resolve_location(sagemaker, naming.feature_group(settings, group.name))
+            locations[group.name] = _resolve_location(sagemaker, resource(group))
         return locations[group.name]
 
-    ttl = timedelta(hours=settings.features.ttl_hours)
-    online: OnlineStore | None = None
-    if settings.features.online_store:
-        resource = lambda g: naming.feature_group(settings, g.name)  # noqa: E731
-        if settings.embedded:
-            online = DynamoOnlineStore(client("dynamodb"), resource, ttl, clock)
-        else:
-            online = RuntimeOnlineStore(client("sagemaker-featurestore-runtime"), resource, ttl)
-    return FeatureStore({g.name: g for g in declared}, OfflineStore(client("s3"), locate), online, ttl)
+    online: OnlineStore | None
+    if online_kind == "dynamodb":
+        online = DynamoOnlineStore(client("dynamodb"), resource, ttl, clock)
+    elif online_kind == "runtime":
+        online = RuntimeOnlineStore(client("sagemaker-featurestore-runtime"), resource, ttl)
+    elif online_kind == "none":
+        online = None
+    else:
+        raise ValueError(f"unknown online store kind {online_kind!r}; expected dynamodb, runtime or none")
+    return FeatureStore({g.name: g for g in groups}, OfflineStore(client("s3"), locate), online, ttl)
 
 
 def ingest(

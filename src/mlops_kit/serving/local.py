@@ -206,6 +206,8 @@ def deploy(
         "--ready-file",
         str(ready),
     ]
+    if settings.features.online_store:  # requests may leave out features the online store holds
+        command += ["--feature-store-env", settings.env]
     with log.open("ab") as sink:
         process = subprocess.Popen(
             command,
