@@ -29,6 +29,7 @@ import pandas as pd
 
 from mlops_kit import emulator as emu
 from mlops_kit import executor, local_platform, naming, project, synthetic
+from mlops_kit.s3 import list_objects
 from mlops_kit.settings import PROJECT_FILE, Settings, project_root
 
 Progress = Callable[[str], None]
@@ -274,10 +275,8 @@ def _predictions(answer: Any) -> list[Any]:
 
 
 def capture_files(emulator: emu.Emulator, settings: Settings, platform: local_platform.LocalPlatform) -> int:
-    bucket = platform.buckets["capture"]
-    prefix = f"datacapture/{naming.endpoint(settings)}/"
-    pages = emulator.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    return sum(len(page.get("Contents", [])) for page in pages)
+    uri = f"s3://{platform.buckets['capture']}/datacapture/{naming.endpoint(settings)}/"
+    return len(list_objects(emulator.client("s3"), uri))
 
 
 def monitor(

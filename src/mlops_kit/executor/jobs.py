@@ -25,6 +25,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError, ParamValidationError
 
+from mlops_kit.s3 import list_objects, split_uri
+
 CONTAINER_ROOT = "/opt/ml/"
 
 
@@ -50,21 +52,6 @@ class JobEnv:
 
 
 # --- S3 staging -------------------------------------------------------------------------------------
-
-
-def split_uri(uri: str) -> tuple[str, str]:
-    if not uri.startswith("s3://"):
-        raise ValueError(f"not an S3 URI: {uri!r}")
-    bucket, _, key = uri[5:].partition("/")
-    return bucket, key
-
-
-def list_objects(s3: Any, uri: str) -> list[dict[str, Any]]:
-    bucket, prefix = split_uri(uri)
-    objects: list[dict[str, Any]] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        objects.extend(page.get("Contents", []))
-    return objects
 
 
 def download_prefix(s3: Any, uri: str, target: Path) -> int:

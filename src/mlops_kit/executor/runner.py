@@ -25,6 +25,7 @@ from mlops_kit import local_platform, naming, paths, project
 from mlops_kit import pipeline as pipeline_mod
 from mlops_kit.executor import expressions as ex
 from mlops_kit.executor import jobs
+from mlops_kit.s3 import list_objects, split_uri
 from mlops_kit.settings import Settings, project_root
 
 Progress = Callable[[str, str, str], None]  # (step, status, detail)
@@ -407,16 +408,16 @@ class _Runner:
         if "ModelArtifacts" in properties:
             uris.append(properties["ModelArtifacts"]["S3ModelArtifacts"])
         try:
-            return all(jobs.list_objects(self.s3, uri) for uri in uris)
+            return all(list_objects(self.s3, uri) for uri in uris)
         except ClientError:
             return False
 
 
 def _content(s3: Any, uri: str) -> list[list[str]]:
     """What an input holds, independent of where: (path below the prefix, ETag) of each object."""
-    bucket, prefix = jobs.split_uri(uri)
+    _, prefix = split_uri(uri)
     try:
-        return sorted([o["Key"][len(prefix) :], o.get("ETag", "")] for o in jobs.list_objects(s3, uri))
+        return sorted([o["Key"][len(prefix) :], o.get("ETag", "")] for o in list_objects(s3, uri))
     except ClientError:
         return [["missing", uri]]
 
@@ -525,7 +526,7 @@ def _input_fingerprint(s3: Any, values: dict[str, Any]) -> str:
 
 def _exists(s3: Any, uri: str) -> bool:
     try:
-        return bool(jobs.list_objects(s3, uri))
+        return bool(list_objects(s3, uri))
     except ClientError:
         return False
 

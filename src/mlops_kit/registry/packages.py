@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,13 +59,3 @@ def create_request(req: PackageRequest) -> dict[str, Any]:
 def register(sagemaker: Any, req: PackageRequest) -> str:
     """Create the package version (PendingManualApproval); returns its ARN."""
     return sagemaker.create_model_package(**create_request(req))["ModelPackageArn"]
-
-
-def metrics_of(package: dict[str, Any]) -> dict[str, float]:
-    """The metrics a DescribeModelPackage response carries in its customer metadata."""
-    props = package.get("CustomerMetadataProperties") or {}
-    return {k.removeprefix("metric:"): float(v) for k, v in props.items() if k.startswith("metric:")}
-
-
-def metrics_json(metrics: dict[str, Any]) -> bytes:
-    return json.dumps(metrics, indent=2, sort_keys=True).encode()

@@ -38,6 +38,7 @@ from mlops_kit.registry import gates
 from mlops_kit.registry.gates import Decision, Package, SameData
 from mlops_kit.registry.packages import APPROVED
 from mlops_kit.registry.settings_edit import write_package
+from mlops_kit.s3 import list_objects, split_uri
 from mlops_kit.settings import Settings
 
 ClientFactory = Callable[[str], Any]
@@ -272,7 +273,7 @@ def score(s3: Any, sagemaker: Any, package_arn: str, features: Any, folder: Path
     url = _model_url(sagemaker, package_arn)
     folder.mkdir(parents=True)
     archive = folder / "model.tar.gz"
-    bucket, key = _split(url)
+    bucket, key = split_uri(url)
     try:
         archive.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except s3.exceptions.ClientError as exc:
@@ -304,13 +305,12 @@ def score(s3: Any, sagemaker: Any, package_arn: str, features: Any, folder: Path
 def read_parquet_folder(s3: Any, uri: str) -> Any:
     import pandas as pd
 
-    bucket, prefix = _split(uri)
+    bucket, _ = split_uri(uri)
     parts = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in sorted(page.get("Contents", []), key=lambda i: i["Key"]):
-            if item["Key"].endswith(".parquet"):
-                body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-                parts.append(pd.read_parquet(io.BytesIO(body)))
+    for item in sorted(list_objects(s3, uri), key=lambda i: i["Key"]):
+        if item["Key"].endswith(".parquet"):
+            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            parts.append(pd.read_parquet(io.BytesIO(body)))
     if not parts:
         raise PromotionError(f"{uri}: no parquet file to re-score the champion on")
     return pd.concat(parts, ignore_index=True)
@@ -536,13 +536,6 @@ def _os_user() -> str:
         return getpass.getuser()
     except (OSError, KeyError):
         return "unknown"
-
-
-def _split(uri: str) -> tuple[str, str]:
-    if not uri.startswith("s3://") or "/" not in uri[5:]:
-        raise PromotionError(f"{uri!r} is not an s3://bucket/key URI")
-    bucket, _, key = uri[5:].partition("/")
-    return bucket, key
 
 
 def _reason(exc: Any) -> str:

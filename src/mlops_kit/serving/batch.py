@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_kit import naming
+from mlops_kit.s3 import list_objects, split_uri
 from mlops_kit.serving import contract
 from mlops_kit.settings import Settings
 
@@ -93,9 +94,9 @@ class Storage:
     def inputs(self, uri: str) -> list[tuple[str, str]]:
         """(name, text) of each input object: one file, a folder's files, an S3 key or an S3 prefix."""
         if uri.startswith("s3://"):
-            bucket, _, prefix = uri[5:].partition("/")
+            bucket, prefix = split_uri(uri)
             s3 = self.client()
-            listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+            listed = list_objects(s3, uri)  # every page: a prefix may hold more than 1,000 objects
             keys = [o["Key"] for o in listed if not o["Key"].endswith("/")]
             if prefix in keys:
                 keys = [prefix]
@@ -116,7 +117,7 @@ class Storage:
 
     def write(self, uri: str, name: str, data: bytes) -> str:
         if uri.startswith("s3://"):
-            bucket, _, prefix = uri[5:].partition("/")
+            bucket, prefix = split_uri(uri)
             key = f"{prefix.rstrip('/')}/{name}" if prefix.strip("/") else name
             self.client().put_object(Bucket=bucket, Key=key, Body=data)
             return f"s3://{bucket}/{key}"

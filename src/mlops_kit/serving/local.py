@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_kit import naming
+from mlops_kit.s3 import split_uri
 from mlops_kit.serving import contract
 from mlops_kit.settings import Settings
 
@@ -103,16 +104,9 @@ def package_model_url(sagemaker: Any, package_arn: str) -> str:
     return containers[0]["ModelDataUrl"]
 
 
-def split_s3(uri: str) -> tuple[str, str]:
-    parsed = urllib.parse.urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc:
-        raise DeployError(f"{uri!r} is not an s3://bucket/key URI")
-    return parsed.netloc, parsed.path.lstrip("/")
-
-
 def download_model(s3: Any, model_data_url: str, target: Path) -> Path:
     """Fetch `model.tar.gz` and unpack it into `target/model` (what /opt/ml/model holds in SageMaker)."""
-    bucket, key = split_s3(model_data_url)
+    bucket, key = split_uri(model_data_url)
     try:
         data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except Exception as exc:
