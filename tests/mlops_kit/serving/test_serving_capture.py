@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import start_server
+from serving_helpers import start_server
 
 from mlops_kit.serving import capture
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import RunningServer, fitted_model
+from serving_helpers import RunningServer, fitted_model
 
 from mlops_kit.cli import main
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import fitted_model, start_server, write_model_dir
+from serving_helpers import fitted_model, start_server, write_model_dir
 
 from mlops_kit import settings
 from mlops_kit.emulator import state_file

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import fitted_model, pack, write_model_dir
+from serving_helpers import fitted_model, pack, write_model_dir
 
 from mlops_kit.serving import contract, metrics
 from mlops_kit.serving.handler import Handler, ModelLoadError

@@ -9,7 +9,7 @@ import socket
 
 import numpy as np
 import pytest
-from conftest import RunningServer, fitted_model
+from serving_helpers import RunningServer, fitted_model
 
 from mlops_kit.serving import metrics
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import botocore.session
 import pytest
 from botocore.stub import Stubber
-from conftest import fitted_model, pack, write_model_dir
+from serving_helpers import fitted_model, pack, write_model_dir
 
 from mlops_kit import local_platform, naming, settings
 from mlops_kit.registry import packages
