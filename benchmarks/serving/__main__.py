@@ -8,7 +8,8 @@ logistic regression on the same columns. Each server is pinned to core 0 (`tasks
   kit     python -m mlops_kit.serving (uvloop + httptools, 1 worker), text/csv and application/json
   mlflow  mlflow models serve --env-manager local (its own venv under benchmarks/.peers/, made here)
   echo    the thinnest Python HTTP server we know (uvloop + httptools answering the body back): the ceiling
-  predict the in-process rate of model.predict on the same rows, on core 0: what a server cannot beat
+  predict the in-process rate of model.predict on the same rows, on core 0: scikit-learn's own, and the
+          kit's (its compiled trees for gradient boosting; the same model.predict otherwise)
 
 Then a `--saturation`-second run of the kit (single-row CSV) that must end with zero errors.
 Needs `wrk` (Debian: apt-get install -y wrk). Prints a Markdown table; ratios are within this run.
@@ -64,15 +65,19 @@ ECHO = textwrap.dedent(
 PREDICT = textwrap.dedent(
     """
     import sys, time, warnings, joblib, pandas as pd
+    from mlops_kit.serving import trees
     warnings.simplefilter("ignore")
     model = joblib.load(sys.argv[1]); seconds = float(sys.argv[2]); out = {}
+    kit = trees.accelerate(model)  # what the kit's handler predicts with (the model itself if no trees)
     for name, path in zip(sys.argv[3::2], sys.argv[4::2]):
         frame = pd.read_csv(path).to_numpy()  # the fastest input predict takes: the ceiling
-        model.predict(frame)
-        n, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            model.predict(frame); n += 1
-        out[name] = n / (time.perf_counter() - start)
+        out[name] = {}
+        for who, predictor in (("sklearn", model), ("kit", kit)):
+            predictor.predict(frame)
+            n, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                predictor.predict(frame); n += 1
+            out[name][who] = n / (time.perf_counter() - start)
     print(__import__("json").dumps(out))
     """
 )
@@ -363,7 +368,12 @@ def main(argv: list[str] | None = None) -> int:
                 echo_port,
             )
             for label, kit_body, kit_type, mlflow_body, mlflow_type, _rows in CELLS:
-                row = {"model": name, "request": label, "predict_rps": predicted[label]}
+                row = {
+                    "model": name,
+                    "request": label,
+                    "predict_rps": predicted[label]["sklearn"],
+                    "kit_predict_rps": predicted[label]["kit"],
+                }
                 row["kit"] = wrk(
                     f"http://127.0.0.1:{kit_port}/invocations",
                     work / kit_body,
@@ -421,14 +431,15 @@ def table(results: list[dict], saturation: dict | None, args: argparse.Namespace
     lines = [
         f"{CONNECTIONS} connections, server on 1 core, {args.duration}s per cell; rps = requests/s",
         "",
-        "| model | request | kit rps | mlflow rps | kit / mlflow | echo rps | kit / echo | predict rps | kit / predict | kit p99 ms | mlflow p99 ms | errors |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | request | kit rps | mlflow rps | kit / mlflow | echo rps | kit / echo | sklearn predict rps | kit / sklearn predict | kit predict rps | kit / kit predict | kit p99 ms | mlflow p99 ms | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         k, m, e = r["kit"], r["mlflow"], r["echo"]
         lines.append(
             f"| {r['model']} | {r['request']} | {k['rps']:,.0f} | {m['rps']:,.0f} | {k['rps'] / m['rps']:.1f}x | "
             f"{e['rps']:,.0f} | {k['rps'] / e['rps']:.0%} | {r['predict_rps']:,.0f} | {k['rps'] / r['predict_rps']:.0%} | "
+            f"{r['kit_predict_rps']:,.0f} | {k['rps'] / r['kit_predict_rps']:.0%} | "
             f"{k['p99_ms']:.1f} | {m['p99_ms']:.1f} | {k['errors'] + m['errors'] + e['errors']:.0f} |"
         )
     if saturation is not None:

@@ -31,6 +31,9 @@ def serve(
     feature_store_env: str = typer.Option(
         "", help="Fill features a JSON record lacks from this environment's online feature store."
     ),
+    compile_trees: bool = typer.Option(
+        True, help="Predict gradient-boosted trees with the kit's compiled loop (same numbers, checked)."
+    ),
 ) -> None:
     """Serve a model directory with SageMaker's container contract (/ping, /invocations) until stopped."""
     from mlops_kit.serving import server
@@ -48,6 +51,7 @@ def serve(
             endpoint_name=endpoint_name,
             feature_lookup=feature_lookup,
             feature_store_env=feature_store_env,
+            compile_trees=compile_trees,
         ),
         on_ready=lambda bound: out.print(f"serving {model_dir} on http://{host}:{bound}", highlight=False),
     )

@@ -280,7 +280,7 @@ def score(s3: Any, sagemaker: Any, package_arn: str, features: Any, folder: Path
         raise PromotionError(f"{url} (model of {package_arn}): {_reason(exc)}") from None
     loaded_before, path_before = set(sys.modules), list(sys.path)
     try:
-        handler = Handler(archive)
+        handler = Handler(archive, compile_trees=False)  # scored once: compiling would not pay back
         predicted = handler.predict_fn(features.copy(), handler.model)
     except ModelLoadError as exc:
         raise PromotionError(f"the model of {package_arn} cannot be loaded: {exc}") from None

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops_kit.serving import contract
+from mlops_kit.serving import contract, trees
 
 log = logging.getLogger("mlops_kit.serving")
 
@@ -71,6 +71,7 @@ class Handler:
         model_dir: Path | str,
         feature_lookup: FeatureLookup | None = None,
         default_accept: str = contract.DEFAULT_ACCEPT,
+        compile_trees: bool = True,
     ):
         self.source = Path(model_dir)
         self.model_dir = materialize(self.source)
@@ -84,7 +85,8 @@ class Handler:
         self.predict_fn = getattr(module, "predict_fn", None) or contract.default_predict_fn
         self.output_fn = getattr(module, "output_fn", None)
         try:
-            self.model = self.model_fn(str(self.model_dir))
+            with trees.compilation(compile_trees):
+                self.model = self.model_fn(str(self.model_dir))
         except ModelLoadError:
             raise
         except Exception as exc:
@@ -96,6 +98,9 @@ class Handler:
             raise ModelLoadError(f"{where}: model_fn failed: {type(exc).__name__}: {exc}") from exc
         if self.model is None:
             raise ModelLoadError(f"{self.model_dir / SCRIPT}: model_fn returned None")
+        if compile_trees and self.predict_fn is contract.default_predict_fn:
+            # the container's predict_fn calls model.predict: give it compiled trees where they apply
+            self.model = trees.accelerate(self.model)
 
     # The request path: keep it lean, it runs once per request.
     def invoke(self, body: bytes, content_type: str, accept: str | None) -> Response:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_kit.serving import capture as capture_mod
-from mlops_kit.serving import contract
+from mlops_kit.serving import contract, csvparse
 from mlops_kit.serving.handler import Handler, Response, error_response
 from mlops_kit.serving.metrics import Metrics
 
@@ -72,6 +72,7 @@ class ServerOptions:
     feature_lookup: str = ""  # "package.module:callable"
     feature_store_env: str = ""  # fill missing features from this environment's online store
     ready_file: Path | None = None  # the bound port is written here once the socket listens
+    compile_trees: bool = True  # gradient-boosted trees predicted by `trees` (same numbers, checked)
 
     @property
     def max_body(self) -> int:
@@ -393,7 +394,9 @@ def serve(options: ServerOptions, on_ready: Callable[[int], None] | None = None)
     lookup = resolve(options.feature_lookup) if options.feature_lookup else None
     if options.feature_store_env:
         lookup = feature_store_lookup(options.feature_store_env)
-    handler = Handler(options.model_dir, feature_lookup=lookup)  # before the fork: workers share its pages
+    # before the fork: workers share its pages
+    handler = Handler(options.model_dir, feature_lookup=lookup, compile_trees=options.compile_trees)
+    csvparse.warm()  # numba's build of the CSV parser now, not in the first request's latency
     sock = bind(options.host, options.port)
     port = sock.getsockname()[1]
     log.info(
@@ -471,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--feature-lookup", default="")
     parser.add_argument("--feature-store-env", default="")
     parser.add_argument("--ready-file", type=Path, default=None)
+    parser.add_argument("--no-compile-trees", dest="compile_trees", action="store_false")
     args = parser.parse_args(argv)
     configure_logging()
     try:

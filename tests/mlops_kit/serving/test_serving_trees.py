@@ -1,0 +1,169 @@
+"""Compiled tree predictions give exactly scikit-learn's numbers, or the model is left alone."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from serving_helpers import fitted_model, write_model_dir
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+from mlops_kit.serving import trees
+from mlops_kit.serving.handler import Handler
+
+warnings.filterwarnings("ignore", message="X does not have valid feature names")
+
+
+def _data(rows: int = 1500, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two numeric columns (with gaps), then two category codes, a label that needs all four."""
+    rng = np.random.default_rng(seed)
+    x = np.column_stack(
+        [
+            rng.normal(size=rows),
+            rng.exponential(size=rows),
+            rng.integers(0, 6, size=rows).astype(float),
+            rng.integers(0, 3, size=rows).astype(float),
+        ]
+    )
+    x[rng.random(rows) < 0.05, 0] = np.nan
+    x[rng.random(rows) < 0.05, 2] = np.nan
+    score = x[:, 1] + np.nan_to_num(x[:, 0]) + np.isin(x[:, 2], [1, 4]) - (x[:, 3] == 2)
+    return x, (score > 1.2).astype(int)
+
+
+def _hard_rows(seed: int = 1) -> np.ndarray:
+    """Rows a server may be sent: unseen and negative categories, fractions, NaN, infinities."""
+    x, _ = _data(400, seed)
+    x[::7, 2] = 99.0
+    x[::11, 2] = -1.0
+    x[::13, 3] = 1.5
+    x[::17, 1] = np.inf
+    x[::19, 0] = -np.inf
+    x[::23, 3] = np.nan
+    return x
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+
+
+def test_binary_classifier_with_categories_matches_sklearn_bit_for_bit():
+    x, y = _data()
+    model = HistGradientBoostingClassifier(max_iter=40, categorical_features=[2, 3], random_state=0).fit(x, y)
+    fast = trees.accelerate(model)
+    assert isinstance(fast, trees.Accelerated)
+    rows = _hard_rows()
+    assert _same(fast.predict_proba(rows), model.predict_proba(rows))
+    assert _same(fast.decision_function(rows), model.decision_function(rows))
+    assert _same(fast.predict(rows), model.predict(rows))
+    assert _same(fast.predict(rows[:1]), model.predict(rows[:1]))  # one row: the server's common case
+    assert fast.n_features_in_ == 4 and fast.wrapped is model  # everything else is the model's own
+    rows[5, 2] = np.inf  # scikit-learn's encoder refuses an infinite category; so must the loop
+    with pytest.raises(ValueError, match="infinity"):
+        model.predict(rows)
+    with pytest.raises(ValueError, match=r"infinity in a categorical column \(row 6\)"):
+        fast.predict(rows)
+
+
+def test_string_categories_take_sklearn_preprocessing_and_still_match():
+    x, y = _data()
+    frame = pd.DataFrame(x[:, :2], columns=["a", "b"])
+    frame["shop"] = pd.Categorical(np.where(x[:, 2] > 2, "big", "small"))
+    model = HistGradientBoostingClassifier(max_iter=20, categorical_features="from_dtype").fit(frame, y)
+    fast = trees.accelerate(model)
+    compiled = fast._compiled
+    assert isinstance(fast, trees.Accelerated) and not compiled.encodes_arrays
+    assert _same(fast.predict_proba(frame), model.predict_proba(frame))
+
+
+def test_multiclass_and_regressors_match_sklearn():
+    x, y = _data()
+    classes = np.digitize(x[:, 1], [0.5, 1.5])
+    multi = HistGradientBoostingClassifier(max_iter=15, categorical_features=[2, 3]).fit(x, classes)
+    squared = HistGradientBoostingRegressor(max_iter=15).fit(x, x[:, 1] * 3)
+    poisson = HistGradientBoostingRegressor(max_iter=15, loss="poisson").fit(x, np.floor(x[:, 1] * 4))
+    rows = _hard_rows()
+    rows[:, 1] = np.where(np.isinf(rows[:, 1]), 2.0, rows[:, 1])
+    for model in (multi, squared, poisson):
+        fast = trees.accelerate(model)
+        assert isinstance(fast, trees.Accelerated), model
+        assert _same(fast.predict(rows), model.predict(rows)), model
+    assert _same(trees.accelerate(multi).predict_proba(rows), multi.predict_proba(rows))
+
+
+def test_the_projects_pipeline_matches_on_dataframes():
+    from mlops_kit import synthetic
+    from pipelines import model as fraud_model
+
+    frame = synthetic.generate(synthetic.GeneratorOptions(rows=3000, seed=3))
+    rng = np.random.default_rng(3)
+    for column in fraud_model.REQUEST_COLUMNS:  # aggregates as the feature store would give them
+        if column not in frame.columns:
+            frame[column] = np.where(rng.random(len(frame)) < 0.1, np.nan, rng.exponential(5, len(frame)))
+    features = fraud_model.build_features(frame)
+    estimator = fraud_model.make_estimator({"max_iter": 30}, seed=3).fit(features, frame["is_fraud"])
+    fast = trees.accelerate(estimator)
+    assert isinstance(fast, trees.Accelerated)
+    odd = features.head(200).copy()
+    odd.loc[odd.index[::5], "merchant_category"] = "never-seen"
+    odd.loc[odd.index[::7], "amount"] = np.nan
+    assert _same(fast.predict_proba(odd), estimator.predict_proba(odd))
+
+
+def test_models_without_boosted_trees_are_left_alone():
+    model = fitted_model()
+    assert trees.accelerate(model) is model
+    assert trees.describe(model) == "scikit-learn"
+
+
+def test_a_loop_that_disagrees_with_sklearn_is_not_used(monkeypatch, caplog):
+    x, y = _data()
+    model = HistGradientBoostingClassifier(max_iter=10).fit(x, y)
+    real = trees.CompiledBoosting.raw_from_preprocessed
+    monkeypatch.setattr(
+        trees.CompiledBoosting, "raw_from_preprocessed", lambda self, rows: real(self, rows) + 1e-12
+    )
+    with caplog.at_level(logging.WARNING, logger="mlops_kit.serving"):
+        assert trees.accelerate(model) is model
+    assert "differ from scikit-learn" in caplog.text
+
+
+def test_a_wrong_input_encoding_falls_back_to_sklearn_preprocessing(monkeypatch):
+    x, y = _data()
+    model = HistGradientBoostingClassifier(max_iter=10, categorical_features=[2, 3]).fit(x, y)
+    original = trees._input_encoding
+
+    def shuffled(estimator, n_features):
+        source, *rest = original(estimator, n_features)
+        return (source[::-1].copy(), *rest)  # columns in the wrong order
+
+    monkeypatch.setattr(trees, "_input_encoding", shuffled)
+    fast = trees.accelerate(model)
+    assert isinstance(fast, trees.Accelerated) and not fast._compiled.encodes_arrays
+    rows = _hard_rows()
+    assert _same(fast.predict_proba(rows), model.predict_proba(rows))
+
+
+def test_compilation_can_be_switched_off_per_handler(tmp_path):
+    x, y = _data()
+    model = HistGradientBoostingClassifier(max_iter=10).fit(x, y)
+    folder = write_model_dir(tmp_path / "m", script=None, model=model)
+    assert isinstance(Handler(folder).model, trees.Accelerated)
+    assert Handler(folder, compile_trees=False).model is not None
+    assert not isinstance(Handler(folder, compile_trees=False).model, trees.Accelerated)
+    with trees.compilation(False):
+        assert trees.accelerate(model) is model
+
+
+def test_the_handler_answers_with_sklearn_numbers(tmp_path):
+    x, y = _data()
+    model = HistGradientBoostingClassifier(max_iter=25, categorical_features=[2, 3]).fit(x, y)
+    handler = Handler(write_model_dir(tmp_path / "m", script=None, model=model))
+    rows = _hard_rows()[:50]
+    body = "\n".join(",".join("" if np.isnan(v) else repr(float(v)) for v in row) for row in rows)
+    response = handler.invoke(body.encode(), "text/csv", "application/json")
+    assert response.status == 200
+    assert response.body.decode() == str(model.predict(rows).tolist()).replace(" ", "")
