@@ -34,6 +34,9 @@ def serve(
     compile_trees: bool = typer.Option(
         True, help="Predict gradient-boosted trees with the kit's compiled loop (same numbers, checked)."
     ),
+    batch: bool = typer.Option(
+        True, help="Requests that arrive together share one model.predict (container's predict_fn only)."
+    ),
 ) -> None:
     """Serve a model directory with SageMaker's container contract (/ping, /invocations) until stopped."""
     from mlops_kit.serving import server
@@ -52,6 +55,7 @@ def serve(
             feature_lookup=feature_lookup,
             feature_store_env=feature_store_env,
             compile_trees=compile_trees,
+            batch=batch,
         ),
         on_ready=lambda bound: out.print(f"serving {model_dir} on http://{host}:{bound}", highlight=False),
     )

@@ -43,7 +43,9 @@ _COUNT = _SUM + 1
 _CAPTURED = _COUNT + 1
 _CAPTURE_DROPPED = _CAPTURED + 1
 _CAPTURE_FAILED = _CAPTURE_DROPPED + 1
-SLOTS = _CAPTURE_FAILED + 1
+_BATCHES = _CAPTURE_FAILED + 1
+_BATCHED = _BATCHES + 1
+SLOTS = _BATCHED + 1
 
 PREFIX = "mlops_serving"
 
@@ -78,6 +80,11 @@ class Metrics:
 
     def capture_failed(self, n: int) -> None:
         self.row[_CAPTURE_FAILED] += n
+
+    def shared_predict(self, requests: int) -> None:
+        """One model.predict call answered `requests` invocations together."""
+        self.row[_BATCHES] += 1
+        self.row[_BATCHED] += requests
 
     def totals(self) -> np.ndarray:
         return self.table.sum(axis=0)
@@ -120,6 +127,8 @@ class Metrics:
                 "Captured requests dropped after the sink kept failing.",
             ),
             ("capture_failures_total", _CAPTURE_FAILED, "Failed writes of capture files (retried)."),
+            ("shared_predicts_total", _BATCHES, "model.predict calls that answered several invocations."),
+            ("shared_predict_requests_total", _BATCHED, "Invocations answered by a shared predict call."),
         ):
             out += [
                 f"# HELP {PREFIX}_{name} {text}",

@@ -73,6 +73,7 @@ class ServerOptions:
     feature_store_env: str = ""  # fill missing features from this environment's online store
     ready_file: Path | None = None  # the bound port is written here once the socket listens
     compile_trees: bool = True  # gradient-boosted trees predicted by `trees` (same numbers, checked)
+    batch: bool = True  # requests that arrive together share one predict call (default predict_fn only)
 
     @property
     def max_body(self) -> int:
@@ -159,7 +160,13 @@ def head(status: int, content_type: str, length: int, close: bool = False) -> by
 
 
 class Worker:
-    """The routes, for one process: the handler, its metrics row and its capture buffer."""
+    """The routes, for one process: the handler, its metrics row and its capture buffer.
+
+    Requests are answered in batches: each complete request joins a queue, and the queue is answered
+    once the event loop has read everything that arrived together (`call_soon` runs after the loop's
+    I/O callbacks). A lone request waits for nothing; eight requests that arrived during the previous
+    prediction share one `predict` (`Handler.invoke_many`). Answers go out in the order requests came.
+    """
 
     def __init__(self, handler: Handler, metrics: Metrics, options: ServerOptions, capture: Any = None):
         self.handler = handler
@@ -167,8 +174,10 @@ class Worker:
         self.options = options
         self.capture = capture
         self.max_body = options.max_body
+        self.batch = options.batch
         self.connections: set[_Connection] = set()
         self.stopping = False
+        self.queue: list[_Request] = []
         self._parameters = contract.encode_json(
             {
                 "MaxConcurrentTransforms": max(1, options.workers),
@@ -177,21 +186,43 @@ class Worker:
             }
         )
 
-    def invocation(self, body: bytes, content_type: str, accept: str, started: float) -> Response:
-        response = self.handler.invoke(body, content_type, accept)
-        if response.status == 200 and self.capture is not None:
-            self.capture.offer(content_type, body, response.content_type, response.body)
-        self.metrics.observe(response.status, time.perf_counter() - started)
-        return response
+    def submit(self, request: _Request) -> None:
+        if not self.queue:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.queue.append(request)
+        request.connection.unanswered += 1
 
-    def route(
-        self, method: bytes, path: bytes, content_type: str, accept: str, body: bytes, started: float
-    ) -> Response:
-        path = path.split(b"?", 1)[0]
+    def flush(self) -> None:
+        """Answer every queued request, in order; invocations share predict calls where they can."""
+        queue, self.queue = self.queue, []
+        if not queue:
+            return
+        calls = [r for r in queue if r.path == b"/invocations" and r.method == b"POST"]
+        if self.batch and len(calls) > 1:
+            answers = self.handler.invoke_many(
+                [(r.body, r.content_type, r.accept) for r in calls], on_shared=self.metrics.shared_predict
+            )
+        else:
+            answers = [self.handler.invoke(r.body, r.content_type, r.accept) for r in calls]
+        by_request = dict(zip(map(id, calls), answers, strict=True))
+        for request in queue:
+            response = by_request.get(id(request))
+            if response is None:
+                response = self.route(request.method, request.path)
+            else:
+                if response.status == 200 and self.capture is not None:
+                    self.capture.offer(
+                        request.content_type, request.body, response.content_type, response.body
+                    )
+                self.metrics.observe(response.status, time.perf_counter() - request.started)
+            connection = request.connection
+            connection.unanswered -= 1
+            connection._send(response, close=request.close or self.stopping)
+
+    def route(self, method: bytes, path: bytes) -> Response:
+        """Everything but a POST to /invocations."""
         if path == b"/invocations":
-            if method != b"POST":
-                return error_response(405, "use POST for /invocations")
-            return self.invocation(body, content_type, accept, started)
+            return error_response(405, "use POST for /invocations")
         if method != b"GET":
             known = path in (b"/ping", b"/metrics", b"/execution-parameters")
             return error_response(405 if known else 404, f"{method.decode()} {path.decode(errors='replace')}")
@@ -209,6 +240,18 @@ class Worker:
         return error_response(413, f"the body is over the {limit:g} MB limit (serving.max_payload_mb)")
 
 
+@dataclass
+class _Request:
+    connection: _Connection
+    method: bytes
+    path: bytes
+    content_type: str
+    accept: str
+    body: bytes
+    started: float
+    close: bool
+
+
 class _Connection(asyncio.Protocol):
     """One client connection: httptools feeds it, each complete request is answered in place."""
 
@@ -220,6 +263,7 @@ class _Connection(asyncio.Protocol):
         self.parser_error = (httptools.HttpParserError, httptools.HttpParserUpgrade)
         self.transport: asyncio.Transport | None = None
         self.in_message = False
+        self.unanswered = 0  # requests of this connection waiting in the worker's queue
         self._reset()
 
     def _reset(self) -> None:
@@ -246,7 +290,7 @@ class _Connection(asyncio.Protocol):
             self.parser.feed_data(data)
         except self.parser_error as exc:
             if self.transport is not None and not self.refused:
-                self._send(error_response(400, f"malformed HTTP request: {exc}"), close=True)
+                self._send_now(error_response(400, f"malformed HTTP request: {exc}"), close=True)
 
     # httptools callbacks
     def on_message_begin(self) -> None:
@@ -274,7 +318,7 @@ class _Connection(asyncio.Protocol):
         if self.refused:
             # Answer now: a client that waits for 100-continue sends no body; one that does not is read
             # to the end (and dropped) so that it sees this answer instead of a reset connection.
-            self._send(self.worker.too_large(self.started), close=self.expect_continue)
+            self._send_now(self.worker.too_large(self.started), close=self.expect_continue)
         elif self.expect_continue and self.transport is not None:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
@@ -287,7 +331,7 @@ class _Connection(asyncio.Protocol):
         if self.size > self.worker.max_body:  # a chunked body has no Content-Length to refuse early
             self.refused = True
             self.chunks = []
-            self._send(self.worker.too_large(self.started), close=False)
+            self._send_now(self.worker.too_large(self.started), close=False)
             return
         self.chunks.append(body)
 
@@ -299,18 +343,27 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
             return
         body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
-        response = self.worker.route(
-            self.parser.get_method(),
-            self.url,
-            self.content_type.decode("latin-1"),
-            self.accept.decode("latin-1"),
-            body,
-            self.started,
+        self.worker.submit(
+            _Request(
+                self,
+                self.parser.get_method(),
+                self.url.split(b"?", 1)[0],
+                self.content_type.decode("latin-1"),
+                self.accept.decode("latin-1"),
+                body,
+                self.started,
+                not self.parser.should_keep_alive(),
+            )
         )
-        self._send(response, close=not self.parser.should_keep_alive() or self.worker.stopping)
+
+    def _send_now(self, response: Response, close: bool) -> None:
+        """An answer decided outside the queue (413, malformed HTTP): after the ones already queued."""
+        if self.unanswered:
+            self.worker.flush()
+        self._send(response, close)
 
     def _send(self, response: Response, close: bool) -> None:
-        if self.transport is None:
+        if self.transport is None or self.transport.is_closing():
             return
         self.transport.write(
             head(response.status, response.content_type, len(response.body), close) + response.body
@@ -319,7 +372,7 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
     def close_if_idle(self) -> None:
-        if not self.in_message and self.transport is not None:
+        if not self.in_message and not self.unanswered and self.transport is not None:
             self.transport.close()
 
 
@@ -475,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--feature-store-env", default="")
     parser.add_argument("--ready-file", type=Path, default=None)
     parser.add_argument("--no-compile-trees", dest="compile_trees", action="store_false")
+    parser.add_argument("--no-batch", dest="batch", action="store_false")
     args = parser.parse_args(argv)
     configure_logging()
     try:
