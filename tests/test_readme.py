@@ -67,3 +67,13 @@ def test_the_settings_error_example(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert main(["demo"]) == 1
     example = re.search(r"^\$ mlops demo\n(error: .*?)\.\.\.$", README, flags=re.M).group(1)
     assert " ".join(capsys.readouterr().err.split()).startswith(example.strip())
+
+
+def test_the_serving_sections_options_exist(capsys: pytest.CaptureFixture[str]) -> None:
+    section = README.split("## Serving", 1)[1].split("\n## ", 1)[0]
+    options = {o for code in re.findall(r"`([^`]+)`", section) for o in re.findall(r"--[a-z-]+", code)}
+    assert {"--model-dir", "--no-compile-trees", "--no-batch"} <= options
+    assert main(["serve", "--help"]) == 0
+    shown = re.sub(r"[\s│]+", " ", capsys.readouterr().out)
+    for option in options:
+        assert option in shown, option

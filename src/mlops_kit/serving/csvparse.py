@@ -14,11 +14,13 @@ An empty field is a missing value (NaN), as in the careful path; blank lines are
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 
-_parse = None
+log = logging.getLogger("mlops_kit.serving")
+_parse: Any = None  # the compiled kernel; False once it proved unavailable
 # 10^0 .. 10^22 are exact doubles: the whole table Clinger's fast path may use
 _POWERS = np.array([10.0**i for i in range(23)], dtype=np.float64)
 
@@ -146,9 +148,16 @@ def warm() -> None:
 
 def parse(body: bytes) -> np.ndarray | None:
     """The body's rows as a float array, or None when the careful path must decide."""
+    global _parse
+    if _parse is False:
+        return None
     try:
         kernel = _kernel()
-    except ImportError:  # numba missing: everything takes the careful path
+    except Exception as exc:  # numba missing or unable to build here: everything takes the careful path
+        log.warning(
+            "compiled CSV parser unavailable (%s: %s); CSV takes the careful path", type(exc).__name__, exc
+        )
+        _parse = False
         return None
     values, ok = kernel(np.frombuffer(body, dtype=np.uint8), _POWERS)
     return values if ok else None

@@ -68,3 +68,13 @@ def test_decode_csv_answers_the_same_either_way():
         contract.decode_csv(b"1,2\n3\n")
     with pytest.raises(contract.BadInput, match=r"row 1, column 2: 'abc' is not a number"):
         contract.decode_csv(b"1,abc\n")
+
+
+def test_without_a_compiler_csv_takes_the_careful_path(monkeypatch):
+    def unavailable():
+        raise ImportError("No module named 'numba'")
+
+    monkeypatch.setattr(csvparse, "_parse", None)
+    monkeypatch.setattr(csvparse, "_kernel", unavailable)
+    assert csvparse.parse(b"1,2\n") is None
+    assert contract.decode_csv(b"1,2\n3,\n").tolist()[0] == [1.0, 2.0]

@@ -167,3 +167,15 @@ def test_the_handler_answers_with_sklearn_numbers(tmp_path):
     response = handler.invoke(body.encode(), "text/csv", "application/json")
     assert response.status == 200
     assert response.body.decode() == str(model.predict(rows).tolist()).replace(" ", "")
+
+
+def test_without_a_compiler_the_model_is_served_as_it_is(monkeypatch, caplog):
+    def unavailable():
+        raise ImportError("No module named 'numba'")
+
+    x, y = _data()
+    model = HistGradientBoostingClassifier(max_iter=5).fit(x, y)
+    monkeypatch.setattr(trees, "_compiled_kernel", unavailable)
+    with caplog.at_level(logging.WARNING, logger="mlops_kit.serving"):
+        assert trees.accelerate(model) is model
+    assert "numba" in caplog.text
