@@ -25,18 +25,18 @@ try:  # in a model directory: copied next to this file by the train step
 except ImportError:  # in the project's source tree
     from pipelines import model as fraud_model
 
-try:  # the kit's server: the same trees compiled, the same numbers (checked when the model loads)
-    from mlops_kit.serving.trees import accelerate
+try:  # the kit's server compiles the trees (same numbers, checked when the model loads)
+    from mlops_kit.serving.trees import for_serving
 except ImportError:  # SageMaker's scikit-learn container: scikit-learn predicts
 
-    def accelerate(model: Any) -> Any:
+    def for_serving(model: Any) -> Any:
         return model
 
 
 def model_fn(model_dir: str) -> dict[str, Any]:
     with open(os.path.join(model_dir, "metadata.json")) as handle:
         metadata = json.load(handle)
-    estimator = accelerate(joblib.load(os.path.join(model_dir, "model.joblib")))
+    estimator = for_serving(joblib.load(os.path.join(model_dir, "model.joblib")))
     return {"estimator": estimator, "metadata": metadata}
 
 

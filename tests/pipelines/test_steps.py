@@ -182,6 +182,22 @@ def test_model_dir_carries_its_handler(model_dir: Path) -> None:
     assert handler.predict_fn(handler.input_fn(records, "application/json"), model).shape == (1,)
 
 
+def test_the_kits_server_compiles_the_trees_and_answers_the_same(model_dir: Path) -> None:
+    from mlops_kit.serving import trees
+    from mlops_kit.serving.handler import Handler
+
+    stepwise = evaluate.load_handler(model_dir).model_fn(str(model_dir))  # a pipeline step: scikit-learn
+    assert not isinstance(stepwise["estimator"], trees.Accelerated)
+    served = Handler(model_dir)
+    assert isinstance(served.model["estimator"], trees.Accelerated)
+    assert not isinstance(Handler(model_dir, compile_trees=False).model["estimator"], trees.Accelerated)
+    csv = b"12.5,grocery,pos,14,300,1,2,5,40.0,20.0\n900,electronics,online,3,10,,,,,\n7,toys,web,2,1,0,0,0,0,0\n"
+    answer = served.invoke(csv, "text/csv", "application/json")
+    frame = served.input_fn(csv, "text/csv")
+    reference = served.predict_fn(frame, stepwise)
+    assert answer.status == 200 and json.loads(answer.body)["predictions"] == [float(p) for p in reference]
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "words"),
     [

@@ -87,7 +87,7 @@ class Handler:
         self.predict_fn = getattr(module, "predict_fn", None) or contract.default_predict_fn
         self.output_fn = getattr(module, "output_fn", None)
         try:
-            with trees.compilation(compile_trees):
+            with trees.serving(compile_trees):
                 self.model = self.model_fn(str(self.model_dir))
         except ModelLoadError:
             raise

@@ -35,18 +35,25 @@ log = logging.getLogger("mlops_kit.serving")
 
 PROBE_SEED = 20261126
 _kernel = None
-# Off for a handler that answers one request and goes (a promotion's smoke test): compiling costs a
-# second or two, which only pays back over many requests. A model script's own `accelerate` call obeys it.
-_enabled: contextvars.ContextVar[bool] = contextvars.ContextVar("mlops_compile_trees", default=True)
+# True while the kit's server loads a model with tree compilation on (`Handler(compile_trees=True)`): a
+# model script's `for_serving` call compiles then, and only then; a pipeline step that calls the same
+# model_fn to score a test set once, or a promotion's smoke test, gets scikit-learn (compiling costs a
+# second or two and only pays back over many requests).
+_serving: contextvars.ContextVar[bool] = contextvars.ContextVar("mlops_serving_compiles", default=False)
 
 
 @contextlib.contextmanager
-def compilation(enabled: bool) -> Iterator[None]:
-    token = _enabled.set(enabled)
+def serving(compile_trees: bool) -> Iterator[None]:
+    token = _serving.set(compile_trees)
     try:
         yield
     finally:
-        _enabled.reset(token)
+        _serving.reset(token)
+
+
+def for_serving(model: Any) -> Any:
+    """For a model script's `model_fn`: `accelerate(model)` when the kit's server is loading it."""
+    return accelerate(model) if _serving.get() else model
 
 
 def _compiled_kernel() -> Any:
@@ -426,7 +433,7 @@ def _final_boosting(model: Any) -> tuple[Any, list[Any]] | None:
 
 def accelerate(model: Any) -> Any:
     """`model` with compiled tree predictions when that gives exactly its answers; otherwise `model`."""
-    if isinstance(model, Accelerated) or not _enabled.get():
+    if isinstance(model, Accelerated):
         return model
     try:
         found = _final_boosting(model)
@@ -458,4 +465,13 @@ def describe(model: Any) -> str:
     return "compiled trees" if isinstance(model, Accelerated) else "scikit-learn"
 
 
-__all__ = ["Accelerated", "CompiledBoosting", "accelerate", "check", "compilation", "describe", "probe_rows"]
+__all__ = [
+    "Accelerated",
+    "CompiledBoosting",
+    "accelerate",
+    "check",
+    "describe",
+    "for_serving",
+    "probe_rows",
+    "serving",
+]

@@ -154,8 +154,9 @@ def test_compilation_can_be_switched_off_per_handler(tmp_path):
     assert isinstance(Handler(folder).model, trees.Accelerated)
     assert Handler(folder, compile_trees=False).model is not None
     assert not isinstance(Handler(folder, compile_trees=False).model, trees.Accelerated)
-    with trees.compilation(False):
-        assert trees.accelerate(model) is model
+    assert trees.for_serving(model) is model  # a model script's call, outside the kit's server
+    with trees.serving(True):
+        assert isinstance(trees.for_serving(model), trees.Accelerated)
 
 
 def test_the_handler_answers_with_sklearn_numbers(tmp_path):
