@@ -384,6 +384,12 @@ def _differing(expected: np.ndarray, got: np.ndarray) -> int:
 # --- the stand-in a server holds ----------------------------------------------------------------------
 
 
+# Above this many rows the fixed cost the loop saves is nothing next to the work itself, and
+# scikit-learn spreads the rows over its OpenMP threads where the loop uses one core: its own predict
+# is used (the numbers are the same either way).
+LARGE_BATCH = 10_000
+
+
 class Accelerated:
     """A fitted model whose predictions come from compiled trees; every other attribute is the model's."""
 
@@ -393,6 +399,8 @@ class Accelerated:
         self._steps = steps  # a Pipeline's transformers before its final estimator
 
     def __getattr__(self, name: str) -> Any:
+        if name in ("_model", "_compiled", "_steps") or name.startswith("__"):
+            raise AttributeError(name)  # not set yet (copy, unpickling): never recurse
         return getattr(self._model, name)
 
     def __repr__(self) -> str:
@@ -408,12 +416,18 @@ class Accelerated:
         return X
 
     def predict(self, X: Any) -> np.ndarray:
+        if len(X) > LARGE_BATCH:
+            return self._model.predict(X)
         return self._compiled.predict(self._transform(X))
 
     def predict_proba(self, X: Any) -> np.ndarray:
+        if len(X) > LARGE_BATCH:
+            return self._model.predict_proba(X)
         return self._compiled.predict_proba(self._transform(X))
 
     def decision_function(self, X: Any) -> np.ndarray:
+        if len(X) > LARGE_BATCH:
+            return self._model.decision_function(X)
         return self._compiled.decision_function(self._transform(X))
 
 

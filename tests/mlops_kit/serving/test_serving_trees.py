@@ -180,3 +180,31 @@ def test_without_a_compiler_the_model_is_served_as_it_is(monkeypatch, caplog):
     with caplog.at_level(logging.WARNING, logger="mlops_kit.serving"):
         assert trees.accelerate(model) is model
     assert "numba" in caplog.text
+
+
+def test_large_batches_use_sklearns_threads(monkeypatch):
+    x, y = _data()
+    model = HistGradientBoostingClassifier(max_iter=10).fit(x, y)
+    fast = trees.accelerate(model)
+
+    def unused(self, rows):
+        raise AssertionError("the compiled loop ran on a large batch")
+
+    monkeypatch.setattr(trees, "LARGE_BATCH", 20)
+    monkeypatch.setattr(trees.CompiledBoosting, "raw_predict", unused)
+    rows = _hard_rows()[:50]
+    assert _same(fast.predict_proba(rows), model.predict_proba(rows))
+    with pytest.raises(AssertionError, match="compiled loop"):
+        fast.predict_proba(rows[:5])
+
+
+def test_the_stand_in_copies_and_pickles():
+    import copy
+    import pickle
+
+    x, y = _data()
+    model = HistGradientBoostingClassifier(max_iter=5).fit(x, y)
+    fast = trees.accelerate(model)
+    rows = _hard_rows()[:20]
+    assert _same(copy.deepcopy(fast).predict(rows), model.predict(rows))
+    assert _same(pickle.loads(pickle.dumps(fast)).predict(rows), model.predict(rows))
