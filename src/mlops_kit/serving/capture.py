@@ -106,6 +106,67 @@ def capture_record(
     }
 
 
+class LineWriter:
+    """`json.dumps(capture_record(...))`, a few times faster: the writer thread shares the server's core.
+
+    The parts that repeat (a content type's payload keys, a second's timestamp and hour folder) are
+    formatted once; only the bodies and the event id are encoded per record. Same text, byte for byte.
+    """
+
+    def __init__(self, endpoint: str):
+        self.endpoint = endpoint
+        self._heads: dict[tuple[str, str], str] = {}
+        self._second = -1
+        self._time = ""
+        self._folder = ""
+
+    def at(self, when: float) -> str:
+        """The hour folder of `when` (and remember its timestamp for the next `line`)."""
+        second = int(when)
+        if second != self._second:
+            self._second, self._time, self._folder = (
+                second,
+                inference_time(when),
+                partition(self.endpoint, when),
+            )
+        return self._folder
+
+    def _payload(self, content_type: str, body: bytes, mode: str) -> str:
+        encoding = encoding_of(content_type)
+        data = None
+        if encoding != "BASE64":
+            try:
+                data = body.decode("utf-8")
+            except UnicodeDecodeError:
+                encoding = "BASE64"
+        if data is None:
+            data = base64.b64encode(body).decode("ascii")
+        head = self._heads.get((content_type, mode))
+        if head is None:
+            head = self._heads[(content_type, mode)] = (
+                f'{{"observedContentType":{json.dumps(content_type)},"mode":"{mode}","data":'
+            )
+        return f'{head}{json.dumps(data)},"encoding":"{encoding}"}}'
+
+    def line(
+        self, when: float, in_type: str, in_body: bytes, out_type: str, out_body: bytes, event_id: str
+    ) -> str:
+        self.at(when)
+        return (
+            '{"captureData":{"endpointInput":'
+            + self._payload(in_type, in_body, "INPUT")
+            + ',"endpointOutput":'
+            + self._payload(out_type, out_body, "OUTPUT")
+            + '},"eventMetadata":{"eventId":"'
+            + event_id
+            + '","inferenceTime":"'
+            + self._time
+            + '"},"eventVersion":"'
+            + EVENT_VERSION
+            + '"}'
+        )
+
+
 def partition(endpoint: str, epoch_seconds: float) -> str:
     """`<endpoint>/AllTraffic/yyyy/mm/dd/hh`: the hour folder a request at that time lands in."""
     return f"{endpoint}/{VARIANT}/" + datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y/%m/%d/%H")
@@ -235,6 +296,7 @@ class CaptureBuffer:
         self._closing = False
         self._thread: threading.Thread | None = None
         self._retry: list[tuple[str, bytes, int]] = []
+        self._lines = LineWriter(endpoint)
 
     def start(self) -> CaptureBuffer:
         self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
@@ -276,17 +338,11 @@ class CaptureBuffer:
             batch.append(self._pending.popleft())
         files: dict[str, list[str]] = {}
         first: dict[str, float] = {}
+        lines = self._lines
         for when, in_type, in_body, out_type, out_body in batch:
-            folder = partition(self.endpoint, when)
-            record = capture_record(
-                when=when,
-                input_type=in_type,
-                input_body=in_body,
-                output_type=out_type,
-                output_body=out_body,
-                event_id=str(uuid.uuid4()),
-            )
-            files.setdefault(folder, []).append(json.dumps(record, separators=(",", ":")))
+            folder = lines.at(when)
+            line = lines.line(when, in_type, in_body, out_type, out_body, str(uuid.uuid4()))
+            files.setdefault(folder, []).append(line)
             first.setdefault(folder, when)
         todo = self._retry + [
             (

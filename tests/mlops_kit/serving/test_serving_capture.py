@@ -56,6 +56,31 @@ def test_record_has_sagemakers_shape() -> None:
     assert capture.decoded_data(record["captureData"]["endpointOutput"]) == b"\x93NUMPY"
 
 
+@pytest.mark.parametrize(
+    ("input_type", "input_body", "output_type", "output_body"),
+    [
+        ("text/csv", b"1,2,3\n4,5,6", "application/json", b"[0.25,0.75]"),
+        ("application/json", '{"instances": [["caf\u00e9", "\\"]]}'.encode(), "text/csv", b"1\n"),
+        ("text/csv", b"\xff\xfe", "application/x-npy", b"\x93NUMPY\x00"),
+        ('text/csv; charset="utf-8"', b'"quoted",\t', "application/jsonlines", b"{}\n{}"),
+    ],
+)
+def test_the_writer_formats_lines_exactly_as_json_dumps(input_type, input_body, output_type, output_body):
+    writer = capture.LineWriter("ep")
+    for when in (1764186903.25, 1764186903.9, 1764190000.0):  # same second twice, then another hour
+        line = writer.line(when, input_type, input_body, output_type, output_body, "e-1")
+        record = capture.capture_record(
+            when=when,
+            input_type=input_type,
+            input_body=input_body,
+            output_type=output_type,
+            output_body=output_body,
+            event_id="e-1",
+        )
+        assert line == json.dumps(record, separators=(",", ":"))
+        assert writer.at(when) == capture.partition("ep", when)
+
+
 def test_non_utf8_csv_falls_back_to_base64() -> None:
     record = capture.capture_record(
         when=0,
