@@ -11,7 +11,8 @@ logistic regression on the same columns. Each server is pinned to core 0 (`tasks
   predict the in-process rate of model.predict on the same rows, on core 0: scikit-learn's own, and the
           kit's (its compiled trees for gradient boosting; the same model.predict otherwise)
 
-Then a `--saturation`-second run of the kit (single-row CSV) that must end with zero errors.
+Then a `--saturation`-second run of the kit (single-row CSV) that must end with zero errors, and a run
+with 100 % data capture to a folder whose files must hold every answered request.
 Needs `wrk` (Debian: apt-get install -y wrk). Prints a Markdown table; ratios are within this run.
 """
 
@@ -422,12 +423,46 @@ def main(argv: list[str] | None = None) -> int:
             )
         finally:
             stop(process)
+    captured = measure_capture(models["fraud-hgb"], work, args.duration) if "fraud-hgb" in models else None
     print()
-    print(table(results, saturation, args))
-    return 0 if saturation is None or saturation["errors"] == 0 else 1
+    print(table(results, saturation, args, captured))
+    ok = saturation is None or saturation["errors"] == 0
+    return 0 if ok and (captured is None or captured["missing"] == 0) else 1
 
 
-def table(results: list[dict], saturation: dict | None, args: argparse.Namespace) -> str:
+def measure_capture(model_dir: Path, work: Path, seconds: int) -> dict[str, float]:
+    """The kit with 100 % data capture to a folder: its rate, and whether every answer was captured."""
+    import urllib.request
+
+    from mlops_kit.serving import metrics
+
+    port, folder = free_port(), work / "capture"
+    process = start(
+        [PY, "-m", "mlops_kit.serving", "--model-dir", str(model_dir), "--port", str(port)]
+        + ["--capture-to", str(folder), "--capture-percent", "100"],
+        f"http://127.0.0.1:{port}/ping",
+        work / "capture.log",
+    )
+    try:
+        run = wrk(
+            f"http://127.0.0.1:{port}/invocations",
+            work / "rows-1.csv",
+            "text/csv",
+            "application/json",
+            seconds,
+            work,
+        )
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            answered = metrics.parse(answer.read().decode())['mlops_serving_requests_total{code="200"}']
+    finally:
+        stop(process)  # SIGTERM: the server flushes what capture still holds
+    lines = sum(path.read_bytes().count(b"\n") for path in folder.rglob("*.jsonl"))
+    return {**run, "answered": answered, "captured": lines, "missing": answered - lines}
+
+
+def table(
+    results: list[dict], saturation: dict | None, args: argparse.Namespace, captured: dict | None = None
+) -> str:
     lines = [
         f"{CONNECTIONS} connections, server on 1 core, {args.duration}s per cell; rps = requests/s",
         "",
@@ -447,6 +482,13 @@ def table(results: list[dict], saturation: dict | None, args: argparse.Namespace
             "",
             f"saturation: kit, fraud-hgb, 1-row CSV, {args.saturation}s: {saturation['requests']:,.0f} requests, "
             f"{saturation['rps']:,.0f} rps, p99 {saturation['p99_ms']:.1f} ms, errors {saturation['errors']:.0f}",
+        ]
+    if captured is not None:
+        lines += [
+            "",
+            f"capture at 100 %: kit, fraud-hgb, 1-row CSV, {args.duration}s: {captured['rps']:,.0f} rps, "
+            f"p99 {captured['p99_ms']:.1f} ms; {captured['answered']:,.0f} answered, "
+            f"{captured['captured']:,.0f} captured, {captured['missing']:,.0f} missing",
         ]
     return "\n".join(lines)
 
