@@ -192,7 +192,7 @@ class Handler:
             return error_response(exc.status, exc.reason)
         if _unsupported_format(exc):
             return error_response(415, str(exc) or f"content type {content_type} is not supported")
-        return self._server_error(exc)
+        return self.server_error(exc)
 
     def _requested(self, accept: str | None) -> str:
         """The response type: negotiated for the default output_fn; a script's own gets Accept as sent."""
@@ -235,7 +235,7 @@ class Handler:
         out, out_type = _normalize_output(result, answer_as)
         return Response(200, out, out_type)
 
-    def _server_error(self, exc: BaseException) -> Response:
+    def server_error(self, exc: BaseException) -> Response:
         error_id = uuid.uuid4().hex[:16]
         log.error("model error %s: %s: %s", error_id, type(exc).__name__, exc, exc_info=exc)
         response = error_response(

@@ -198,12 +198,15 @@ class Worker:
         if not queue:
             return
         calls = [r for r in queue if r.path == b"/invocations" and r.method == b"POST"]
-        if self.batch and len(calls) > 1:
-            answers = self.handler.invoke_many(
-                [(r.body, r.content_type, r.accept) for r in calls], on_shared=self.metrics.shared_predict
-            )
-        else:
-            answers = [self.handler.invoke(r.body, r.content_type, r.accept) for r in calls]
+        try:
+            if self.batch and len(calls) > 1:
+                answers = self.handler.invoke_many(
+                    [(r.body, r.content_type, r.accept) for r in calls], on_shared=self.metrics.shared_predict
+                )
+            else:
+                answers = [self.handler.invoke(r.body, r.content_type, r.accept) for r in calls]
+        except Exception as exc:  # the handler answers every failure itself; this is a bug, not a hang
+            answers = [self.handler.server_error(exc) for _ in calls]
         by_request = dict(zip(map(id, calls), answers, strict=True))
         for request in queue:
             response = by_request.get(id(request))

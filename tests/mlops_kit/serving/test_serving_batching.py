@@ -119,3 +119,52 @@ def test_pipelined_requests_over_http_share_a_predict_and_answer_in_order(tmp_pa
         assert shared >= 1 and answered >= 2  # requests read together were predicted together
     else:
         assert shared == 0 and answered == 0
+
+
+class _FakeConnection:
+    def __init__(self) -> None:
+        self.unanswered = 0
+        self.sent: list[tuple[int, bool]] = []
+
+    def _send(self, response, close: bool) -> None:
+        self.sent.append((response.status, close))
+
+
+def _worker(tmp_path: Path):
+    from mlops_kit.serving import server
+
+    folder = write_model_dir(tmp_path / "m", script=None, model=fitted_model())
+    options = server.ServerOptions(model_dir=folder)
+    return server.Worker(Handler(folder), metrics.Metrics(1), options), server._Request
+
+
+def test_the_queue_answers_every_request_in_order(tmp_path: Path):
+    worker, request = _worker(tmp_path)
+    a, b = _FakeConnection(), _FakeConnection()
+    queue = [
+        request(a, b"POST", b"/invocations", "text/csv", "", b"1,2,3", 0.0, False),
+        request(b, b"GET", b"/ping", "", "", b"", 0.0, False),
+        request(a, b"POST", b"/invocations", "text/csv", "", b"1,2", 0.0, True),
+        request(b, b"POST", b"/invocations", "text/csv", "", b"0,0,1", 0.0, False),
+    ]
+    for item in queue:
+        item.connection.unanswered += 1
+    worker.queue = queue
+    worker.flush()
+    assert a.sent == [(200, False), (400, True)] and b.sent == [(200, False), (200, False)]
+    assert a.unanswered == b.unanswered == 0
+
+
+def test_a_bug_in_the_handler_answers_500_instead_of_hanging(tmp_path: Path, monkeypatch, caplog):
+    worker, request = _worker(tmp_path)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(worker.handler, "invoke_many", broken)
+    connection = _FakeConnection()
+    worker.queue = [request(connection, b"POST", b"/invocations", "text/csv", "", b"1,2,3", 0.0, False)] * 2
+    connection.unanswered = 2
+    worker.flush()
+    assert connection.sent == [(500, False), (500, False)] and connection.unanswered == 0
+    assert "a bug" in caplog.text
