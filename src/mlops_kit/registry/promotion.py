@@ -17,16 +17,22 @@ into their settings files. In order, each step only after the one before succeed
 
 `rollback` moves the pointer back to the previous package of the stage's history, with the same
 conditional write, an audit record and the same settings change.
+
+Steps 5-7 come after the commit point, so HEAD carries what they need (`pending`: the audit record to
+be). If one of them fails (a network error, a killed process), the promotion stands but its trail is
+incomplete; the next promotion or rollback of that stage first finishes it: the package update, the
+settings files and the audit record, each of which can be applied twice with the same result.
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import io
 import json
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,6 +91,7 @@ class Head:
     package: str
     history: list[dict[str, Any]]
     etag: str
+    pending: dict[str, Any] | None = None  # the audit record of the last commit, until it is written
 
 
 @dataclass
@@ -183,14 +190,27 @@ def read_head(s3: Any, reg: Registry, stage: str) -> Head | None:
     except s3.exceptions.ClientError as exc:
         raise PromotionError(f"s3://{reg.bucket}/{reg.head_key(stage)}: {_reason(exc)}") from None
     body = json.loads(got["Body"].read())
-    return Head(int(body["sequence"]), body["package"], list(body.get("history", [])), got["ETag"])
+    return Head(
+        int(body["sequence"]),
+        body["package"],
+        list(body.get("history", [])),
+        got["ETag"],
+        body.get("pending"),
+    )
 
 
-def _write_head(s3: Any, reg: Registry, stage: str, head: Head | None, entry: dict[str, Any]) -> int:
+def _write_head(
+    s3: Any, reg: Registry, stage: str, head: Head | None, entry: dict[str, Any], pending: dict[str, Any]
+) -> int:
     """The commit point: conditional on HEAD being exactly what was read. Returns the new sequence."""
     sequence = (head.sequence if head else 0) + 1
     history = (head.history if head else []) + [{**entry, "sequence": sequence}]
-    body = {"sequence": sequence, "package": entry["package"], "history": history}
+    body = {
+        "sequence": sequence,
+        "package": entry["package"],
+        "history": history,
+        "pending": {**pending, "sequence": sequence},
+    }
     condition = {"IfMatch": head.etag} if head else {"IfNoneMatch": "*"}
     try:
         s3.put_object(
@@ -214,14 +234,69 @@ def _write_head(s3: Any, reg: Registry, stage: str, head: Head | None, entry: di
 
 def _write_audit(s3: Any, reg: Registry, stage: str, sequence: int, record: dict[str, Any]) -> str:
     key = reg.audit_key(stage, sequence)
-    s3.put_object(
-        Bucket=reg.bucket,
-        Key=key,
-        Body=json.dumps(record, indent=2, sort_keys=True).encode(),
-        ContentType="application/json",
-        IfNoneMatch="*",  # sequences are unique per committed HEAD: never overwrite a record
-    )
+    try:
+        s3.put_object(
+            Bucket=reg.bucket,
+            Key=key,
+            Body=json.dumps(record, indent=2, sort_keys=True).encode(),
+            ContentType="application/json",
+            IfNoneMatch="*",  # sequences are unique per committed HEAD: never overwrite a record
+        )
+    except s3.exceptions.ClientError as exc:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if exc.response.get("Error", {}).get("Code") != "PreconditionFailed" and status != 412:
+            raise
+        # already written: by this promotion before it was interrupted, or by whoever finished it
     return key
+
+
+def _audit_exists(s3: Any, reg: Registry, stage: str, sequence: int) -> bool:
+    try:
+        s3.head_object(Bucket=reg.bucket, Key=reg.audit_key(stage, sequence))
+    except s3.exceptions.ClientError as exc:
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+            return False
+        raise PromotionError(f"s3://{reg.bucket}/{reg.audit_key(stage, sequence)}: {_reason(exc)}") from None
+    return True
+
+
+def finish_interrupted(
+    settings: Settings,
+    client: ClientFactory,
+    stage: str,
+    *,
+    root: Path | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> int | None:
+    """Complete the stage's last promotion or rollback if it stopped after its commit point.
+
+    Returns the sequence it completed, or None when the trail was whole. Every step is the one the
+    interrupted run would have taken, and each gives the same result when applied twice.
+    """
+    reg = registry(settings, client)
+    s3, sagemaker = client("s3"), client("sagemaker")
+    head = read_head(s3, reg, stage)
+    if head is None or not head.pending or _audit_exists(s3, reg, stage, head.sequence):
+        return None
+    record = dict(head.pending)
+    if record["action"] == gates.PROMOTE:
+        _approve(sagemaker, record["package"], stage, record["by"], record["at"])
+    files = [t.file for t in targets(settings, stage, root) if write_package(t.file, record["package"])]
+    record["settings_files"] = [_relative(p, reg.settings) for p in files]
+    record["completed_late"] = {"at": clock().isoformat(), "by": _os_user()}
+    _write_audit(s3, reg, stage, head.sequence, record)
+    return head.sequence
+
+
+def _approve(sagemaker: Any, package: str, stage: str, who: str, at: str) -> None:
+    described = sagemaker.describe_model_package(ModelPackageName=package)
+    properties = {**(described.get("CustomerMetadataProperties") or {}), gates.STAGE_KEY: stage}
+    sagemaker.update_model_package(
+        ModelPackageArn=package,
+        ModelApprovalStatus=APPROVED,
+        ApprovalDescription=f"promoted to {stage} by {who} at {at}"[:1024],
+        CustomerMetadataProperties=properties,
+    )
 
 
 def audit_records(s3: Any, reg: Registry) -> list[dict[str, Any]]:
@@ -378,6 +453,8 @@ def promote(
     after_read: Callable[[], None] | None = None,
 ) -> Outcome:
     """Promote a package of `settings`' registry to `stage`, or refuse (`PromotionRefused`)."""
+    if not dry_run:
+        finish_interrupted(settings, client, stage, root=root, clock=clock)
     reg, decision, head, stage_targets = evaluate(
         settings, client, stage=stage, package_arn=package_arn, approved_by=approved_by, root=root
     )
@@ -394,16 +471,11 @@ def promote(
     at = clock().isoformat()
     s3, sagemaker = client("s3"), client("sagemaker")
     entry = {"action": gates.PROMOTE, "package": decision.package, "at": at, "by": who}
-    outcome.sequence = _write_head(s3, reg, stage, head, entry)
-    described = sagemaker.describe_model_package(ModelPackageName=decision.package)
-    properties = {**(described.get("CustomerMetadataProperties") or {}), gates.STAGE_KEY: stage}
-    sagemaker.update_model_package(
-        ModelPackageArn=decision.package,
-        ModelApprovalStatus=APPROVED,
-        ApprovalDescription=f"promoted to {stage} by {who} at {at}"[:1024],
-        CustomerMetadataProperties=properties,
-    )
-    return _finish(outcome, reg, stage_targets, s3, who, at, approved_by, redeploy)
+    record = _record(outcome, reg, stage_targets, who, at, approved_by)
+    outcome.sequence = _write_head(s3, reg, stage, head, entry, record)
+    with _after_commit(outcome):
+        _approve(sagemaker, decision.package, stage, who, at)
+    return _finish(outcome, reg, stage_targets, s3, record, redeploy)
 
 
 def rollback(
@@ -422,6 +494,7 @@ def rollback(
         raise PromotionError(f"unknown stage {stage!r}; the stages are {', '.join(settings.stages)}")
     reg = registry(settings, client)
     s3, sagemaker = client("s3"), client("sagemaker")
+    finish_interrupted(settings, client, stage, root=root, clock=clock)
     head = read_head(s3, reg, stage)
     try:
         current, previous = gates.rollback_target(head.history if head else [], stage)
@@ -435,29 +508,23 @@ def rollback(
     at = clock().isoformat()
     entry = {"action": gates.ROLLBACK, "package": previous, "from_package": current, "at": at, "by": who}
     outcome = Outcome("rollback", stage, previous, current)
-    outcome.sequence = _write_head(s3, reg, stage, head, entry)
-    return _finish(outcome, reg, stage_targets, s3, who, at, approved_by, redeploy)
+    record = _record(outcome, reg, stage_targets, who, at, approved_by)
+    outcome.sequence = _write_head(s3, reg, stage, head, entry, record)
+    return _finish(outcome, reg, stage_targets, s3, record, redeploy)
 
 
-def _finish(
+def _record(
     outcome: Outcome,
     reg: Registry,
     stage_targets: Sequence[Settings],
-    s3: Any,
     who: str,
     at: str,
     approved_by: str | None,
-    redeploy: Redeploy | None,
-) -> Outcome:
-    """After the commit point: the audit record, the settings files, the local endpoints."""
-    assert outcome.sequence is not None
-    for target in stage_targets:
-        if write_package(target.file, outcome.package):
-            outcome.settings_files.append(target.file)
-    record = {
+) -> dict[str, Any]:
+    """The audit record, as far as it is known before the commit (sequence and files come after)."""
+    return {
         "action": outcome.action,
         "stage": outcome.stage,
-        "sequence": outcome.sequence,
         "package": outcome.package,
         "previous": outcome.previous,
         "from_stage": outcome.decision.from_stage if outcome.decision else outcome.stage,
@@ -465,11 +532,44 @@ def _finish(
         "approved_by": approved_by,
         "at": at,
         "registry": {"environment": reg.settings.env, "group": reg.group},
-        "settings_files": [_relative(p, reg.settings) for p in outcome.settings_files],
         "targets": [t.env for t in stage_targets],
         "decision": outcome.decision.as_dict() if outcome.decision else None,
     }
-    outcome.audit_key = _write_audit(s3, reg, outcome.stage, outcome.sequence, record)
+
+
+@contextlib.contextmanager
+def _after_commit(outcome: Outcome) -> Iterator[None]:
+    """A failure after the commit point: say that the promotion stands and how its trail gets finished."""
+    try:
+        yield
+    except Exception as exc:
+        raise PromotionError(
+            f"{outcome.action} {outcome.sequence} of stage {outcome.stage} is committed ({outcome.package}) "
+            f"but did not finish: {type(exc).__name__}: {exc}. The next `mlops promote` or `mlops rollback` "
+            f"of {outcome.stage} completes it"
+        ) from exc
+
+
+def _finish(
+    outcome: Outcome,
+    reg: Registry,
+    stage_targets: Sequence[Settings],
+    s3: Any,
+    record: dict[str, Any],
+    redeploy: Redeploy | None,
+) -> Outcome:
+    """After the commit point: the settings files, the audit record, the local endpoints."""
+    assert outcome.sequence is not None
+    with _after_commit(outcome):
+        for target in stage_targets:
+            if write_package(target.file, outcome.package):
+                outcome.settings_files.append(target.file)
+        record = {
+            **record,
+            "sequence": outcome.sequence,
+            "settings_files": [_relative(p, reg.settings) for p in outcome.settings_files],
+        }
+        outcome.audit_key = _write_audit(s3, reg, outcome.stage, outcome.sequence, record)
     if redeploy is not None:
         for target in stage_targets:
             if target.embedded:

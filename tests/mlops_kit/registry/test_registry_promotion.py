@@ -316,3 +316,63 @@ class _FixedModel:
         described = self.real.describe_model_package(ModelPackageName=ModelPackageName)
         described["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] = self.url
         return described
+
+
+def _with_failing(world: World, service: str, method: str) -> World:
+    """The same world, but `service.method` fails as if AWS were unreachable."""
+    from botocore.exceptions import ClientError
+
+    def factory(name: str):
+        real = world.client(name)
+        if name == service:
+
+            def broken(**_kwargs):
+                raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "unreachable"}}, method)
+
+            setattr(real, method, broken)
+        return real
+
+    return World(world.root, factory, world.settings, world.bucket)
+
+
+def test_an_interrupted_promotion_stands_and_the_next_one_finishes_its_trail(world: World) -> None:
+    first, second = world.package(), world.package()
+    files = _files(world)
+    broken = _with_failing(world, "sagemaker", "update_model_package")
+    with pytest.raises(PromotionError, match=r"promote 1 of stage dev is committed .* completes it"):
+        promote(broken, "dev", first, approved_by="alice")
+    # committed but unfinished: HEAD moved, nothing after it happened
+    assert world.head("dev")["package"] == first and world.head("dev")["pending"]["sequence"] == 1
+    assert world.describe(first)["ModelApprovalStatus"] == "PendingManualApproval"
+    assert _files(world) == files
+    with pytest.raises(world.client("s3").exceptions.ClientError):
+        world.audit("promotions/dev/000001.json")
+
+    promote(world, "dev", second, approved_by="bob")  # finishes promotion 1, then makes promotion 2
+    late = world.audit("promotions/dev/000001.json")
+    assert late["package"] == first and late["by"] == "alice" and late["sequence"] == 1
+    assert late["decision"]["decision"] == "approved" and "completed_late" in late
+    described = world.describe(first)
+    assert described["ModelApprovalStatus"] == "Approved"
+    assert described["CustomerMetadataProperties"]["mlops:stage"] == "dev"
+    assert world.audit("promotions/dev/000002.json")["package"] == second
+    assert settings.load("dev").serving.model_package_arn == second
+
+
+def test_a_lost_audit_record_is_written_once_by_whoever_finishes(world: World, monkeypatch) -> None:
+    arn = world.package()
+    real = promotion._write_audit
+    monkeypatch.setattr(promotion, "_write_audit", lambda *a: (_ for _ in ()).throw(OSError("killed")))
+    with pytest.raises(PromotionError, match="did not finish: OSError: killed"):
+        promote(world, "dev", arn)
+    assert settings.load("dev").serving.model_package_arn == arn  # the settings step had run
+    monkeypatch.setattr(promotion, "_write_audit", real)
+    assert promotion.finish_interrupted(world.settings, world.client, "dev", clock=CLOCK) == 1
+    record = world.audit("promotions/dev/000001.json")
+    assert record["settings_files"] == []  # already written before the interruption
+    assert record["completed_late"]["at"] == "2026-03-01T12:00:00+00:00"
+    assert promotion.finish_interrupted(world.settings, world.client, "dev") is None  # whole: nothing to do
+    assert promotion._write_audit(
+        world.client("s3"), promotion.registry(world.settings, world.client), "dev", 1, {}
+    )
+    assert world.audit("promotions/dev/000001.json") == record  # a second write never overwrites
