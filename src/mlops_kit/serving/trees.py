@@ -152,12 +152,7 @@ class CompiledBoosting:
         self.known_row = np.ascontiguousarray(f_idx_map, dtype=np.int64)
         self.encoding = _input_encoding(estimator, self.n_features)  # None: only preprocessed input
         self.kernel = _compiled_kernel()
-        self._identity = (
-            np.arange(self.n_features, dtype=np.int64),
-            np.zeros(self.n_features, dtype=np.int64),
-            np.zeros(self.n_features, dtype=np.int64),
-            np.zeros(1, dtype=np.float64),
-        )
+        self._identity = _identity_encoding(self.n_features)
 
     def _flatten(self, predictors: list[list[Any]]) -> None:
         fields = ("feature_idx", "num_threshold", "missing_go_to_left", "is_leaf", "value", "is_categorical")
@@ -258,6 +253,12 @@ def _plain_rows(X: Any, width: int) -> bool:
     )
 
 
+def _identity_encoding(n_features: int) -> tuple[np.ndarray, ...]:
+    """Model column j is input column j and no column is categorical (source, start, count, values)."""
+    zeros = np.zeros(n_features, dtype=np.int64)
+    return np.arange(n_features, dtype=np.int64), zeros, zeros, np.zeros(1, dtype=np.float64)
+
+
 def _input_encoding(estimator: Any, n_features: int) -> tuple[np.ndarray, ...] | None:
     """How the estimator's preprocessor maps input columns to model columns, as arrays for the loop.
 
@@ -267,12 +268,7 @@ def _input_encoding(estimator: Any, n_features: int) -> tuple[np.ndarray, ...] |
     """
     preprocessor = getattr(estimator, "_preprocessor", None)
     if preprocessor is None:
-        return (
-            np.arange(n_features, dtype=np.int64),
-            np.zeros(n_features, dtype=np.int64),
-            np.zeros(n_features, dtype=np.int64),
-            np.zeros(1, dtype=np.float64),
-        )
+        return _identity_encoding(n_features)
     mask = np.asarray(estimator.is_categorical_, dtype=bool)
     if mask.shape != (n_features,):
         return None
