@@ -221,9 +221,7 @@ def _write_head(
             **condition,
         )
     except s3.exceptions.ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412):
+        if _precondition_failed(exc):
             raise PromotionConflict(
                 f"another promotion of stage {stage} committed first (s3://{reg.bucket}/"
                 f"{reg.head_key(stage)} changed since it was read); nothing was changed, run it again"
@@ -243,11 +241,17 @@ def _write_audit(s3: Any, reg: Registry, stage: str, sequence: int, record: dict
             IfNoneMatch="*",  # sequences are unique per committed HEAD: never overwrite a record
         )
     except s3.exceptions.ClientError as exc:
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if exc.response.get("Error", {}).get("Code") != "PreconditionFailed" and status != 412:
+        if not _precondition_failed(exc):
             raise
         # already written: by this promotion before it was interrupted, or by whoever finished it
     return key
+
+
+def _precondition_failed(exc: Any) -> bool:
+    """A conditional put lost: the object changed (If-Match) or exists (If-None-Match) meanwhile."""
+    code = exc.response.get("Error", {}).get("Code", "")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412)
 
 
 def _audit_exists(s3: Any, reg: Registry, stage: str, sequence: int) -> bool:

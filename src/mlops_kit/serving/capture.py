@@ -70,15 +70,19 @@ def encoding_of(content_type: str) -> str:
     return "BASE64"
 
 
-def _payload(content_type: str, body: bytes, mode: str) -> dict[str, str]:
+def encoded(content_type: str, body: bytes) -> tuple[str, str]:
+    """(encoding, data) of a captured body: text as it is, or base64 for binary and non-UTF-8 text."""
     encoding = encoding_of(content_type)
     if encoding != "BASE64":
         try:
-            data = body.decode("utf-8")
+            return encoding, body.decode("utf-8")
         except UnicodeDecodeError:
-            encoding = "BASE64"
-    if encoding == "BASE64":
-        data = base64.b64encode(body).decode("ascii")
+            pass
+    return "BASE64", base64.b64encode(body).decode("ascii")
+
+
+def _payload(content_type: str, body: bytes, mode: str) -> dict[str, str]:
+    encoding, data = encoded(content_type, body)
     return {"observedContentType": content_type, "mode": mode, "data": data, "encoding": encoding}
 
 
@@ -132,15 +136,7 @@ class LineWriter:
         return self._folder
 
     def _payload(self, content_type: str, body: bytes, mode: str) -> str:
-        encoding = encoding_of(content_type)
-        data = None
-        if encoding != "BASE64":
-            try:
-                data = body.decode("utf-8")
-            except UnicodeDecodeError:
-                encoding = "BASE64"
-        if data is None:
-            data = base64.b64encode(body).decode("ascii")
+        encoding, data = encoded(content_type, body)
         head = self._heads.get((content_type, mode))
         if head is None:
             head = self._heads[(content_type, mode)] = (

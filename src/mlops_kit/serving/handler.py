@@ -111,12 +111,18 @@ class Handler:
                 return self._transform(body, content_type, accept)
             except Exception as exc:
                 return self._refusal(exc, content_type)
+        prepared = self._prepare(body, content_type, accept)
+        if isinstance(prepared, Response):
+            return prepared
+        return self._predict_and_answer(*prepared)
+
+    def _prepare(self, body: bytes, content_type: str, accept: str | None) -> tuple[Any, str] | Response:
+        """(data for predict_fn, the answer's type), or the refusal to send instead."""
         try:
             answer_as = self._requested(accept)
-            data = self._decode(body, content_type)
+            return self._decode(body, content_type), answer_as
         except Exception as exc:
             return self._refusal(exc, content_type)
-        return self._predict_and_answer(data, answer_as)
 
     @property
     def batches(self) -> bool:
@@ -141,13 +147,12 @@ class Handler:
             return [self.invoke(*request) for request in requests]
         responses: list[Response | None] = [None] * len(requests)
         stacks: dict[int, list[tuple[int, np.ndarray, str]]] = {}  # width -> (index, rows, answer type)
-        for index, (body, content_type, accept) in enumerate(requests):
-            try:
-                answer_as = self._requested(accept)
-                data = self._decode(body, content_type)
-            except Exception as exc:
-                responses[index] = self._refusal(exc, content_type)
+        for index, request in enumerate(requests):
+            prepared = self._prepare(*request)
+            if isinstance(prepared, Response):
+                responses[index] = prepared
                 continue
+            data, answer_as = prepared
             if type(data) is np.ndarray and data.ndim == 2 and data.dtype == np.float64:
                 stacks.setdefault(data.shape[1], []).append((index, data, answer_as))
             else:
