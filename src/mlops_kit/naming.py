@@ -29,6 +29,11 @@ def pipeline(settings: Settings) -> str:
     return f"{settings.prefix}-training"
 
 
+def image_repository(settings: Settings) -> str:
+    """The ECR repository of the environment's runtime image (`mlops_kit.runtime`)."""
+    return f"{settings.prefix}-runtime"
+
+
 def endpoint(settings: Settings) -> str:
     return f"{settings.prefix}-endpoint"
 

@@ -74,6 +74,9 @@ class ServerOptions:
     ready_file: Path | None = None  # the bound port is written here once the socket listens
     compile_trees: bool = True  # gradient-boosted trees predicted by `trees` (same numbers, checked)
     batch: bool = True  # requests that arrive together share one predict call (default predict_fn only)
+    # A worker busy on one batch longer than this is replaced (gunicorn's --timeout, which SageMaker's
+    # framework images set from SAGEMAKER_MODEL_SERVER_TIMEOUT); 0: never. Needs the supervisor.
+    timeout_s: float = 0.0
 
     @property
     def max_body(self) -> int:
@@ -198,6 +201,10 @@ class Worker:
         if not queue:
             return
         calls = [r for r in queue if r.path == b"/invocations" and r.method == b"POST"]
+        if calls and self.options.timeout_s > 0:
+            # SIGALRM's default action ends this worker even inside compiled code; the supervisor
+            # starts a new one, and the clients of the stuck batch see their connection closed.
+            signal.setitimer(signal.ITIMER_REAL, self.options.timeout_s)
         try:
             if self.batch and len(calls) > 1:
                 answers = self.handler.invoke_many(
@@ -207,6 +214,9 @@ class Worker:
                 answers = [self.handler.invoke(r.body, r.content_type, r.accept) for r in calls]
         except Exception as exc:  # the handler answers every failure itself; this is a bug, not a hang
             answers = [self.handler.server_error(exc) for _ in calls]
+        finally:
+            if calls and self.options.timeout_s > 0:
+                signal.setitimer(signal.ITIMER_REAL, 0)
         by_request = dict(zip(map(id, calls), answers, strict=True))
         for request in queue:
             response = by_request.get(id(request))
@@ -465,7 +475,7 @@ def serve(options: ServerOptions, on_ready: Callable[[int], None] | None = None)
         tmp.replace(options.ready_file)
     if on_ready is not None:
         on_ready(port)
-    if options.workers <= 1:
+    if options.workers <= 1 and options.timeout_s <= 0:
         run_worker(sock, handler, metrics, options)
         return
     _supervise(sock, handler, metrics, options)
@@ -508,7 +518,15 @@ def _supervise(sock: socket.socket, handler: Handler, metrics: Metrics, options:
             break
         index = children.pop(pid, None)
         if index is not None and not stopping["now"]:
-            log.error("worker %d (pid %d) exited with status %d; starting a new one", index, pid, status)
+            if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGALRM:
+                log.error(
+                    "worker %d (pid %d) spent more than %gs on one batch; starting a new one",
+                    index,
+                    pid,
+                    options.timeout_s,
+                )
+            else:
+                log.error("worker %d (pid %d) exited with status %d; starting a new one", index, pid, status)
             time.sleep(0.2)
             spawn(index)
     sock.close()
@@ -523,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--timeout-s", type=float, default=0.0)
     parser.add_argument("--max-payload-mb", type=float, default=6.0)
     parser.add_argument("--capture-to", default="")
     parser.add_argument("--capture-percent", type=float, default=0.0)

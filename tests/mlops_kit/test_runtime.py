@@ -1,0 +1,157 @@
+"""The runtime image, the lock and the code agree: the parity checks `make test` runs."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from mlops_kit import container, runtime
+
+ROOT = Path(__file__).resolve().parents[2]
+HADOLINT = Path(sys.executable).parent / "hadolint"
+
+
+def test_the_project_passes_every_parity_check() -> None:
+    assert runtime.check(ROOT) == []
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> Path:
+    """A copy of what the checks read, to break one thing at a time."""
+    for name in ("Dockerfile", ".python-version", "pyproject.toml", "uv.lock"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    for name in ("src/mlops_kit", "pipelines"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    assert runtime.check(tmp_path) == []
+    return tmp_path
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_a_dockerfile_on_another_python_is_refused(project: Path) -> None:
+    _edit(project / "Dockerfile", "ARG PYTHON_VERSION=3.11", "ARG PYTHON_VERSION=3.12")
+    [problem] = runtime.check(project)
+    assert "builds on Python 3.12, but .python-version says 3.11" in problem
+
+
+def test_an_install_that_is_not_the_lock_is_refused(project: Path) -> None:
+    _edit(project / "Dockerfile", "uv sync --frozen", "uv sync")
+    assert any("uv sync --frozen" in p for p in runtime.check(project))
+    _edit(project / "Dockerfile", "uv sync --no-dev", "uv sync --frozen --no-dev")
+    _edit(project / "Dockerfile", "FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime",
+          "FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime\nRUN pip install --no-cache-dir pyarrow==17.0.0")  # fmt: skip
+    assert any("pip install" in p for p in runtime.check(project))
+
+
+def test_a_lock_out_of_date_with_pyproject_is_refused(project: Path) -> None:
+    _edit(project / "pyproject.toml", '"pandas",', '"pandas>=2",')
+    [problem] = runtime.check(project)
+    assert problem == "uv.lock is out of date with pyproject.toml (pandas); run `uv lock`"
+
+
+def test_code_newer_than_the_images_python_is_refused(project: Path) -> None:
+    (project / "pipelines" / "newer.py").write_text("type Row = dict[str, float]\n")
+    [problem] = runtime.check(project)
+    assert problem.startswith("pipelines/newer.py:1: not valid Python 3.11")
+
+
+def test_a_copy_pattern_cannot_hide_files_from_the_tag(project: Path) -> None:
+    _edit(project / "Dockerfile", "COPY pipelines /app/pipelines", "COPY pipe* /app/pipelines")
+    with pytest.raises(runtime.ImageError, match="name files and folders, not patterns"):
+        runtime.image_tag(project)
+
+
+def test_the_tag_is_a_hash_of_what_the_image_holds(project: Path) -> None:
+    tag = runtime.image_tag(project)
+    assert tag == runtime.image_tag(project) and len(tag) == runtime.TAG_LENGTH
+    (project / "pipelines" / "__pycache__").mkdir(exist_ok=True)
+    (project / "pipelines" / "__pycache__" / "x.pyc").write_bytes(b"compiled")
+    assert runtime.image_tag(project) == tag  # caches are not sources
+    (project / "README.md").write_text("docs are not in the image\n")
+    assert runtime.image_tag(project) == tag
+    _edit(project / "pipelines" / "steps" / "train.py", "import", "import  ")
+    assert runtime.image_tag(project) != tag
+
+
+def _final_stage(text: str) -> list[runtime.Instruction]:
+    items = runtime.instructions(text)
+    last_from = max(i for i, item in enumerate(items) if item.keyword == "FROM")
+    return items[last_from:]
+
+
+def test_the_image_runs_the_kits_entry_points_as_a_user_without_build_tools() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    stages = [i for i in runtime.instructions(text) if i.keyword == "FROM"]
+    assert len(stages) >= 2, "multi-stage: the build tools stay in the build stage"
+    final = _final_stage(text)
+    [entrypoint] = [i for i in final if i.keyword == "ENTRYPOINT"]
+    assert tuple(json.loads(entrypoint.arguments)) == container.ENTRYPOINT
+    [user] = [i for i in final if i.keyword == "USER"]
+    assert user.arguments.split(":")[0] not in ("0", "root")
+    [workdir] = [i for i in final if i.keyword == "WORKDIR"]
+    assert workdir.arguments == runtime.IMAGE_WORKDIR
+    env = " ".join(i.arguments for i in final if i.keyword == "ENV")
+    assert f"PYTHONPATH={runtime.IMAGE_WORKDIR}" in env
+    runs = " ".join(i.arguments for i in final if i.keyword == "RUN")
+    assert not re.search(r"\b(gcc|g\+\+|build-essential|uv sync|pip install)\b", runs)
+
+
+def test_every_module_the_pipeline_runs_is_in_the_image() -> None:
+    """The definition's processing modules and training module resolve inside the image's WORKDIR."""
+    copied = {}
+    for item in runtime.instructions((ROOT / "Dockerfile").read_text()):
+        words = item.arguments.split()
+        if item.keyword == "COPY" and not words[0].startswith("--") and words[-1].startswith("/app/"):
+            copied[words[-1].removeprefix("/app/")] = ROOT / words[0]
+    definition = (ROOT / "pipelines" / "definition.py").read_text()
+    modules = set(re.findall(r'module="([\w.]+)"', definition)) | {
+        "mlops_kit.monitoring.job",
+        "mlops_kit.container",
+    }
+    assert {"pipelines.steps.prepare", "pipelines.steps.train", "mlops_kit.features.job"} <= modules
+    for module in modules:
+        top, _, rest = module.partition(".")
+        assert top in copied, f"{module}: the image does not copy {top}"
+        path = copied[top].joinpath(*rest.split(".")) if rest else copied[top]
+        assert path.with_suffix(".py").is_file() or (path / "__init__.py").is_file(), module
+
+
+def test_this_environment_is_the_lock() -> None:
+    """The executor runs the steps with this virtual environment: it must hold the lock's versions."""
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    versions: dict[str, set[str]] = {}  # a name may be locked at one version per Python range
+    for package in lock["package"]:
+        if not package.get("source", {}).get("editable"):
+            versions.setdefault(package["name"], set()).add(package["version"])
+    checked = 0
+    for name, locked in sorted(versions.items()):
+        try:
+            installed = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue  # for another platform or Python
+        assert installed in locked, (
+            f"{name} {installed} is installed; the lock has {', '.join(sorted(locked))}"
+        )
+        checked += 1
+    assert checked > 100
+
+
+def test_the_dockerfile_passes_hadolint(tmp_path: Path) -> None:
+    result = subprocess.run([str(HADOLINT), str(ROOT / "Dockerfile")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN pip install pandas\n")
+    refused = subprocess.run([str(HADOLINT), str(bad)], capture_output=True, text=True)
+    assert refused.returncode != 0 and "DL3007" in refused.stdout
