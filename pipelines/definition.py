@@ -5,7 +5,7 @@
     Prepare ── ingest, validate (quarantine), feature records, point-in-time examples, time split
         ├── Features ── the feature records into the offline and online feature stores
         │ train, test
-    Train ──── scikit-learn script mode; the model directory carries its inference handler
+    Train ──── the image's `train` runs pipelines.steps.train; the model directory carries its handler
         │ model.tar.gz
     Evaluate ─ metrics through the model's own handler → evaluation.json (property file)
         │
@@ -15,12 +15,12 @@
         ├── yes: Register ── model package (PendingManualApproval) with metrics, baseline, lineage
         └── no:  GatesFailed ── names each metric, its value and its threshold
 
-The same definition JSON is what `pulumi up` deploys and what `mlops pipeline run --env local` executes.
+Every step runs the project's own image (`ctx.image_uri`, built from the Dockerfile and uv.lock), and so
+does the endpoint. The same definition JSON is what `pulumi up` deploys and what
+`mlops pipeline run --env local` executes.
 """
 
 from __future__ import annotations
-
-from functools import cache
 
 from mlops_kit import naming
 from mlops_kit.pipeline import PipelineContext, prepare_sdk
@@ -28,16 +28,6 @@ from mlops_kit.settings import Settings
 from pipelines.model import LABEL
 
 PIPELINE_SESSION_REGION_FALLBACK = "us-east-1"
-
-
-@cache
-def sklearn_image(region: str, version: str) -> str:
-    """The prebuilt SageMaker scikit-learn image for the region (the SDK's own image table)."""
-    from sagemaker.core import image_uris
-
-    return image_uris.retrieve(
-        "sklearn", region=region, version=version, py_version="py3", instance_type="ml.m5.large"
-    )
 
 
 def get_pipeline(settings: Settings, ctx: PipelineContext):
@@ -56,7 +46,6 @@ def get_pipeline(settings: Settings, ctx: PipelineContext):
 
     training = settings.training
     name = naming.pipeline(settings)
-    image = sklearn_image(ctx.region, training.sklearn_version)
 
     input_data = ParameterString("InputData", default_value=f"s3://{ctx.buckets['raw']}/transactions/")
     processing_instance = ParameterString(
@@ -64,7 +53,7 @@ def get_pipeline(settings: Settings, ctx: PipelineContext):
     )
     training_instance = ParameterString("TrainingInstanceType", default_value=training.instance_type)
     approval = ParameterString("ModelApprovalStatus", default_value="PendingManualApproval")
-    common = dict(ctx=ctx, pipeline_name=name, image_uri=image)
+    common = dict(ctx=ctx, pipeline_name=name)  # every step runs the project's image, ctx.image_uri
 
     prepare = steps.processing_step(
         "Prepare",
@@ -95,12 +84,14 @@ def get_pipeline(settings: Settings, ctx: PipelineContext):
         inputs={"records": prepared["features"].S3Output.S3Uri},
         outputs=["ingest"],
         property_files=[ingested],
+        network_isolation=False,  # it writes to the feature store's APIs
     )  # fmt: skip
     train = steps.training_step(
         "Train",
         **common,
         instance_type=training_instance,
         instance_count=training.instance_count,
+        module="pipelines.steps.train",
         channels={"train": prepared["train"].S3Output.S3Uri},
         hyperparameters={
             **training.hyperparameters,
@@ -156,13 +147,9 @@ def get_pipeline(settings: Settings, ctx: PipelineContext):
             "InferenceSpecification": {
                 "Containers": [
                     {
-                        "Image": image,
+                        # the image's `serve`: the kit's server for /opt/ml/model and its code/inference.py
+                        "Image": ctx.image_uri,
                         "ModelDataUrl": model_uri,
-                        "Environment": {
-                            "SAGEMAKER_PROGRAM": "inference.py",
-                            "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
-                            "SAGEMAKER_REGION": ctx.region,
-                        },
                     }
                 ],
                 "SupportedContentTypes": ["text/csv", "application/json"],
@@ -197,7 +184,7 @@ def get_pipeline(settings: Settings, ctx: PipelineContext):
                 "lineage:pipeline": name,
                 "lineage:execution": ExecutionVariables.PIPELINE_EXECUTION_ID,
                 "lineage:input": input_data,
-                "lineage:code": ctx.code_sha256,
+                "lineage:code": ctx.image_tag,
                 "lineage:environment": settings.env,
                 "lineage:test": prepared["test"].S3Output.S3Uri,
                 "lineage:label": LABEL,

@@ -3,7 +3,7 @@
 `build_features` is the one transform from request columns to model inputs. Training, evaluation and
 the inference handler all call it, so training and serving cannot disagree. This module is copied into
 every model directory (`code/fraud_model.py`) next to the handler, so it depends on numpy, pandas and
-scikit-learn only, which SageMaker's scikit-learn image has.
+scikit-learn only (the project's runtime image has what uv.lock pins).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The inference handler every model directory carries (`code/inference.py`).
 
 It follows SageMaker's scikit-learn container convention (`model_fn`, `input_fn`, `predict_fn`,
-`output_fn`), so the prebuilt image serves it in AWS and `mlops serve` serves it locally. Requests carry
+`output_fn`), which the kit's server serves: in AWS the project's image runs it (`serve`), and locally
+`mlops serve` and the local endpoint do. Requests carry
 the columns of `fraud_model.REQUEST_COLUMNS`: headerless CSV in that order, or JSON
 (`{"instances": [[...], ...]}`, `{"instances": [{...}]}` or a list of records). Records may leave out
 the feature-store aggregates (they become missing values) and carry a `customer_id`.
@@ -27,7 +28,7 @@ except ImportError:  # in the project's source tree
 
 try:  # the kit's server compiles the trees (same numbers, checked when the model loads)
     from mlops_kit.serving.trees import for_serving
-except ImportError:  # SageMaker's scikit-learn container: scikit-learn predicts
+except ImportError:  # a server without the kit (SageMaker's framework images): scikit-learn predicts
 
     def for_serving(model: Any) -> Any:
         return model

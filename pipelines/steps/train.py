@@ -1,8 +1,8 @@
 """Train the fraud classifier, in SageMaker's script-mode contract.
 
 Reads the `train` channel (`SM_CHANNEL_TRAIN`), hyperparameters from the command line (as SageMaker's
-training toolkit passes them) and writes a model directory to `SM_MODEL_DIR` that SageMaker's
-scikit-learn container serves as it is: `model.joblib`, `metadata.json` and `code/` (the inference
+training toolkit passes them) and writes a model directory to `SM_MODEL_DIR` that the
+project's image serves as it is (`serve`): `model.joblib`, `metadata.json` and `code/` (the inference
 handler with the feature transforms it needs).
 
 The operating threshold is chosen on the latest 20 % of the training events (a time-ordered

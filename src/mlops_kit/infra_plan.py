@@ -1,9 +1,11 @@
 """An offline preview of the Pulumi program: runs it under Pulumi mocks and records every resource.
 
-`mlops infra plan --env E` needs no credentials and no Pulumi CLI, so a pull request from a fork gets a
-preview too. The program is found the way the Pulumi CLI finds it (`Pulumi.yaml`'s `main:`) and runs
-unchanged: its config comes from the same stack settings file, `pulumi.get_stack()` is the environment,
-and the AWS calls it makes (the account id) are answered with a placeholder account.
+`mlops infra plan --env E` needs no credentials, no Pulumi CLI and no Docker engine, so a pull request
+from a fork gets a preview too. The program is found the way the Pulumi CLI finds it (`Pulumi.yaml`'s
+`main:`) and runs unchanged: its config comes from the same stack settings file, `pulumi.get_stack()` is
+the environment, and the AWS calls it makes (the account id, a registry token) are answered for a
+placeholder account. The runtime image is not built: its resource records what would be built and pushed,
+with a digest derived from its tags.
 
 Every run happens in a fresh `contextvars` context, because the Pulumi runtime keeps its state (root
 stack, config, settings) in context variables; several plans can then run in one process.
@@ -11,8 +13,10 @@ stack, config, settings) in context variables; several plans can then run in one
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import contextvars
+import hashlib
 import json
 import re
 import runpy
@@ -38,6 +42,7 @@ class PlannedResource:
     parent: str  # parent URN; empty for the stack's direct children
     custom: bool  # False for component resources
     inputs: dict[str, Any]
+    dependencies: tuple[str, ...] = ()  # URNs it waits for: depends_on and the outputs its inputs use
 
     @property
     def short_type(self) -> str:
@@ -86,6 +91,7 @@ _NAME_KEYS = {
     "aws:sagemaker/modelPackageGroup:ModelPackageGroup": "modelPackageGroupName",
     "aws:cloudwatch/dashboard:Dashboard": "dashboardName",
 }
+IMAGE = "docker-build:index:Image"
 
 
 def _kebab(name: str) -> str:
@@ -105,7 +111,7 @@ class _Recorder:
 
         class Monitor(pulumi.runtime.mocks.MockMonitor):
             def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
-                recorder.local.pending = (request.parent, request.custom)
+                recorder.local.pending = (request.parent, request.custom, tuple(request.dependencies))
                 return super().RegisterResource(request)
 
             def make_urn(self, parent, type_, name):
@@ -127,10 +133,18 @@ class _Recorder:
 
     def new_resource(self, args: Any) -> tuple[str, dict]:
         inputs = _plain(dict(args.inputs))
-        parent, custom = self.local.pending
+        parent, custom, dependencies = self.local.pending
         with self._append:
             self.resources.append(
-                PlannedResource(args.typ, args.name, self.local.urn, parent, bool(custom), inputs)
+                PlannedResource(
+                    args.typ,
+                    args.name,
+                    self.local.urn,
+                    parent,
+                    bool(custom),
+                    inputs,
+                    tuple(sorted(dependencies)),
+                )
             )
         if not custom:
             return "", {}
@@ -141,7 +155,25 @@ class _Recorder:
             state["keyId"] = f"{args.name}-key-id"
         if args.typ == "aws:s3/bucketObjectv2:BucketObjectv2":
             state["arn"] = f"arn:aws:s3:::{inputs.get('bucket')}/{inputs.get('key')}"
+        if args.typ == "aws:ecr/repository:Repository":
+            state["registryId"] = self.account_id
+            state["repositoryUrl"] = f"{self._registry()}/{name}"
+        if args.typ == IMAGE:
+            # nothing is built: a digest that changes exactly when what would be pushed does
+            tags = [str(t) for t in inputs.get("tags") or []]
+            digest = "sha256:" + hashlib.sha256(json.dumps(tags).encode()).hexdigest()
+            state = {
+                **inputs,
+                "digest": digest,
+                "ref": f"{tags[0]}@{digest}" if tags else "",
+                "contextHash": "",
+            }
+            return digest, state
         return f"{name}-id", state
+
+    def _registry(self) -> str:
+        suffix = "amazonaws.com.cn" if self.region.startswith("cn-") else "amazonaws.com"
+        return f"{self.account_id}.dkr.ecr.{self.region}.{suffix}"
 
     def arn(self, type_token: str, name: str) -> str:
         _, _, rest = type_token.partition(":")
@@ -166,14 +198,35 @@ class _Recorder:
             return {"name": self.region, "region": self.region, "id": self.region}
         if token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
+        if token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            # the shape of ECR's answer, with a password that opens nothing
+            registry_id = args.get("registryId") or self.account_id
+            return {
+                "authorizationToken": base64.b64encode(b"AWS:plan-only").decode("ascii"),
+                "userName": "AWS",
+                "password": "plan-only",
+                "proxyEndpoint": f"https://{self._registry()}",
+                "expiresAt": "1970-01-01T12:00:00Z",
+                "registryId": registry_id,
+                "region": self.region,
+                "id": self.region,
+            }
         if token in ("github:index/getTeam:getTeam", "github:index/getUser:getUser"):
             label = args.get("slug") or args.get("username") or ""
             return {"id": str(1000 + sum(map(ord, label))), "nodeId": f"N_{label}", **args}
         raise NotImplementedError(f"the offline plan cannot answer {token}; add it to mlops_kit.infra_plan")
 
 
+# How the mocks hand over a secret input (pulumi.runtime.rpc's signature for a secret value)
+_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+
+
 def _plain(value: Any) -> Any:
-    """Inputs as JSON-ready values (unknowns from a preview become a marker)."""
+    """Inputs as JSON-ready values (unknowns from a preview become a marker). Secrets are shown as their
+    values: under mocks they hold placeholders (the registry token's password), never real credentials."""
+    if isinstance(value, Mapping) and value.get(_SIG_KEY) == _SECRET_SIG:
+        return _plain(value.get("value"))
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -292,6 +345,13 @@ _KEY_PROPERTIES = {
     "aws:cloudwatch/metricAlarm:MetricAlarm": ["metricName", "threshold"],
     "aws:sns/topicSubscription:TopicSubscription": ["protocol", "endpoint"],
     "aws:iam/role:Role": ["name"],
+    "aws:ecr/repository:Repository": [
+        "name",
+        "imageTagMutability",
+        "encryptionConfigurations.0.encryptionType",
+        "imageScanningConfiguration.scanOnPush",
+    ],
+    IMAGE: ["tags.0", "platforms.0"],
     "github:index/repositoryEnvironment:RepositoryEnvironment": ["environment"],
 }
 

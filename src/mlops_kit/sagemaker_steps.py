@@ -15,7 +15,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from mlops_kit.pipeline import BOOTSTRAP, TRAIN_ENTRY, PipelineContext, prepare_sdk
+from mlops_kit import container
+from mlops_kit.pipeline import PipelineContext, prepare_sdk
 
 prepare_sdk("us-east-1")
 
@@ -25,11 +26,6 @@ from sagemaker.core.workflow.properties import Properties, PropertyFile  # noqa:
 from sagemaker.mlops.workflow.steps import CacheConfig, Step, StepTypeEnum  # noqa: E402
 
 PROCESSING_ROOT = "/opt/ml/processing"
-CODE_DIR = f"{PROCESSING_ROOT}/input/code"
-# Unpack the code bundle and hand over to its bootstrap (at most 256 characters: the API's limit).
-ENTRY_SCRIPT = (
-    f'set -e;d=$(mktemp -d);tar -xzf {CODE_DIR}/*.tar.gz -C "$d";cd "$d";exec bash {BOOTSTRAP} "$0" "$@"'
-)
 VOLUME_GB = 30
 MAX_RUNTIME_S = 3 * 3600
 
@@ -92,7 +88,6 @@ def processing_step(
     *,
     ctx: PipelineContext,
     pipeline_name: str,
-    image_uri: str,
     instance_type: Any,
     module: str,
     arguments: Sequence[Any] = (),
@@ -101,27 +96,18 @@ def processing_step(
     environment: dict[str, str] | None = None,
     property_files: Sequence[PropertyFile] = (),
     cache: bool = True,
+    network_isolation: bool = True,
     depends_on: Sequence[Step | str] | None = None,
 ) -> RequestStep:
-    """A Processing step running `python -m <module> <arguments>` from the code bundle.
+    """A Processing step running `python3 -m <module> <arguments>` in the project's image.
 
     `inputs` maps an input name to its S3 URI (staged at /opt/ml/processing/input/<name>); each output
     name is written under /opt/ml/processing/<name> and uploaded to `output_uri(...)` at the end. The
     module gets every one of these folders as `--<name> <folder>`, so no container path is implicit.
+    Nothing is installed when the job starts, so a step that calls no AWS API runs with network
+    isolation (`network_isolation=False` for one that writes to the feature store, say).
     """
-    processing_inputs = [
-        {
-            "InputName": "code",
-            "AppManaged": False,
-            "S3Input": {
-                "S3Uri": ctx.code_uri,
-                "LocalPath": CODE_DIR,
-                "S3DataType": "S3Prefix",
-                "S3InputMode": "File",
-                "S3DataDistributionType": "FullyReplicated",
-            },
-        }
-    ]
+    processing_inputs = []
     for input_name, uri in (inputs or {}).items():
         processing_inputs.append(
             {
@@ -158,8 +144,8 @@ def processing_step(
         "ProcessingResources": {"ClusterConfig": cluster},
         "StoppingCondition": {"MaxRuntimeInSeconds": MAX_RUNTIME_S},
         "AppSpecification": {
-            "ImageUri": image_uri,
-            "ContainerEntrypoint": ["/bin/bash", "-c", ENTRY_SCRIPT, module],
+            "ImageUri": ctx.image_uri,
+            "ContainerEntrypoint": container.processing_command(module),
             "ContainerArguments": [
                 *(str(a) if isinstance(a, (int, float)) else a for a in arguments),
                 *(part for n in (inputs or {}) for part in (f"--{n}", f"{PROCESSING_ROOT}/input/{n}")),
@@ -167,6 +153,7 @@ def processing_step(
             ],
         },
         "Environment": dict(sorted((environment or {}).items())),
+        "NetworkConfig": {"EnableNetworkIsolation": network_isolation},
         "RoleArn": ctx.role_arn,
         "ProcessingInputs": processing_inputs,
         "ProcessingOutputConfig": output_config,
@@ -187,23 +174,18 @@ def training_step(
     *,
     ctx: PipelineContext,
     pipeline_name: str,
-    image_uri: str,
     instance_type: Any,
     instance_count: int,
+    module: str,
     channels: dict[str, Any],
     hyperparameters: dict[str, Any],
     cache: bool = True,
     depends_on: Sequence[Step | str] | None = None,
 ) -> RequestStep:
-    """A Training step in the scikit-learn container's script mode, running the bundle's train shim."""
-    script_mode = {
-        "sagemaker_program": TRAIN_ENTRY,
-        "sagemaker_submit_directory": ctx.code_uri,
-        "sagemaker_container_log_level": 20,
-        "sagemaker_region": ctx.region,
-    }
-    # Script mode passes every value JSON-encoded; the toolkit decodes them back.
-    encoded = {k: json.dumps(v) for k, v in sorted({**hyperparameters, **script_mode}.items())}
+    """A Training step: the project's image runs `train` (`mlops_kit.container`), which runs `module`
+    with the hyperparameters as `--name value` and SageMaker's `SM_*` variables (script mode's contract)."""
+    # Every value JSON-encoded, as script mode does; the image's `train` decodes them back.
+    encoded = {k: json.dumps(v) for k, v in sorted(hyperparameters.items())}
     output: dict[str, Any] = {
         "S3OutputPath": Join(
             on="/",
@@ -223,8 +205,9 @@ def training_step(
         output["KmsKeyId"] = ctx.kms_key_arn
         resources["VolumeKmsKeyId"] = ctx.kms_key_arn
     request = {
-        "AlgorithmSpecification": {"TrainingImage": image_uri, "TrainingInputMode": "File"},
+        "AlgorithmSpecification": {"TrainingImage": ctx.image_uri, "TrainingInputMode": "File"},
         "HyperParameters": encoded,
+        "Environment": {container.TRAIN_MODULE_VARIABLE: module},
         "InputDataConfig": [
             {
                 "ChannelName": channel,
@@ -243,7 +226,8 @@ def training_step(
         "ResourceConfig": resources,
         "RoleArn": ctx.role_arn,
         "StoppingCondition": {"MaxRuntimeInSeconds": MAX_RUNTIME_S},
-        "EnableNetworkIsolation": False,
+        # Channels in, the model out: SageMaker moves both; the container itself needs no network.
+        "EnableNetworkIsolation": True,
     }
     return RequestStep(
         name,

@@ -98,7 +98,6 @@ class Training:
     instance_type: str = _spec(instance_shape="TrainingInstanceType")
     instance_count: int = _spec(ge=1, le=100)
     processing_instance_type: str = _spec(instance_shape="ProcessingInstanceType")
-    sklearn_version: str = _spec(default="1.4-2", pattern=r"^\d+\.\d+-\d+$")
     hyperparameters: dict[str, int | float | str] = _spec(default={})
     max_rejected_fraction: float = _spec(ge=0.0, le=1.0)
     retrain_schedule: str = _spec(default="", pattern=_SCHEDULE + "|^$")

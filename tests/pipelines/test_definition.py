@@ -11,7 +11,7 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from mlops_kit import pipeline, settings
+from mlops_kit import container, naming, pipeline, runtime, settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
@@ -20,7 +20,7 @@ KEY = "arn:aws:kms:us-east-1:123456789012:key/0000"
 
 def _build(env: str) -> tuple[dict[str, Any], pipeline.PipelineContext, str]:
     config = settings.load(env)
-    ctx = pipeline.context_for(config, ACCOUNT, pipeline.code_bundle(ROOT), KEY)
+    ctx = pipeline.context_for(config, ACCOUNT, runtime.image_tag(ROOT), KEY)
     return pipeline.definition(config, ctx), ctx, pipeline.definition_json(config, ctx)
 
 
@@ -40,9 +40,48 @@ def test_same_settings_give_the_same_bytes(built) -> None:
     assert json.loads(text) == definition
 
 
-def test_code_bundle_is_content_addressed_and_deterministic() -> None:
-    first, second = pipeline.code_bundle(ROOT), pipeline.code_bundle(ROOT)
-    assert first.data == second.data and first.key == f"code/{first.sha256}.tar.gz"
+def _images(value: Any) -> list[str]:
+    """Every container image a request names (processing, training, model package containers)."""
+    if isinstance(value, list):
+        return [i for v in value for i in _images(v)]
+    if not isinstance(value, dict):
+        return []
+    found = [v for k, v in value.items() if k in ("ImageUri", "TrainingImage", "Image")]
+    return found + [
+        i for k, v in value.items() if k not in ("ImageUri", "TrainingImage", "Image") for i in _images(v)
+    ]
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_every_step_and_the_model_run_the_projects_image_only(built, env: str) -> None:
+    definition, ctx, text = built[env]
+    config = settings.load(env)
+    expected = runtime.image_uri(
+        ACCOUNT, config.region, naming.image_repository(config), runtime.image_tag(ROOT)
+    )
+    images = _images(definition["Steps"])
+    assert len(images) == 6  # Prepare, Features, Train, Evaluate, Baseline, and the Register step's model
+    assert set(images) == {expected} == {ctx.image_uri}
+    # nothing else that looks like an image: no prebuilt framework image is left anywhere
+    assert text.count(".dkr.ecr.") == text.count(expected)
+    assert "sagemaker-scikit-learn" not in text
+
+
+def test_steps_start_the_images_entry_points(built) -> None:
+    definition, _, _ = built["dev"]
+    steps = {s["Name"]: s["Arguments"] for s in _all_steps(definition["Steps"])}
+    for name, module in [("Prepare", "pipelines.steps.prepare"), ("Evaluate", "pipelines.steps.evaluate")]:
+        assert steps[name]["AppSpecification"]["ContainerEntrypoint"] == container.processing_command(module)
+        # nothing to fetch or install at start: no code input, no network for steps that call no AWS API
+        assert [i["InputName"] for i in steps[name]["ProcessingInputs"]] != [] and all(
+            i["InputName"] != "code" for i in steps[name]["ProcessingInputs"]
+        )
+        assert steps[name]["NetworkConfig"] == {"EnableNetworkIsolation": True}
+    assert steps["Features"]["NetworkConfig"] == {"EnableNetworkIsolation": False}  # the feature store's API
+    train = steps["Train"]
+    assert train["Environment"] == {container.TRAIN_MODULE_VARIABLE: "pipelines.steps.train"}
+    assert train["EnableNetworkIsolation"] is True
+    assert not any(k.startswith("sagemaker_") for k in train["HyperParameters"])
 
 
 def test_building_calls_no_aws_api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -78,12 +117,9 @@ def test_the_shape_of_the_pipeline(built) -> None:
         "InputData", "ProcessingInstanceType", "TrainingInstanceType", "ModelApprovalStatus",
     }  # fmt: skip
     assert steps["Evaluate"]["PropertyFiles"][0]["FilePath"] == "evaluation.json"
-    # Every job reads its code from the content-addressed bundle, never from an upload at build time.
-    assert ctx.code_uri in json.dumps(steps["Prepare"]["Arguments"]["ProcessingInputs"])
-    assert (
-        json.loads(steps["Train"]["Arguments"]["HyperParameters"]["sagemaker_submit_directory"])
-        == ctx.code_uri
-    )
+    # The code is in the image, named by the hash of its sources: the lineage records that hash.
+    register = steps["CheckGates"]["Arguments"]["IfSteps"][0]["Arguments"]
+    assert register["CustomerMetadataProperties"]["lineage:code"] == ctx.image_tag == runtime.image_tag(ROOT)
 
 
 def test_gates_come_from_the_settings(built) -> None:
@@ -113,7 +149,7 @@ def test_the_environment_name_only_reaches_names(built, tmp_path: Path) -> None:
     config = dataclasses.replace(
         config, file=ROOT / "environments" / "Pulumi.dev.yaml"
     )  # same factory lookup
-    ctx = pipeline.context_for(config, ACCOUNT, pipeline.code_bundle(ROOT), KEY)
+    ctx = pipeline.context_for(config, ACCOUNT, runtime.image_tag(ROOT), KEY)
     qa = json.dumps(pipeline.definition(config, ctx))
     assert qa != json.dumps(dev)
     assert (

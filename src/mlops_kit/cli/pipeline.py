@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mlops_kit import emulator as emu
-from mlops_kit import executor, pipeline, settings
+from mlops_kit import executor, pipeline, runtime, settings
 
 app = typer.Typer(
     help="The training pipeline: its SageMaker definition, and running it.", no_args_is_help=True
@@ -29,8 +29,8 @@ def definition(
     config = settings.load(env)
     if account_id is None:
         account_id = EMULATOR_ACCOUNT if config.embedded else _caller_account(config)
-    code = pipeline.code_bundle(settings.project_root(config.file.parent))
-    ctx = pipeline.context_for(config, account_id, code)
+    tag = runtime.image_tag(settings.project_root(config.file.parent))
+    ctx = pipeline.context_for(config, account_id, tag)
     print(json.dumps(pipeline.definition(config, ctx), indent=2, sort_keys=True))
 
 

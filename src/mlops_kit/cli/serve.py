@@ -171,7 +171,7 @@ def batch(
             if model_dir is None:
                 sagemaker = emulator.client("sagemaker")
                 arn = package or local.newest_approved(sagemaker, naming.model_package_group(config))
-                url = local.package_model_url(sagemaker, arn)
+                url = local.package_container(sagemaker, arn)["ModelDataUrl"]
                 model_dir = local.download_model(emulator.client("s3"), url, Path(tmp))
             result = batch_mod.run_local(
                 Handler(model_dir),

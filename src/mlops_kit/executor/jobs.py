@@ -1,33 +1,34 @@
 """Run one resolved SageMaker job request on this machine, with SageMaker's container contract.
 
 A processing or training job gets a private container root (`<tmp>/opt/ml/...`): its S3 inputs are
-staged there, every `/opt/ml/` path in its command is mapped onto that root, and the job's own entry
-point runs as a subprocess with the emulator's AWS variables. Outputs are uploaded only after the
-process succeeded, and an upload that fails half-way is rolled back, so a failed step leaves nothing
-behind. The request is also recorded in the emulator (`CreateProcessingJob` / `CreateTrainingJob`),
-which checks it against botocore's service model.
+staged there as SageMaker stages them, with the config files SageMaker writes (`processingjobconfig.json`,
+`resourceconfig.json`, `hyperparameters.json`, `inputdataconfig.json`), and the request's container is
+started by a launcher (`mlops_kit.executor.launch`): the very command the image runs in AWS (the request's
+`ContainerEntrypoint` and `ContainerArguments`, or the image's `train`), with the request's environment and
+network isolation, from the project's `.venv` or in the built image. Only the project's own image can run
+here: a request naming another image is refused. Outputs are uploaded only after the process succeeded,
+and an upload that fails half-way is rolled back, so a failed step leaves nothing behind. The request is
+also recorded in the emulator (`CreateProcessingJob` / `CreateTrainingJob`), which checks it against
+botocore's service model.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError, ParamValidationError
 
+from mlops_kit.executor.launch import Container, Launcher
 from mlops_kit.s3 import list_objects, split_uri
-
-CONTAINER_ROOT = "/opt/ml/"
 
 
 class StepFailed(RuntimeError):
@@ -48,7 +49,8 @@ class JobEnv:
     client: Callable[[str], Any]
     aws_env: dict[str, str]
     log_path: Path
-    python_bin: Path = Path(sys.executable).parent
+    launcher: Launcher
+    image_uri: str  # the project's image at its current sources: the only one that runs here
 
 
 # --- S3 staging -------------------------------------------------------------------------------------
@@ -98,41 +100,37 @@ def fingerprint(s3: Any, uri: str) -> list[list[str]]:
     return sorted([o["Key"], o.get("ETag", "")] for o in list_objects(s3, uri))
 
 
-# --- running a container command ----------------------------------------------------------------------
+# --- running a container ----------------------------------------------------------------------------
 
 
-def _map(value: str, root: Path) -> str:
-    return value.replace(CONTAINER_ROOT, f"{root}{CONTAINER_ROOT}")
+def check_image(step: str, image: str, env: JobEnv) -> None:
+    """Only the project's image, at the sources on this machine, runs here (as only it runs in AWS)."""
+    if image != env.image_uri:
+        raise StepFailed(
+            step,
+            f"the request runs image {image!r}; this machine runs only the project's image at its current "
+            f"sources, {env.image_uri!r} (built from the Dockerfile and uv.lock: mlops_kit.runtime)",
+            env.log_path,
+        )
 
 
-def _run(command: list[str], env: dict[str, str], cwd: Path, log: Path, timeout: float, step: str) -> None:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        out.write(f"$ {' '.join(command)}\n".encode())
-        out.flush()
-        try:
-            result = subprocess.run(
-                command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, check=False
-            )
-        except subprocess.TimeoutExpired:
-            raise StepFailed(step, f"stopped after its limit of {timeout:.0f}s", log) from None
-    if result.returncode != 0:
-        raise StepFailed(step, f"exit code {result.returncode}: {_last_line(log)}", log)
+def _launch(step: str, spec: Container, env: JobEnv, timeout: float) -> None:
+    env.log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        code = env.launcher.run(spec, log=env.log_path, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise StepFailed(step, f"stopped after its limit of {timeout:.0f}s", env.log_path) from None
+    if code != 0:
+        failure = spec.root / "opt" / "ml" / "output" / "failure"  # SageMaker's FailureReason
+        reason = (
+            failure.read_text(errors="replace").strip() if failure.is_file() else _last_line(env.log_path)
+        )
+        raise StepFailed(step, f"exit code {code}: {reason}", env.log_path)
 
 
 def _last_line(log: Path) -> str:
     lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
     return lines[-1].strip() if lines else "no output"
-
-
-def _base_env(env: JobEnv, extra: Mapping[str, str]) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "AWS_"))}
-    base.update(env.aws_env)
-    base.update(extra)
-    base["PATH"] = f"{env.python_bin}{os.pathsep}{base.get('PATH', '')}"
-    base["MLOPS_LOCAL"] = "1"  # the bundle's bootstrap skips installing what this environment has
-    base.pop("PYTHONPATH", None)
-    return base
 
 
 def _record(env: JobEnv, operation: str, request: dict[str, Any]) -> None:
@@ -145,20 +143,40 @@ def _record(env: JobEnv, operation: str, request: dict[str, Any]) -> None:
         pass  # the emulator may not keep every detail; the request itself was valid
 
 
+def _write_json(path: Path, document: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, default=str))
+
+
+def _local(root: Path, container_path: str) -> Path:
+    """The stand-in of a container path under /opt/ml."""
+    if not container_path.startswith("/opt/ml/"):
+        raise ValueError(f"{container_path}: SageMaker stages data only under /opt/ml/")
+    return root / container_path.lstrip("/")
+
+
 # --- processing --------------------------------------------------------------------------------------
 
 
 def run_processing(step: str, job_name: str, request: dict[str, Any], env: JobEnv) -> dict[str, Any]:
     """Run a resolved CreateProcessingJob request; returns DescribeProcessingJob-like properties."""
     _record(env, "create_processing_job", {"ProcessingJobName": job_name, **request})
+    app = request["AppSpecification"]
+    check_image(step, app["ImageUri"], env)
     s3 = env.client("s3")
     started = time.time()
     with tempfile.TemporaryDirectory(prefix=f"mlops-{step}-") as tmp:
         root = Path(tmp)
+        _write_json(
+            root / "opt/ml/config/processingjobconfig.json", {"ProcessingJobName": job_name, **request}
+        )
+        _write_json(
+            root / "opt/ml/config/resourceconfig.json", {"current_host": "algo-1", "hosts": ["algo-1"]}
+        )
         for item in request.get("ProcessingInputs", []):
             source = item.get("S3Input")
             if source:
-                local = Path(_map(source["LocalPath"], root))
+                local = _local(root, source["LocalPath"])
                 local.mkdir(parents=True, exist_ok=True)
                 try:
                     download_prefix(s3, source["S3Uri"], local)
@@ -166,21 +184,24 @@ def run_processing(step: str, job_name: str, request: dict[str, Any], env: JobEn
                     raise StepFailed(step, f"input {item['InputName']}: {exc}", env.log_path) from None
         outputs = request.get("ProcessingOutputConfig", {}).get("Outputs", [])
         for output in outputs:
-            Path(_map(output["S3Output"]["LocalPath"], root)).mkdir(parents=True, exist_ok=True)
-        app = request["AppSpecification"]
-        command = [
-            _map(c, root) for c in [*app.get("ContainerEntrypoint", []), *app.get("ContainerArguments", [])]
-        ]
-        if not command:
+            _local(root, output["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
+        if not app.get("ContainerEntrypoint"):
             raise StepFailed(step, "the request has no ContainerEntrypoint to run", env.log_path)
+        spec = Container(
+            entrypoint=app["ContainerEntrypoint"],
+            arguments=app.get("ContainerArguments", []),
+            environment=request.get("Environment", {}),
+            root=root,
+            aws_environment=env.aws_env,
+            network_isolation=bool(request.get("NetworkConfig", {}).get("EnableNetworkIsolation")),
+        )
         timeout = float(request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400))
-        run_env = _base_env(env, request.get("Environment", {}))
-        _run(command, run_env, root, env.log_path, timeout, step)
+        _launch(step, spec, env, timeout)
         files: dict[str, Path] = {}
         written: list[tuple[str, str]] = []
         try:
             for output in outputs:
-                folder = Path(_map(output["S3Output"]["LocalPath"], root))
+                folder = _local(root, output["S3Output"]["LocalPath"])
                 written += upload_folder(s3, folder, output["S3Output"]["S3Uri"])
                 files[output["OutputName"]] = folder
         except Exception as exc:
@@ -212,31 +233,20 @@ def _read_tree(folder: Path) -> dict[str, str]:
 
 
 def run_training(step: str, job_name: str, request: dict[str, Any], env: JobEnv) -> dict[str, Any]:
-    """Run a resolved CreateTrainingJob request in script mode; returns DescribeTrainingJob-like properties."""
+    """Run a resolved CreateTrainingJob request: the image's `train` in SageMaker's /opt/ml layout;
+    returns DescribeTrainingJob-like properties."""
     _record(env, "create_training_job", {"TrainingJobName": job_name, **request})
+    check_image(step, request["AlgorithmSpecification"]["TrainingImage"], env)
     s3 = env.client("s3")
     started = time.time()
     hyperparameters = request.get("HyperParameters", {})
-    decoded = {k: _decode(v) for k, v in hyperparameters.items()}
-    program = decoded.get("sagemaker_program")
-    submit = decoded.get("sagemaker_submit_directory")
-    if not program or not submit:
-        raise StepFailed(
-            step,
-            "only script mode is supported locally: set sagemaker_program and sagemaker_submit_directory",
-        )
+    arn = f"arn:aws:sagemaker:local:training-job/{job_name}"
     with tempfile.TemporaryDirectory(prefix=f"mlops-{step}-") as tmp:
-        ml = Path(tmp) / "opt" / "ml"
-        code, model, output = ml / "code", ml / "model", ml / "output" / "data"
-        config = ml / "input" / "config"
-        for folder in (code, model, output, config):
+        root = Path(tmp)
+        ml = root / "opt" / "ml"
+        model = ml / "model"
+        for folder in (model, ml / "output" / "data", ml / "input" / "config"):
             folder.mkdir(parents=True, exist_ok=True)
-        archive = Path(tmp) / "sourcedir.tar.gz"
-        bucket, key = split_uri(submit)
-        s3.download_file(bucket, key, str(archive))
-        with tarfile.open(archive) as tar:
-            tar.extractall(code, filter="data")
-        channels = []
         for channel in request.get("InputDataConfig", []):
             name = channel["ChannelName"]
             target = ml / "input" / "data" / name
@@ -245,45 +255,34 @@ def run_training(step: str, job_name: str, request: dict[str, Any], env: JobEnv)
                 download_prefix(s3, channel["DataSource"]["S3DataSource"]["S3Uri"], target)
             except FileNotFoundError as exc:
                 raise StepFailed(step, f"channel {name}: {exc}", env.log_path) from None
-            channels.append(name)
-        user = {k: v for k, v in decoded.items() if not k.startswith("sagemaker_")}
-        (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
-        (config / "resourceconfig.json").write_text(
-            json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
+        config = ml / "input" / "config"
+        _write_json(config / "hyperparameters.json", hyperparameters)
+        _write_json(config / "resourceconfig.json", {"current_host": "algo-1", "hosts": ["algo-1"]})
+        _write_json(
+            config / "inputdataconfig.json",
+            {
+                c["ChannelName"]: {
+                    "TrainingInputMode": request["AlgorithmSpecification"]["TrainingInputMode"]
+                }
+                for c in request.get("InputDataConfig", [])
+            },
         )
-        (config / "inputdataconfig.json").write_text(
-            json.dumps(
-                {c["ChannelName"]: {"TrainingInputMode": "File"} for c in request.get("InputDataConfig", [])}
-            )
+        spec = Container(
+            arguments=["train"],  # SageMaker runs a training image with the argument `train`
+            environment={
+                **request.get("Environment", {}),
+                "TRAINING_JOB_NAME": job_name,
+                "TRAINING_JOB_ARN": arn,
+            },
+            root=root,
+            aws_environment=env.aws_env,
+            network_isolation=bool(request.get("EnableNetworkIsolation")),
         )
-        sm_env = {
-            "SM_MODEL_DIR": str(model),
-            "SM_OUTPUT_DATA_DIR": str(output),
-            "SM_INPUT_DIR": str(ml / "input"),
-            "SM_INPUT_CONFIG_DIR": str(config),
-            "SM_CHANNELS": json.dumps(channels),
-            "SM_HPS": json.dumps(user),
-            "SM_HOSTS": json.dumps(["algo-1"]),
-            "SM_CURRENT_HOST": "algo-1",
-            "SM_NUM_CPUS": str(os.cpu_count() or 1),
-            "SM_NUM_GPUS": "0",
-            "SM_MODULE_DIR": submit,
-            "SM_USER_ENTRY_POINT": program,
-            "PYTHONPATH": str(code),
-            **{f"SM_CHANNEL_{c.upper()}": str(ml / "input" / "data" / c) for c in channels},
-            **{f"SM_HP_{k.upper()}": _text(v) for k, v in user.items()},
-        }
-        run_env = _base_env(env, request.get("Environment", {}))
-        run_env.update(sm_env)
-        args = [part for k, v in sorted(user.items()) for part in (f"--{k}", _text(v))]
-        command = [str(env.python_bin / "python"), program, *args]
         timeout = float(request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400))
-        _run(command, run_env, code, env.log_path, timeout, step)
+        _launch(step, spec, env, timeout)
         if not any(model.iterdir()):
-            raise StepFailed(
-                step, f"the training script wrote nothing to SM_MODEL_DIR ({model})", env.log_path
-            )
-        packed = Path(tmp) / "model.tar.gz"
+            raise StepFailed(step, f"the training job wrote nothing to /opt/ml/model ({model})", env.log_path)
+        packed = root / "model.tar.gz"
         with tarfile.open(packed, "w:gz") as tar:
             for path in sorted(model.rglob("*")):
                 tar.add(path, arcname=path.relative_to(model).as_posix(), recursive=False)
@@ -297,24 +296,13 @@ def run_training(step: str, job_name: str, request: dict[str, Any], env: JobEnv)
     return {
         "TrainingJobName": job_name,
         "TrainingJobStatus": "Completed",
-        "TrainingJobArn": f"arn:aws:sagemaker:local:training-job/{job_name}",
+        "TrainingJobArn": arn,
         "ModelArtifacts": {"S3ModelArtifacts": artifact},
         "HyperParameters": hyperparameters,
         "AlgorithmSpecification": request.get("AlgorithmSpecification", {}),
         "OutputDataConfig": request.get("OutputDataConfig", {}),
         "TrainingTimeInSeconds": round(time.time() - started, 3),
     }
-
-
-def _decode(value: str) -> Any:
-    try:
-        return json.loads(value)
-    except (TypeError, ValueError):
-        return value
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 # --- registration ------------------------------------------------------------------------------------

@@ -21,10 +21,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from mlops_kit import local_platform, naming, paths, project
+from mlops_kit import local_platform, naming, paths, project, runtime
 from mlops_kit import pipeline as pipeline_mod
 from mlops_kit.executor import expressions as ex
-from mlops_kit.executor import jobs
+from mlops_kit.executor import jobs, launch
 from mlops_kit.s3 import list_objects, split_uri
 from mlops_kit.settings import Settings, project_root
 
@@ -136,9 +136,10 @@ def run_pipeline(
 
     feature_store.ensure_groups(settings, emulator.client, project.feature_groups(settings))
     root = project_root(settings.file.parent)
-    code = pipeline_mod.code_bundle(root)
-    emulator.client("s3").put_object(Bucket=platform.buckets["artifacts"], Key=code.key, Body=code.data)
-    ctx = pipeline_mod.context_for(settings, platform.account_id, code, platform.kms_key_arn)
+    # The image is named by the hash of its sources; here the launcher runs those very sources.
+    ctx = pipeline_mod.context_for(
+        settings, platform.account_id, runtime.image_tag(root), platform.kms_key_arn
+    )
     definition = pipeline_mod.definition(settings, ctx)
     return execute(
         definition,
@@ -193,7 +194,7 @@ def execute(
         parameters=values,
         input_fingerprint=_input_fingerprint(s3, values),
         git_commit=git_commit,
-        code_sha256=ctx.code_sha256,
+        code_sha256=ctx.image_tag,
     )
     scope = ex.Scope(
         parameters=values,
@@ -281,7 +282,13 @@ class _Runner:
                 self._finish(step, "Cached", cached, 0.0, cache_key)
                 return
         log = self.logs / f"{name}.log"
-        env = jobs.JobEnv(client=self.emulator.client, aws_env=self.emulator.environ(), log_path=log)
+        env = jobs.JobEnv(
+            client=self.emulator.client,
+            aws_env=self.emulator.environ(),
+            log_path=log,
+            launcher=launch.launcher_for(project_root(self.settings.file.parent)),
+            image_uri=self.ctx.image_uri,
+        )
         job_name = f"{self.record.pipeline}-{name}-{self.record.execution_id}"[:63].rstrip("-")
         started = dt.datetime.now(dt.UTC)
         try:
@@ -474,26 +481,23 @@ def _typed(value: Any, kind: str) -> Any:
 def start_in_aws(
     settings: Settings, client: Callable[[str], Any], parameters: dict[str, Any] | None = None
 ) -> str:
-    """A cloud environment: publish the code (content-addressed), upsert the pipeline, start it.
+    """A cloud environment: start an execution of the pipeline `pulumi up` deployed; returns its ARN.
 
-    In AWS the Pulumi program owns the pipeline; this keeps it in step for a run from a laptop and
-    starts an execution. Returns the execution ARN.
+    The Pulumi program owns the pipeline and the image it runs (built and pushed from the sources it
+    deployed), so a run from a laptop never replaces the definition: parameters are checked against the
+    deployed one and the execution starts there.
     """
-    account = client("sts").get_caller_identity()["Account"]
-    root = project_root(settings.file.parent)
-    code = pipeline_mod.code_bundle(root)
-    ctx = pipeline_mod.context_for(settings, account, code)
-    s3 = client("s3")
-    bucket = ctx.buckets["artifacts"]
-    try:
-        s3.head_object(Bucket=bucket, Key=code.key)
-    except ClientError:
-        s3.put_object(Bucket=bucket, Key=code.key, Body=code.data)
-    definition = pipeline_mod.definition(settings, ctx)
-    values = resolve_parameters(definition, parameters or {})
     name = naming.pipeline(settings)
-    upsert(client("sagemaker"), name, definition, ctx.role_arn)
-    started = client("sagemaker").start_pipeline_execution(
+    sagemaker = client("sagemaker")
+    try:
+        deployed = json.loads(sagemaker.describe_pipeline(PipelineName=name)["PipelineDefinition"])
+    except ClientError as exc:
+        raise RuntimeError(
+            f"pipeline {name} is not deployed in {settings.env} ({exc.response['Error']['Code']}); "
+            f"deploy the stack first: pulumi up -s {settings.env}"
+        ) from None
+    values = resolve_parameters(deployed, parameters or {})
+    started = sagemaker.start_pipeline_execution(
         PipelineName=name,
         PipelineExecutionDisplayName=f"mlops-{_now().replace(':', '').replace('+', '-')}"[:82],
         PipelineParameters=[{"Name": k, "Value": str(v)} for k, v in values.items()],

@@ -5,7 +5,7 @@ the window's capture files at /opt/ml/processing/input/capture, and the outputs 
 /opt/ml/processing/output (uploaded to the monitoring bucket by SageMaker). Every argument can also come
 from an environment variable (the uppercase name; Model Monitor's own names `dataset_source`,
 `output_path`, `endpoint_name`, `start_time`, `end_time` and `publish_cloudwatch_metrics` work too), so
-the schedule can set them either way. Needs numpy, pandas and boto3: all in SageMaker's scikit-learn image.
+the schedule can set them either way. Runs in the project's runtime image (`mlops_kit.runtime`), like every job of the kit.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 `profile(frame, baseline_statistics)` profiles a window of captured requests the same way and, feature by
 feature, measures its drift from the baseline (PSI on the baseline's decile bins and KS for numbers,
 PSI, L-infinity and chi-square for categories). Only numpy and pandas: this runs inside SageMaker's
-scikit-learn image as the monitoring job.
+project's runtime image as the monitoring job.
 
 Model Monitor's documented fields are all there. What the kit adds sits under `"mlops_kit"` keys, which
 Model Monitor's readers ignore: the baseline's PSI bins with their counts and a CDF grid (for KS without

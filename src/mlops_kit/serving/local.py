@@ -1,8 +1,8 @@
 """Local deployment: an approved model package from the emulator's registry, served in the background.
 
 `deploy(settings, emulator)` picks the package (the newest Approved one of the environment's model package
-group, or the ARN given), downloads its `ModelDataUrl` from the emulator's S3, unpacks it, and starts
-`python -m mlops_kit.serving` on `settings.serving.port` as a detached process, with data capture to
+group, or the ARN given), downloads its `ModelDataUrl` from the emulator's S3, unpacks it where SageMaker would (`/opt/ml/model` of the endpoint's container folder), and starts the
+image's `serve` entry point (`mlops_kit.container`) on `settings.serving.port` as a detached process, with data capture to
 the environment's capture bucket at `settings.serving.capture_percent`. A state file (like the
 emulator's) records it under the endpoint's name, so `mlops deploy --stop`, a redeploy (which replaces
 it) and `mlops invoke` find it from another command. `invoke(url, rows)` is the client for any of them.
@@ -15,8 +15,6 @@ import http.client
 import io
 import json
 import os
-import subprocess
-import sys
 import tarfile
 import time
 import urllib.parse
@@ -24,10 +22,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops_kit import naming
+from mlops_kit import naming, runtime
+from mlops_kit.executor import launch
 from mlops_kit.s3 import split_uri
 from mlops_kit.serving import contract
-from mlops_kit.settings import Settings
+from mlops_kit.settings import Settings, project_root
 
 START_TIMEOUT_S = 120.0
 
@@ -88,7 +87,7 @@ def newest_approved(sagemaker: Any, group: str) -> str:
     return max(found, key=lambda p: (p["CreationTime"], p.get("ModelPackageVersion", 0)))["ModelPackageArn"]
 
 
-def package_model_url(sagemaker: Any, package_arn: str) -> str:
+def package_container(sagemaker: Any, package_arn: str) -> dict[str, Any]:
     try:
         package = sagemaker.describe_model_package(ModelPackageName=package_arn)
     except Exception as exc:
@@ -101,7 +100,21 @@ def package_model_url(sagemaker: Any, package_arn: str) -> str:
     containers = package.get("InferenceSpecification", {}).get("Containers", [])
     if not containers or not containers[0].get("ModelDataUrl"):
         raise DeployError(f"model package {package_arn} has no ModelDataUrl in its inference specification")
-    return containers[0]["ModelDataUrl"]
+    return containers[0]
+
+
+def check_image(settings: Settings, package_arn: str, image: str) -> None:
+    """A package runs here only if it runs the project's image, as its endpoint would in AWS. Any tag of
+    it: the sources on this machine stand in for the tag the package was trained with."""
+    try:
+        repository = runtime.parse_image_uri(image)["repo"]
+    except runtime.ImageError as exc:
+        raise DeployError(f"model package {package_arn}: {exc}") from None
+    if repository != naming.image_repository(settings):
+        raise DeployError(
+            f"model package {package_arn} runs {image}, not the project's image "
+            f"({naming.image_repository(settings)}): this machine runs only the project's image"
+        )
 
 
 def download_model(s3: Any, model_data_url: str, target: Path) -> Path:
@@ -169,48 +182,44 @@ def deploy(
     name = naming.endpoint(settings)
     sagemaker = emulator.client("sagemaker")
     arn = package_arn or newest_approved(sagemaker, naming.model_package_group(settings))
-    model_url = package_model_url(sagemaker, arn)
+    spec_container = package_container(sagemaker, arn)
+    check_image(settings, arn, spec_container.get("Image", ""))
+    model_url = spec_container["ModelDataUrl"]
     account = emulator.client("sts").get_caller_identity()["Account"]
     capture_to = f"s3://{naming.bucket(settings, 'capture', account)}/datacapture"
     version = arn.rsplit("/", 1)[-1]
     folder = state_dir() / name / version.replace(":", "-")
-    model_dir = download_model(emulator.client("s3"), model_url, folder)
+    # The folder stands for the container's "/": the model is unpacked where SageMaker puts it.
+    model_dir = download_model(emulator.client("s3"), model_url, folder / "opt" / "ml")
     stop(settings)  # the port is the environment's: the old endpoint goes before the new one starts
-    ready = folder / "ready.json"
+    ready = folder / "opt" / "ml" / "ready.json"
     ready.unlink(missing_ok=True)
     log = folder / "server.log"
-    command = [
-        sys.executable,
-        "-m",
-        "mlops_kit.serving",
-        "--model-dir",
-        str(model_dir),
-        "--port",
-        str(settings.serving.port if port is None else port),
-        "--workers",
-        str(workers),
-        "--max-payload-mb",
-        str(settings.serving.max_payload_mb),
-        "--capture-to",
-        capture_to,
-        "--capture-percent",
-        str(settings.serving.capture_percent),
-        "--endpoint-name",
-        name,
-        "--ready-file",
-        str(ready),
-    ]
+    environment = {
+        "SAGEMAKER_BIND_TO_PORT": str(settings.serving.port if port is None else port),
+        "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers),
+        # What SageMaker's hosting does around the container, done here by the kit's server: loopback
+        # only, the payload limit, and data capture to the environment's capture bucket.
+        "MLOPS_BIND_HOST": "127.0.0.1",
+        "MLOPS_MAX_PAYLOAD_MB": str(settings.serving.max_payload_mb),
+        "MLOPS_CAPTURE_TO": capture_to,
+        "MLOPS_CAPTURE_PERCENT": str(settings.serving.capture_percent),
+        "MLOPS_ENDPOINT_NAME": name,
+        "MLOPS_READY_FILE": "/opt/ml/ready.json",
+    }
     if settings.features.online_store:  # requests may leave out features the online store holds
-        command += ["--feature-store-env", settings.env]
-    with log.open("ab") as sink:
-        process = subprocess.Popen(
-            command,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **emulator.environ()},
-            start_new_session=True,  # outlives this command, like the emulator
-        )
+        environment["MLOPS_FEATURE_STORE_ENV"] = settings.env
+    spec = launch.Container(
+        arguments=["serve"],  # SageMaker runs a hosting image with the argument `serve`
+        root=folder,
+        environment=environment,
+        aws_environment=emulator.environ(),
+    )
+    launcher = launch.launcher_for(project_root(settings.file.parent))
+    if isinstance(launcher, launch.DockerLauncher):
+        process = launcher.start(spec, log=log, name=name)
+    else:
+        process = launcher.start(spec, log=log)
     deadline = time.monotonic() + START_TIMEOUT_S
     while not ready.exists():
         if process.poll() is not None:

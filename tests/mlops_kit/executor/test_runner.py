@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from mlops_kit import local_platform, pipeline, settings
-from mlops_kit.executor import PipelineFailed, runner
+from mlops_kit import container, local_platform, naming, pipeline, runtime, settings
+from mlops_kit.executor import PipelineFailed, launch, runner
 
 ENV = settings.load("local")
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,9 @@ def ctx(platform) -> pipeline.PipelineContext:
         account_id=platform.account_id,
         buckets=platform.buckets,
         model_package_group=platform.model_package_group,
-        code_uri=f"s3://{platform.buckets['artifacts']}/code/none.tar.gz",
+        image_uri=runtime.image_uri(
+            platform.account_id, "us-east-1", naming.image_repository(ENV), runtime.image_tag(ROOT)
+        ),
     )
 
 
@@ -63,7 +66,7 @@ def processing(
                 "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}
             },
             "AppSpecification": {
-                "ImageUri": "local/python",
+                "ImageUri": ctx.image_uri,
                 "ContainerEntrypoint": ["python3", "-c", script],
                 "ContainerArguments": list(args),
             },
@@ -277,37 +280,15 @@ def test_an_invalid_request_is_refused_by_the_service_model(emulator, ctx, numbe
         runner.execute(definition, settings=ENV, emulator=emulator, ctx=ctx)
 
 
-TRAIN_SCRIPT = b"""
-import json, os, sys
-args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
-with open(os.path.join(os.environ['SM_CHANNEL_TRAIN'], 'data.txt')) as f:
-    data = f.read()
-with open(os.path.join(os.environ['SM_MODEL_DIR'], 'model.json'), 'w') as f:
-    json.dump({'data': data, 'args': args, 'hps': json.loads(os.environ['SM_HPS'])}, f)
-"""
-
-
-def test_training_follows_script_mode(emulator, ctx, tmp_path) -> None:
-    s3 = emulator.client("s3")
+def _training(ctx, tag: str, **hyperparameters: str) -> dict[str, Any]:
     bucket = ctx.buckets["artifacts"]
-    source = io.BytesIO()
-    with tarfile.open(fileobj=source, mode="w:gz") as tar:
-        info = tarfile.TarInfo("entry.py")
-        info.size = len(TRAIN_SCRIPT)
-        tar.addfile(info, io.BytesIO(TRAIN_SCRIPT))
-    tag = uuid.uuid4().hex
-    s3.put_object(Bucket=bucket, Key=f"code/{tag}.tar.gz", Body=source.getvalue())
-    s3.put_object(Bucket=bucket, Key=f"data/{tag}/data.txt", Body=b"rows")
-    train = {
+    return {
         "Name": "Fit",
         "Type": "Training",
         "Arguments": {
-            "AlgorithmSpecification": {"TrainingImage": "local/sklearn", "TrainingInputMode": "File"},
-            "HyperParameters": {
-                "sagemaker_program": json.dumps("entry.py"),
-                "sagemaker_submit_directory": json.dumps(f"s3://{bucket}/code/{tag}.tar.gz"),
-                "max_iter": "50",
-            },
+            "AlgorithmSpecification": {"TrainingImage": ctx.image_uri, "TrainingInputMode": "File"},
+            "HyperParameters": {"max_iter": "50", **hyperparameters},
+            "Environment": {container.TRAIN_MODULE_VARIABLE: "tests.mlops_kit.executor.fit_entry"},
             "InputDataConfig": [
                 {
                     "ChannelName": "train",
@@ -331,19 +312,61 @@ def test_training_follows_script_mode(emulator, ctx, tmp_path) -> None:
             "ResourceConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 10},
             "RoleArn": ctx.role_arn,
             "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+            "EnableNetworkIsolation": True,
         },
     }
+
+
+def test_training_runs_the_images_train_entry_point(emulator, ctx) -> None:
+    s3 = emulator.client("s3")
+    bucket = ctx.buckets["artifacts"]
+    tag = uuid.uuid4().hex
+    s3.put_object(Bucket=bucket, Key=f"data/{tag}/data.txt", Body=b"rows")
     record = runner.execute(
-        {"Version": "2020-12-01", "Parameters": [], "Steps": [train]},
+        {"Version": "2020-12-01", "Parameters": [], "Steps": [_training(ctx, tag)]},
         settings=ENV,
         emulator=emulator,
         ctx=ctx,
     )
     artifact = record.artifacts["model"]
-    assert artifact.endswith(
-        f"/fits/{record.execution_id}/{record.pipeline}-Fit-{record.execution_id}/output/model.tar.gz"
-    )
+    job = f"{record.pipeline}-Fit-{record.execution_id}"
+    assert artifact.endswith(f"/fits/{record.execution_id}/{job}/output/model.tar.gz")
     b, key = artifact[5:].split("/", 1)
     with tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=b, Key=key)["Body"].read())) as tar:
         model = json.load(tar.extractfile("model.json"))
-    assert model == {"data": "rows", "args": {"--max_iter": "50"}, "hps": {"max_iter": 50}}
+    # script mode's contract, from the image's `train`; the job's name as SageMaker sets it; and with
+    # network isolation the job's AWS calls go nowhere
+    assert model == {
+        "data": "rows",
+        "args": {"--max_iter": "50"},
+        "hps": {"max_iter": 50},
+        "job": job,
+        "aws": launch.NO_NETWORK_ENDPOINT,
+    }
+    assert Path(record.step("Fit").log).read_text().startswith("$ python3 -m mlops_kit.container train")
+
+
+def test_a_failed_training_job_reports_its_failure_file(emulator, ctx) -> None:
+    s3 = emulator.client("s3")
+    tag = uuid.uuid4().hex
+    s3.put_object(Bucket=ctx.buckets["artifacts"], Key=f"data/{tag}/data.txt", Body=b"rows")
+    definition = {"Version": "2020-12-01", "Parameters": [], "Steps": [_training(ctx, tag, fail="true")]}
+    with pytest.raises(PipelineFailed, match="fit_entry exited with code 1: fit_entry: asked to fail"):
+        runner.execute(definition, settings=ENV, emulator=emulator, ctx=ctx)
+
+
+@pytest.mark.parametrize("kind", ["Processing", "Training"])
+def test_only_the_projects_image_runs_here(emulator, ctx, numbers, tmp_path, kind: str) -> None:
+    prebuilt = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.4-2-cpu-py3"
+    if kind == "Processing":
+        definition = _definition(ctx, numbers, tmp_path / "absent", uuid.uuid4().hex)
+        step = next(s for s in definition["Steps"] if s["Name"] == "A")
+        step["Arguments"]["AppSpecification"]["ImageUri"] = prebuilt
+        first = "A"
+    else:
+        step = _training(ctx, uuid.uuid4().hex)
+        step["Arguments"]["AlgorithmSpecification"]["TrainingImage"] = prebuilt
+        definition = {"Version": "2020-12-01", "Parameters": [], "Steps": [step]}
+        first = "Fit"
+    with pytest.raises(PipelineFailed, match=f"step {first} failed: the request runs image '{prebuilt}'"):
+        runner.execute(definition, settings=ENV, emulator=emulator, ctx=ctx)

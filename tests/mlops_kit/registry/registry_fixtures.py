@@ -13,11 +13,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops_kit import local_platform, naming
+from mlops_kit import local_platform, naming, runtime
 from mlops_kit import settings as settings_mod
 from mlops_kit.registry import packages
 
 ROOT = Path(__file__).resolve().parents[3]
+# The project's image (any tag of it runs locally): what the pipeline registers every package with.
+PROJECT_IMAGE = runtime.image_uri(
+    "123456789012", "us-east-1", naming.image_repository(settings_mod.load("local")), "0" * runtime.TAG_LENGTH
+)
 
 # A model whose score is one column of the request: which column is the whole model.
 SCRIPT = textwrap.dedent(
@@ -79,7 +83,7 @@ class World:
             self.client("sagemaker"),
             packages.PackageRequest(
                 group=group or self.group,
-                image_uri="683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.4-2",
+                image_uri=PROJECT_IMAGE,
                 model_data_url=self.model(column),
                 metrics=PASSING if metrics is None else metrics,
                 metrics_uri=f"s3://{self.bucket}/evaluation/{self.count}/evaluation.json",

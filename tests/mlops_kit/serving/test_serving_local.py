@@ -12,10 +12,14 @@ import pytest
 from botocore.stub import Stubber
 from serving_helpers import fitted_model, pack, write_model_dir
 
-from mlops_kit import local_platform, naming, settings
+from mlops_kit import local_platform, naming, runtime, settings
 from mlops_kit.registry import packages
 from mlops_kit.serving import batch, capture, local
 from mlops_kit.serving.handler import Handler
+
+PROJECT_IMAGE = runtime.image_uri(
+    "123456789012", "us-east-1", naming.image_repository(settings.load("local")), "0" * runtime.TAG_LENGTH
+)
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +27,14 @@ def config() -> settings.Settings:
     return settings.load("local")
 
 
-def register(emulator, config, tmp_path: Path, approve: bool = True, group: str | None = None) -> str:
+def register(
+    emulator,
+    config,
+    tmp_path: Path,
+    approve: bool = True,
+    group: str | None = None,
+    image: str = PROJECT_IMAGE,
+) -> str:
     platform = local_platform.ensure(config, emulator.client)
     model = write_model_dir(tmp_path / f"m-{uuid.uuid4().hex[:6]}")
     archive = pack(model, tmp_path / "model.tar.gz")
@@ -37,7 +48,7 @@ def register(emulator, config, tmp_path: Path, approve: bool = True, group: str 
         sagemaker,
         packages.PackageRequest(
             group=group,
-            image_uri="683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.4-2-cpu-py3",
+            image_uri=image,
             model_data_url=f"s3://{platform.buckets['artifacts']}/{key}",
             metrics={"roc_auc": 0.9},
             metrics_uri=f"s3://{platform.buckets['artifacts']}/{key}.json",
@@ -46,6 +57,24 @@ def register(emulator, config, tmp_path: Path, approve: bool = True, group: str 
     if approve:
         sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus=packages.APPROVED)
     return arn
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.4-2-cpu-py3",
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/another-project-runtime:abc",
+        "python:3.11-slim",
+    ],
+)
+def test_deploy_refuses_a_package_that_runs_another_image(
+    emulator, config, tmp_path: Path, image: str
+) -> None:
+    arn = register(emulator, config, tmp_path, image=image)
+    with pytest.raises(
+        local.DeployError, match="this machine runs only the project's image|not an ECR image"
+    ):
+        local.deploy(config, emulator, arn, port=0)
 
 
 def test_deploy_serves_the_package_captures_to_s3_and_stops(emulator, config, tmp_path: Path) -> None:

@@ -1,0 +1,176 @@
+"""Start a container of the project's image on this machine: from the `.venv`, or in Docker.
+
+A job or an endpoint is described as SageMaker would start it (`Container`): the image's entry point or
+the request's own (`ContainerEntrypoint`), the arguments, the environment, and a folder that stands for
+the container's `/` (its `opt/ml` is the job's `/opt/ml`). Two launchers start it:
+- `VenvLauncher` (the default): the same command with the project's `.venv` on `PATH` (synced from the
+  same `uv.lock` the image installs), the working folder and `PYTHONPATH` at the project root (the
+  image's `WORKDIR`), `/opt/ml/...` arguments mapped into the stand-in folder, and
+  `MLOPS_CONTAINER_ROOT` naming it for the image's own entry points (`mlops_kit.container`).
+- `DockerLauncher` (`MLOPS_CONTAINER_IMAGE=<local image>`): `docker run` of the built image, with the
+  stand-in `opt/ml` mounted at `/opt/ml`, the host's network (the emulator listens on loopback), or no
+  network for a job with network isolation. CI builds the image and runs the demo this way.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlops_kit import container, runtime
+
+IMAGE_VARIABLE = "MLOPS_CONTAINER_IMAGE"
+CONTAINER_ML = "/opt/ml/"
+# Where an isolated job's AWS calls go locally: nowhere (the discard port), never to a real endpoint.
+NO_NETWORK_ENDPOINT = "http://127.0.0.1:9"
+
+
+@dataclass(frozen=True)
+class Container:
+    """One container start, in the image's own terms."""
+
+    arguments: Sequence[str]
+    root: Path  # stands for the container's "/": root / "opt/ml" is its /opt/ml
+    environment: Mapping[str, str] = field(default_factory=dict)  # what SageMaker sets in the container
+    entrypoint: Sequence[str] | None = None  # None: the image's ENTRYPOINT (container.ENTRYPOINT)
+    aws_environment: Mapping[str, str] = field(default_factory=dict)  # the caller's AWS credentials
+    network_isolation: bool = False
+
+    @property
+    def command(self) -> list[str]:
+        """The command the container runs, as `docker run` would: entry point, then arguments."""
+        return [*(self.entrypoint if self.entrypoint is not None else container.ENTRYPOINT), *self.arguments]
+
+
+def _aws(spec: Container) -> dict[str, str]:
+    if spec.network_isolation:  # no credentials and no way out: an AWS call fails here as it would there
+        return {"AWS_ENDPOINT_URL": NO_NETWORK_ENDPOINT, "AWS_EC2_METADATA_DISABLED": "true"}
+    return dict(spec.aws_environment)
+
+
+@dataclass(frozen=True)
+class VenvLauncher:
+    """Runs the image's commands with the project's virtual environment, as the image would."""
+
+    workdir: Path  # the project root: the image's WORKDIR and PYTHONPATH (runtime.IMAGE_WORKDIR)
+    python_bin: Path = Path(sys.executable).parent
+
+    def map(self, value: str, root: Path) -> str:
+        return value.replace(CONTAINER_ML, f"{root}{CONTAINER_ML}")
+
+    def argv(self, spec: Container) -> list[str]:
+        return [self.map(part, spec.root) for part in spec.command]
+
+    def environment(self, spec: Container) -> dict[str, str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "AWS_", "MLOPS_"))}
+        base.pop("PYTHONPATH", None)
+        base.update(_aws(spec))
+        base.update({k: self.map(v, spec.root) for k, v in spec.environment.items()})
+        base["PATH"] = f"{self.python_bin}{os.pathsep}{base.get('PATH', '')}"
+        base["PYTHONPATH"] = str(self.workdir)
+        base[container.ROOT_VARIABLE] = str(spec.root)
+        return base
+
+    def run(self, spec: Container, *, log: Path, timeout: float) -> int:
+        with open(log, "ab") as out:
+            out.write(f"$ {' '.join(spec.command)}\n".encode())
+            out.flush()
+            result = subprocess.run(
+                self.argv(spec),
+                env=self.environment(spec),
+                cwd=self.workdir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                timeout=timeout,
+                check=False,
+            )
+        return result.returncode
+
+    def start(self, spec: Container, *, log: Path) -> subprocess.Popen:
+        """A long-running container (an endpoint), detached from this process's session."""
+        with open(log, "ab") as out:
+            return subprocess.Popen(
+                self.argv(spec),
+                env=self.environment(spec),
+                cwd=self.workdir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+
+@dataclass(frozen=True)
+class DockerLauncher:
+    """Runs the built image with `docker run`, SageMaker's way: /opt/ml mounted, the request's env."""
+
+    image: str
+    project: Path | None = None  # its settings (Pulumi.yaml, environments/) are mounted read-only
+    docker: str = "docker"
+
+    def argv(self, spec: Container, *, name: str = "") -> list[str]:
+        (spec.root / "opt" / "ml").mkdir(parents=True, exist_ok=True)
+        out = [self.docker, "run", "--rm", "--init"]
+        if name:
+            out += ["--name", name]
+        # Files the job writes belong to the caller, so they can be read and removed afterwards.
+        out += ["--user", f"{os.getuid()}:{os.getgid()}"] if hasattr(os, "getuid") else []
+        out += ["--network", "none" if spec.network_isolation else "host"]
+        out += ["--volume", f"{spec.root / 'opt' / 'ml'}:/opt/ml"]
+        if self.project is not None:  # a local endpoint reads its environment's settings (feature store)
+            for part in ("Pulumi.yaml", "environments"):
+                if (self.project / part).exists():
+                    out += ["--volume", f"{self.project / part}:{runtime.IMAGE_WORKDIR}/{part}:ro"]
+        for key, value in sorted({**_aws(spec), **spec.environment}.items()):
+            out += ["--env", f"{key}={value}"]
+        if spec.entrypoint is not None:
+            out += ["--entrypoint", spec.entrypoint[0], self.image, *spec.entrypoint[1:], *spec.arguments]
+        else:
+            out += [self.image, *spec.arguments]
+        return out
+
+    def run(self, spec: Container, *, log: Path, timeout: float) -> int:
+        with open(log, "ab") as out:
+            argv = self.argv(spec)
+            out.write(f"$ {' '.join(argv)}\n".encode())
+            out.flush()
+            result = subprocess.run(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                timeout=timeout,
+                check=False,
+            )
+        return result.returncode
+
+    def start(self, spec: Container, *, log: Path, name: str) -> subprocess.Popen:
+        """The endpoint in the foreground of a `docker run` process (stopping it stops the container)."""
+        argv = self.argv(spec, name=name)
+        with open(log, "ab") as out:
+            out.write(f"$ {' '.join(argv)}\n".encode())
+            out.flush()
+            return subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+
+
+Launcher = VenvLauncher | DockerLauncher
+
+
+def launcher_for(workdir: Path, environ: Mapping[str, str] | None = None) -> Launcher:
+    """Docker when `MLOPS_CONTAINER_IMAGE` names a built image, else the project's `.venv`."""
+    image = (os.environ if environ is None else environ).get(IMAGE_VARIABLE, "")
+    if not image:
+        return VenvLauncher(workdir)
+    if shutil.which("docker") is None:
+        raise RuntimeError(
+            f"{IMAGE_VARIABLE}={image}: running the image needs Docker, and `docker` is not on PATH"
+        )
+    return DockerLauncher(image, project=workdir)
