@@ -15,6 +15,7 @@ import pulumi_aws as aws
 from infra.components.cicd import Cicd, CicdArgs
 from infra.components.feature_store import FeatureStore, FeatureStoreArgs
 from infra.components.monitoring import Monitoring, MonitoringArgs, NativeModelMonitor, NativeModelMonitorArgs
+from infra.components.runtime import Runtime, RuntimeArgs
 from infra.components.serving import Serving, ServingArgs
 from infra.components.storage import Storage, StorageArgs
 from infra.components.training import Training, TrainingArgs
@@ -22,13 +23,13 @@ from infra.plans import github as gh
 from infra.plans import images
 from infra.plans.iam import glue_database_name
 from infra.plans.tags import tags as tags_for
-from mlops_kit import naming, project
+from mlops_kit import naming, project, runtime
 from mlops_kit.settings import Settings
 
 
 def build(settings: Settings, root: Path) -> dict[str, Any]:
     """Declare every resource of the environment; returns the stack outputs."""
-    from mlops_kit import pipeline  # the lead's pipeline module: definition JSON and the code bundle
+    from mlops_kit import pipeline  # the pipeline definition JSON (imports the sagemaker SDK: slow)
 
     tags = tags_for(settings)
     account_id = aws.get_caller_identity_output().account_id
@@ -53,6 +54,22 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
         ),
     )
 
+    image_repository = naming.image_repository(settings)
+    runtime_image = Runtime(
+        f"{settings.prefix}-runtime",
+        RuntimeArgs(
+            region=settings.region,
+            account_id=account_id,
+            repository_name=image_repository,
+            root=root,
+            image_tag=runtime.image_tag(root),
+            kms_key_arn=storage.kms_key_arn,
+            force_delete=settings.storage.force_destroy,
+            keep_tagged_images=images.KEEP_TAGGED_IMAGES,
+            tags=tags,
+        ),
+    )
+
     def definition(**context: Any) -> str:
         ctx = pipeline.PipelineContext(region=settings.region, **context)
         return pipeline.definition_json(settings, ctx)
@@ -69,7 +86,9 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
             model_package_group=naming.model_package_group(settings),
             pipeline_name=naming.pipeline(settings),
             glue_database=glue_database_name(settings.prefix),
-            code=pipeline.code_bundle(root),
+            image_repository=image_repository,
+            image_uri=runtime_image.image_uri,
+            image_pushed=(runtime_image,),
             definition=definition,
             retrain_schedule=settings.training.retrain_schedule,
             reader_accounts=tuple(settings.training.reader_accounts),
@@ -107,8 +126,8 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
             kms_key_arn=storage.kms_key_arn,
             capture_bucket=storage.buckets["capture"],
             monitoring_bucket=storage.buckets["monitoring"],
-            code_uri=training.code_uri,
-            image_uri=images.sklearn(settings.region, settings.training.sklearn_version),
+            image_uri=runtime_image.image_uri,
+            image_pushed=(runtime_image,),
             instance_type=settings.monitoring.instance_type,
             schedule=settings.monitoring.schedule,
             drift_threshold=settings.monitoring.drift_threshold,
@@ -174,6 +193,7 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
             oidc_provider_arn=settings.cicd.oidc_provider_arn,
             deploy_role_name=naming.deploy_role(settings),
             preview_role_name=naming.preview_role(settings),
+            image_repository=image_repository,
             state_backend=settings.cicd.state_backend,
             secrets_provider=settings.cicd.secrets_provider,
             manage_github=settings.cicd.manage_github,
@@ -195,7 +215,8 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
         "execution_role_arn": training.role_arn,
         "pipeline_name": training.pipeline_name,
         "model_package_group": training.model_package_group_name,
-        "code_uri": training.code_uri,
+        "image_uri": runtime_image.image_uri,
+        "image_repository_url": runtime_image.repository_url,
         "feature_groups": features.feature_groups,
         "monitoring_pipeline_name": monitoring.pipeline_name,
         "alarm_topic_arn": monitoring.topic_arn,

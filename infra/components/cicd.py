@@ -30,6 +30,7 @@ class CicdArgs:
     oidc_provider_arn: str  # empty: create the provider
     deploy_role_name: str
     preview_role_name: str
+    image_repository: str  # the runtime image's ECR repository: the deploy role pushes to it
     state_backend: str
     secrets_provider: str
     manage_github: bool
@@ -80,6 +81,7 @@ class Cicd(pulumi.ComponentResource):
                     iam.deploy_policy(
                         scope(account),
                         environment=args.environment,
+                        image_repository=args.image_repository,
                         state_backend=args.state_backend,
                         secrets_provider=args.secrets_provider,
                         manages_oidc_provider=not args.oidc_provider_arn,
@@ -108,6 +110,7 @@ class Cicd(pulumi.ComponentResource):
                 lambda account: json.dumps(
                     iam.preview_policy(
                         scope(account),
+                        image_repository=args.image_repository,
                         state_backend=args.state_backend,
                         secrets_provider=args.secrets_provider,
                     )

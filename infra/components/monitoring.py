@@ -1,7 +1,7 @@
-"""Monitoring: the kit's monitor as a scheduled one-step SageMaker pipeline over captured requests
-(reports to the monitoring bucket), a CloudWatch alarm on its drift metric, a KMS-encrypted SNS topic,
-retraining when drift fires, and a dashboard. `NativeModelMonitor` is the opt-in Amazon SageMaker Model
-Monitor alternative (closed to new customers, hence not the default)."""
+"""Monitoring: the kit's monitor as a scheduled one-step SageMaker pipeline over captured requests, run in
+the project's runtime image (reports to the monitoring bucket), a CloudWatch alarm on its drift metric, a
+KMS-encrypted SNS topic, retraining when drift fires, and a dashboard. `NativeModelMonitor` is the opt-in
+Amazon SageMaker Model Monitor alternative (closed to new customers, hence not the default)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ class MonitoringArgs:
     kms_key_arn: pulumi.Input[str]
     capture_bucket: pulumi.Input[str]
     monitoring_bucket: pulumi.Input[str]
-    code_uri: pulumi.Input[str]
-    image_uri: str
+    image_uri: pulumi.Input[str]  # the project's runtime image
+    image_pushed: tuple[pulumi.Resource, ...]  # what pushes that image: the pipeline waits for it
     instance_type: str
     schedule: str
     drift_threshold: float
@@ -67,18 +67,17 @@ class Monitoring(pulumi.ComponentResource):
             )
 
         definition = pulumi.Output.all(
-            args.role_arn, args.kms_key_arn, args.capture_bucket, args.monitoring_bucket, args.code_uri
+            args.role_arn, args.kms_key_arn, args.capture_bucket, args.monitoring_bucket, args.image_uri
         ).apply(
             lambda v: plan.pipeline_definition(
                 endpoint=args.endpoint_name,
                 role_arn=v[0],
-                image_uri=args.image_uri,
+                image_uri=v[4],
                 instance_type=args.instance_type,
                 kms_key_arn=v[1],
                 capture_uri=endpoint_capture_uri(v[2], args.endpoint_name),
                 baseline_uri=plan.baseline_uri(v[3], args.endpoint_name),
                 reports_uri=plan.reports_uri(v[3], args.endpoint_name),
-                code_uri=v[4],
                 drift_threshold=args.drift_threshold,
             )
         )
@@ -90,7 +89,7 @@ class Monitoring(pulumi.ComponentResource):
             role_arn=args.role_arn,
             pipeline_definition=definition,
             tags=args.tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.image_pushed)),
         )
 
         started = [pipeline.arn] + ([args.training_pipeline_arn] if args.retrain_on_drift else [])

@@ -1,29 +1,20 @@
-"""Training: the SageMaker execution role (least privilege), the model package group (shared with reader
-accounts when the settings list any), the step code published as a content-addressed S3 object, the
-SageMaker pipeline whose definition comes from the project's `pipelines/definition.py`, and an optional
-retraining schedule."""
+"""Training: the SageMaker execution role (least privilege, pulling only the environment's own runtime
+image), the model package group (shared with reader accounts when the settings list any), the SageMaker
+pipeline whose definition comes from the project's `pipelines/definition.py` and runs every step in the
+project's runtime image, and an optional retraining schedule."""
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import pulumi
 import pulumi_aws as aws
 
 from infra.plans import iam
 
-
-class CodeBundle(Protocol):
-    data: bytes
-    sha256: str
-    key: str  # code/<sha256>.tar.gz
-
-
-# keyword arguments: role_arn, account_id, buckets (purpose -> name), model_package_group, code_uri,
+# keyword arguments: role_arn, account_id, buckets (purpose -> name), model_package_group, image_uri,
 # kms_key_arn: the fields of `mlops_kit.pipeline.PipelineContext` the platform provides
 DefinitionBuilder = Callable[..., str]
 
@@ -39,7 +30,9 @@ class TrainingArgs:
     model_package_group: str
     pipeline_name: str
     glue_database: pulumi.Input[str]
-    code: CodeBundle
+    image_repository: str  # the ECR repository the jobs pull the runtime image from, and nothing else
+    image_uri: pulumi.Input[str]  # the project's runtime image, by its content-hash tag
+    image_pushed: tuple[pulumi.Resource, ...]  # what pushes that image: the pipeline waits for it
     definition: DefinitionBuilder
     retrain_schedule: str  # empty: no schedule
     reader_accounts: tuple[str, ...]
@@ -53,7 +46,7 @@ class Training(pulumi.ComponentResource):
         super().__init__("mlops:training:Training", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         if "artifacts" not in args.buckets:
-            raise ValueError(f"Training {name}: needs an artifacts bucket for the step code")
+            raise ValueError(f"Training {name}: needs an artifacts bucket for the models and evaluations")
 
         role = aws.iam.Role(
             f"{name}-execution-role",
@@ -78,6 +71,7 @@ class Training(pulumi.ComponentResource):
                         kms_key_arn=v[3],
                         model_package_group=args.model_package_group,
                         glue_database=v[4],
+                        image_repository=args.image_repository,
                     )
                 )
             ),
@@ -101,26 +95,12 @@ class Training(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=group),
             )
 
-        # Content-addressed: the key is the hash, so unchanged code is no change in a preview.
-        code = aws.s3.BucketObjectv2(
-            f"{name}-code",
-            bucket=args.buckets["artifacts"],
-            key=args.code.key,
-            content_base64=base64.b64encode(args.code.data).decode("ascii"),
-            content_type="application/gzip",
-            server_side_encryption="aws:kms",
-            kms_key_id=args.kms_key_arn,
-            tags={**args.tags, "sha256": args.code.sha256},
-            opts=child,
-        )
-        self.code_uri = pulumi.Output.format("s3://{0}/{1}", code.bucket, code.key)
-
         buckets = pulumi.Output.all(**{p: pulumi.Output.from_input(b) for p, b in args.buckets.items()})
         definition = pulumi.Output.all(
             role_arn=role.arn,
             account_id=args.account_id,
             buckets=buckets,
-            code_uri=self.code_uri,
+            image_uri=args.image_uri,
             kms_key_arn=args.kms_key_arn,
         ).apply(
             lambda v: args.definition(
@@ -128,7 +108,7 @@ class Training(pulumi.ComponentResource):
                 account_id=v["account_id"],
                 buckets=dict(v["buckets"]),
                 model_package_group=args.model_package_group,
-                code_uri=v["code_uri"],
+                image_uri=v["image_uri"],
                 kms_key_arn=v["kms_key_arn"],
             )
         )
@@ -140,7 +120,8 @@ class Training(pulumi.ComponentResource):
             role_arn=role.arn,
             pipeline_definition=definition,
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, code, group]),
+            # never created or updated before the image it names is in the registry
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, group, *args.image_pushed]),
         )
 
         if args.retrain_schedule:
@@ -184,6 +165,5 @@ class Training(pulumi.ComponentResource):
                 "role_arn": self.role_arn,
                 "pipeline_name": self.pipeline_name,
                 "model_package_group": self.model_package_group_name,
-                "code_uri": self.code_uri,
             }
         )

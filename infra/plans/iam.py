@@ -173,10 +173,11 @@ def execution_role_policy(
     kms_key_arn: str,
     model_package_group: str,
     glue_database: str,
+    image_repository: str,
 ) -> Document:
     """The SageMaker execution role: its buckets, its key, its model package group, its feature groups,
-    its jobs, its logs, image pulls, and the monitor's metrics. Jobs that SageMaker Pipelines creates get
-    generated names, so job ARNs are scoped by type, not by name."""
+    its jobs, its logs, pulls of the environment's own runtime image, and the monitor's metrics. Jobs that
+    SageMaker Pipelines creates get generated names, so job ARNs are scoped by type, not by name."""
     sm = scope.arn
     return document(
         statement(
@@ -268,10 +269,11 @@ def execution_role_policy(
             [sm("logs", "log-group:/aws/sagemaker/*")],
             sid="Logs",
         ),
+        # GetAuthorizationToken has no resource-level permission; the token alone pulls nothing
         statement(["ecr:GetAuthorizationToken"], ["*"], sid="RegistryLogin"),
         statement(
             ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-            [f"arn:{scope.partition}:ecr:{scope.region}:*:repository/*"],
+            [image_repository_arn(scope, image_repository)],
             sid="ImagePulls",
         ),
         statement(
@@ -287,6 +289,13 @@ def execution_role_policy(
             condition={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
         ),
     )
+
+
+def image_repository_arn(scope: Scope, repository: str) -> str:
+    """The environment's own ECR repository: the only one its roles pull from or push to."""
+    if not repository or "*" in repository or "?" in repository:
+        raise ValueError(f"image repository must be a plain name, got {repository!r}")
+    return scope.arn("ecr", f"repository/{repository}")
 
 
 def start_pipelines_policy(pipeline_arns: Sequence[str]) -> Document:
@@ -351,12 +360,14 @@ def deploy_policy(
     scope: Scope,
     *,
     environment: str,
+    image_repository: str,
     state_backend: str = "",
     secrets_provider: str = "",
     manages_oidc_provider: bool = True,
 ) -> Document:
     """What `pulumi up` needs for one environment: full control of resources named `<prefix>-*` (or
-    tagged with the environment, for KMS keys whose ARNs carry no name), and nothing else.
+    tagged with the environment, for KMS keys whose ARNs carry no name), its own image repository (manage
+    it, push the runtime image to it), and nothing else.
 
     The role can change roles under its own prefix, itself included; that is inherent to a stack that
     manages its own deploy role, and why the first `pulumi up` is run by an administrator."""
@@ -376,6 +387,37 @@ def deploy_policy(
             [arn("kms", f"alias/{p}*"), arn("kms", "key/*")],
             sid="KeyAliases",
         ),
+        # ManageTaggedKeys above also covers what an encrypted repository needs of the key (DescribeKey,
+        # CreateGrant, RetireGrant): ECR encrypts the layers through a grant the creator makes
+        statement(
+            [
+                "ecr:CreateRepository",
+                "ecr:DescribeRepositories",
+                "ecr:DeleteRepository",
+                "ecr:PutLifecyclePolicy",
+                "ecr:GetLifecyclePolicy",
+                "ecr:DeleteLifecyclePolicy",
+                "ecr:TagResource",
+                "ecr:UntagResource",
+                "ecr:ListTagsForResource",
+                "ecr:PutImageScanningConfiguration",
+                "ecr:PutImageTagMutability",
+                # push the runtime image
+                "ecr:InitiateLayerUpload",
+                "ecr:UploadLayerPart",
+                "ecr:CompleteLayerUpload",
+                "ecr:PutImage",
+                "ecr:BatchCheckLayerAvailability",
+                "ecr:BatchGetImage",
+                "ecr:GetDownloadUrlForLayer",
+                "ecr:DescribeImages",
+                # a replaced image is deleted by digest, and force_delete empties the repository first
+                "ecr:BatchDeleteImage",
+            ],
+            [image_repository_arn(scope, image_repository)],
+            sid="ImageRepository",
+        ),
+        statement(["ecr:GetAuthorizationToken"], ["*"], sid="RegistryLogin"),
         statement(["sagemaker:*"], [arn("sagemaker", f"*/{p}-*")], sid="SageMaker"),
         statement(["sagemaker:List*", "sagemaker:Search"], ["*"], sid="SageMakerLists"),
         statement(
@@ -465,10 +507,20 @@ def deploy_policy(
     return document(*statements)
 
 
-def preview_policy(scope: Scope, *, state_backend: str = "", secrets_provider: str = "") -> Document:
+def preview_policy(
+    scope: Scope, *, image_repository: str, state_backend: str = "", secrets_provider: str = ""
+) -> Document:
     """What `pulumi preview` on a pull request needs: read what the stack manages, and its state."""
     p = scope.prefix
     statements = [
+        statement(
+            ["ecr:Describe*", "ecr:List*", "ecr:Get*"],
+            [image_repository_arn(scope, image_repository)],
+            sid="ReadImageRepository",
+        ),
+        # the program asks for a registry token (aws.ecr.get_authorization_token) in a preview too; the
+        # token cannot push: pushes need the repository's upload permissions, which this role lacks
+        statement(["ecr:GetAuthorizationToken"], ["*"], sid="RegistryLogin"),
         statement(
             ["s3:Get*", "s3:List*"],
             [f"arn:{scope.partition}:s3:::{p}-*", f"arn:{scope.partition}:s3:::{p}-*/*"],

@@ -5,7 +5,8 @@ The kit's monitor runs as a one-step SageMaker pipeline that EventBridge Schedul
 (rather than a Scheduler universal target calling CreateProcessingJob directly) because a pipeline gives
 each run a unique job name, an execution history and retries without templating the request, its
 parameters (capture and baseline locations) can be overridden per run, and the kit's local executor
-runs the very same definition on the embedded default.
+runs the very same definition on the embedded default. The step runs the project's runtime image with
+the monitor's module as its entry point: nothing is downloaded or installed when the job starts.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 from typing import Any
 
 from infra.plans.serving import VARIANT, AlarmSpec
+from mlops_kit import container
 
 NAMESPACE = "mlops-kit/monitoring"
 DRIFT_METRIC = "drift_score"
@@ -22,7 +24,6 @@ FEATURE_METRIC = "feature_psi"
 JOB_MODULE = "mlops_kit.monitoring.job"
 BASELINE_DIR = "/opt/ml/processing/baseline"
 CAPTURE_DIR = "/opt/ml/processing/input/capture"
-CODE_DIR = "/opt/ml/processing/input/code"
 OUTPUT_DIR = "/opt/ml/processing/output"
 
 
@@ -35,17 +36,6 @@ def reports_uri(monitoring_bucket: str, endpoint: str) -> str:
     return f"s3://{monitoring_bucket}/{endpoint}/reports"
 
 
-def entrypoint(code_archive: str) -> list[str]:
-    """Unpack the published code bundle (processing inputs are not unpacked) and run the kit's monitor
-    through the bundle's `bootstrap.sh`, as every processing step of the kit does."""
-    return [
-        "/bin/sh",
-        "-c",
-        f'mkdir -p /tmp/code && tar -xzf "{CODE_DIR}/{code_archive}" -C /tmp/code'
-        f" && cd /tmp/code && exec bash bootstrap.sh {JOB_MODULE}",
-    ]
-
-
 def pipeline_definition(
     *,
     endpoint: str,
@@ -56,11 +46,11 @@ def pipeline_definition(
     capture_uri: str,
     baseline_uri: str,
     reports_uri: str,
-    code_uri: str,
     drift_threshold: float,
 ) -> str:
     """The monitoring pipeline's definition JSON: one Processing step whose arguments are a
-    CreateProcessingJob request (without the name, which SageMaker Pipelines generates)."""
+    CreateProcessingJob request (without the name, which SageMaker Pipelines generates), running the
+    kit's monitor (`JOB_MODULE`) in the project's runtime image `image_uri`."""
 
     def s3_input(name: str, uri: Any, local: str, data_type: str) -> dict:
         return {
@@ -74,7 +64,6 @@ def pipeline_definition(
             },
         }
 
-    code_archive = code_uri.rsplit("/", 1)[-1]
     arguments = {
         "ProcessingResources": {
             "ClusterConfig": {
@@ -84,12 +73,14 @@ def pipeline_definition(
                 "VolumeKmsKeyId": kms_key_arn,
             }
         },
-        "AppSpecification": {"ImageUri": image_uri, "ContainerEntrypoint": entrypoint(code_archive)},
+        "AppSpecification": {
+            "ImageUri": image_uri,
+            "ContainerEntrypoint": container.processing_command(JOB_MODULE),
+        },
         "RoleArn": role_arn,
         "ProcessingInputs": [
             s3_input("baseline", {"Get": "Parameters.BaselineUri"}, BASELINE_DIR, "S3Prefix"),
             s3_input("capture", {"Get": "Parameters.CaptureUri"}, CAPTURE_DIR, "S3Prefix"),
-            s3_input("code", code_uri, CODE_DIR, "S3Prefix"),
         ],
         "ProcessingOutputConfig": {
             "Outputs": [

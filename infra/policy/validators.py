@@ -25,6 +25,7 @@ ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 MANAGED_POLICY = "aws:iam/policy:Policy"
 KMS_KEY = "aws:kms/key:Key"
+IMAGE_REPOSITORY = "aws:ecr/repository:Repository"
 
 # Resources of the platform that take tags (the rule does not guess about others).
 TAGGED_TYPES = frozenset(
@@ -32,6 +33,7 @@ TAGGED_TYPES = frozenset(
         BUCKET,
         KMS_KEY,
         ROLE,
+        IMAGE_REPOSITORY,
         ENDPOINT_CONFIG,
         FEATURE_GROUP,
         "aws:sagemaker/endpoint:Endpoint",
@@ -115,6 +117,27 @@ def check_feature_group_kms(resource_type: str, props: Mapping[str, Any]) -> lis
     return out
 
 
+def check_image_repository(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """An image repository encrypts with a KMS key of its own, never moves a tag (a tag names one image's
+    content for the pipeline and the model packages) and scans every image pushed."""
+    if resource_type != IMAGE_REPOSITORY:
+        return []
+    out = []
+    encryption = [e for e in _list(props.get("encryptionConfigurations")) if isinstance(e, Mapping)]
+    if not encryption or any(e.get("encryptionType") != "KMS" for e in encryption):
+        kinds = [e.get("encryptionType") for e in encryption] or ["AES256 (the default)"]
+        out.append(f"image repository must be encrypted with KMS, not {', '.join(map(str, kinds))}")
+    elif not all(e.get("kmsKey") for e in encryption):
+        out.append("image repository encryption names no KMS key")
+    if props.get("imageTagMutability") != "IMMUTABLE":
+        out.append(
+            f"image repository tags must be IMMUTABLE, not {props.get('imageTagMutability') or 'MUTABLE'}"
+        )
+    if (props.get("imageScanningConfiguration") or {}).get("scanOnPush") is not True:
+        out.append("image repository does not scan images on push")
+    return out
+
+
 def _statements(document: Any) -> list[dict[str, Any]]:
     return [s for s in _list(_doc(document).get("Statement")) if isinstance(s, Mapping)]
 
@@ -193,6 +216,11 @@ RESOURCE_RULES: tuple[Rule, ...] = (
         check_endpoint_capture,
     ),
     Rule("feature-group-kms", "Feature group offline and online stores use KMS.", check_feature_group_kms),
+    Rule(
+        "ecr-repository-hardened",
+        "Image repositories use KMS, immutable tags and scan on push.",
+        check_image_repository,
+    ),
     Rule("iam-no-star-on-star", "No IAM policy allows * actions on * resources.", check_no_star_on_star),
     Rule(
         "github-oidc-trust-pinned", "GitHub OIDC roles are pinned to one repository.", check_oidc_trust_pinned

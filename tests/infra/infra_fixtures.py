@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from mlops_kit import infra_plan, settings
+from mlops_kit import infra_plan, runtime, settings
 from mlops_kit.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,14 +27,22 @@ def serving_files() -> dict[str, str]:
 
 
 def make_root(tmp: Path, files: dict[str, str], *, copy_code: bool = False) -> Path:
-    """A project root sharing this repository's program, kit and pipelines, with extra settings files."""
+    """A project root sharing this repository's program, kit, pipelines and runtime image sources (the
+    Dockerfile and what it copies), with extra settings files."""
     shutil.copy(ROOT / "Pulumi.yaml", tmp / "Pulumi.yaml")
     (tmp / "infra").symlink_to(ROOT / "infra")
-    for folder in ("pipelines", "src"):
-        if copy_code:  # a snapshot: the code bundle cannot change under the test
-            shutil.copytree(ROOT / folder, tmp / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    tops = {"pipelines", "src"} | {
+        Path(s).parts[0] for s in runtime.copied_sources(ROOT / runtime.DOCKERFILE)
+    }
+    for top in sorted(tops):
+        source = ROOT / top
+        if source.is_file():
+            shutil.copy(source, tmp / top)
+        elif copy_code:  # a snapshot: the image tag cannot change under the test
+            shutil.copytree(source, tmp / top, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         else:
-            (tmp / folder).symlink_to(ROOT / folder)
+            (tmp / top).symlink_to(source)
+    shutil.copy(ROOT / runtime.DOCKERFILE, tmp / runtime.DOCKERFILE)
     (tmp / "environments").mkdir()
     for name in SHIPPED:
         shutil.copy(

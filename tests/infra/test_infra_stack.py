@@ -3,13 +3,20 @@ rules holding, and environments that differ only through their settings."""
 
 from __future__ import annotations
 
+import os
+
 import json
+import re
+from pathlib import Path
+from typing import Any
 
 import pytest
-from infra_fixtures import APPROVED, SHIPPED, load, make_root, planned, with_changes
+from infra_fixtures import APPROVED, ROOT, SHIPPED, load, make_root, planned, with_changes
 
+from infra.plans import images
 from infra.policy import validators
-from mlops_kit import infra_plan, naming
+from mlops_kit import infra_plan, naming, runtime
+from mlops_kit import settings as settings_mod
 
 CORE = {
     "aws:kms/key:Key": 1,
@@ -24,7 +31,13 @@ CORE = {
     "aws:sns/topic:Topic": 1,
     "aws:cloudwatch/dashboard:Dashboard": 1,
     "aws:iam/role:Role": 4,  # execution, monitoring invoker, deploy, preview
+    "aws:ecr/repository:Repository": 1,
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": 1,
+    "docker-build:index:Image": 1,
 }
+REPOSITORY = "aws:ecr/repository:Repository"
+IMAGE = "docker-build:index:Image"
+PIPELINE = "aws:sagemaker/pipeline:Pipeline"
 
 
 def stack_resources(plan: infra_plan.Plan) -> list[validators.StackResource]:
@@ -112,13 +125,169 @@ def test_approval_without_reviewers_is_refused_when_github_is_managed(tmp_path):
         infra_plan.plan("strict", root)
 
 
-def test_pipeline_definition_and_code_object_come_from_the_program():
-    plan = planned("staging")
-    pipeline = plan.one("aws:sagemaker/pipeline:Pipeline", "mlops-kit-staging-training-pipeline")
-    json.loads(pipeline.inputs["pipelineDefinition"])  # valid JSON, built from resolved outputs
-    code = plan.one("aws:s3/bucketObjectv2:BucketObjectv2", "mlops-kit-staging-training-code")
-    assert code.inputs["key"].startswith("code/") and code.inputs["key"].endswith(".tar.gz")
-    assert plan.outputs["code_uri"].endswith(code.inputs["key"])
+def project_image(env: str, root: Path = ROOT) -> str:
+    """What the pipeline definition must name: computed here from the kit's own functions."""
+    settings = settings_mod.load(env, root)
+    return runtime.image_uri(
+        infra_plan.PLACEHOLDER_ACCOUNT,
+        settings.region,
+        naming.image_repository(settings),
+        runtime.image_tag(root),
+    )
+
+
+@pytest.mark.parametrize("env", SHIPPED)
+def test_the_runtime_image_is_pushed_to_the_environments_own_hardened_repository(env):
+    plan, settings = planned(env), load(env)
+    prefix, expected = settings.prefix, project_image(env)
+    repository = plan.one(REPOSITORY, f"{prefix}-runtime-repository").inputs
+    assert repository["name"] == naming.image_repository(settings)
+    assert repository["encryptionConfigurations"] == [
+        {"encryptionType": "KMS", "kmsKey": plan.outputs["kms_key_arn"]}  # the environment's own key
+    ]
+    assert repository["imageTagMutability"] == "IMMUTABLE"
+    assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
+    assert repository["forceDelete"] is settings.storage.force_destroy
+    lifecycle = plan.one("aws:ecr/lifecyclePolicy:LifecyclePolicy", f"{prefix}-runtime-lifecycle").inputs
+    assert lifecycle["repository"] == repository["name"]
+    assert json.loads(lifecycle["policy"]) == images.lifecycle_policy(images.KEEP_TAGGED_IMAGES)
+
+    image = plan.one(IMAGE, f"{prefix}-runtime-image")
+    assert image.inputs["push"] is True
+    assert image.inputs["tags"] == [expected]
+    assert image.inputs["context"] == {"location": os.path.relpath(ROOT)}
+    assert image.inputs["dockerfile"] == {"location": os.path.relpath(ROOT / runtime.DOCKERFILE)}
+    assert plan.outputs["image_uri"] == expected
+    assert plan.outputs["image_repository_url"] == expected.rsplit(":", 1)[0]
+    # the code travels in the image: nothing is uploaded to S3 for the jobs
+    assert plan.of_type("aws:s3/bucketObjectv2:BucketObjectv2") == []
+    assert "code_uri" not in plan.outputs
+    # no pipeline is created (or updated) before the image it names is in the registry
+    for name in (f"{prefix}-training-pipeline", f"{prefix}-monitoring-pipeline"):
+        assert image.urn in plan.one(PIPELINE, name).dependencies, name
+
+
+_ECR = re.compile(
+    r"(?P<host>\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?)"
+    r"(?P<path>/[\w./-]+(?::[\w.-]+)?(?:@sha256:[0-9a-f]{64})?)?"
+)
+
+
+def strings(value: Any):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from strings(v)
+
+
+def image_references(plan: infra_plan.Plan) -> list[tuple[str, str]]:
+    """(resource type, reference) for every ECR image or registry named anywhere in the inputs."""
+    found = []
+    for resource in plan.custom:
+        for text in strings(resource.inputs):
+            matches = list(_ECR.finditer(text))
+            assert len(matches) == text.count(".dkr.ecr."), (resource.name, text[:200])
+            found += [(resource.type, m.group(0)) for m in matches]
+    return found
+
+
+def check_only_the_project_image(plan: infra_plan.Plan, env: str, root: Path = ROOT) -> None:
+    settings = settings_mod.load(env, root)
+    expected = project_image(env, root)
+    registry = expected.split("/", 1)[0]
+    native = images.model_monitor(settings.region)
+    references = image_references(plan)
+    by_type: dict[str, set[str]] = {}
+    for type_, reference in references:
+        by_type.setdefault(type_, set()).add(reference)
+        if reference == native:  # the opt-in native Model Monitor, and only its job definition
+            assert settings.monitoring.native_model_monitor, (env, type_)
+            assert type_ == "aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition"
+        elif "/" in reference:
+            assert reference == expected, (env, type_, reference)
+        else:
+            assert reference == registry, (env, type_, reference)  # the registry the image is pushed to
+    # every place that runs code names the image: both pipelines and the image itself
+    assert by_type[PIPELINE] == {expected}
+    assert expected in by_type[IMAGE]
+    pipelines = {r.name: json.loads(r.inputs["pipelineDefinition"]) for r in plan.of_type(PIPELINE)}
+    for name, definition in pipelines.items():
+        assert expected in json.dumps(definition), name
+
+
+@pytest.mark.parametrize("env", SHIPPED)
+def test_a_shipped_environment_references_no_image_but_the_projects(env):
+    check_only_the_project_image(planned(env), env)
+
+
+@pytest.mark.parametrize("env", ["devserving", "prodserving"])
+def test_a_serving_environment_references_no_image_but_the_projects(serving_root, env):
+    plan = planned(env, serving_root)
+    check_only_the_project_image(plan, env, serving_root)
+    settings = settings_mod.load(env, serving_root)
+    native = images.model_monitor(settings.region)
+    assert (native in {ref for _, ref in image_references(plan)}) is settings.monitoring.native_model_monitor
+
+
+def test_the_monitoring_job_runs_the_project_image_with_no_code_input():
+    plan, settings = planned("staging"), load("staging")
+    definition = json.loads(
+        plan.one(PIPELINE, f"{settings.prefix}-monitoring-pipeline").inputs["pipelineDefinition"]
+    )
+    (step,) = definition["Steps"]
+    assert step["Arguments"]["AppSpecification"] == {
+        "ImageUri": project_image("staging"),
+        "ContainerEntrypoint": ["python3", "-m", "mlops_kit.monitoring.job"],
+    }
+    assert [i["InputName"] for i in step["Arguments"]["ProcessingInputs"]] == ["baseline", "capture"]
+
+
+@pytest.mark.parametrize("env", SHIPPED)
+def test_every_role_touches_only_the_environments_own_image_repository(env):
+    """The execution role pulls, the deploy role pushes, the preview role reads: one repository, this
+    account and region; only the registry login (which IAM cannot scope) is on `*`."""
+    plan, settings = planned(env), load(env)
+    own = (
+        f"arn:aws:ecr:{settings.region}:{infra_plan.PLACEHOLDER_ACCOUNT}:"
+        f"repository/{naming.image_repository(settings)}"
+    )
+    for name in ("training-execution-policy", "cicd-deploy-policy", "cicd-preview-policy"):
+        policy = json.loads(
+            plan.one("aws:iam/rolePolicy:RolePolicy", f"{settings.prefix}-{name}").inputs["policy"]
+        )
+        ecr = [s for s in policy["Statement"] if any(a.startswith("ecr:") for a in s["Action"])]
+        assert ecr, name
+        for stmt in ecr:
+            if stmt["Resource"] == ["*"]:
+                assert stmt["Action"] == ["ecr:GetAuthorizationToken"], (name, stmt)
+            else:
+                assert stmt["Resource"] == [own], (name, stmt)
+
+
+def test_the_same_sources_give_the_same_image_and_definition_and_a_change_gives_new_ones(tmp_path):
+    """Preview shows no change when nothing changed, and a change to the image's sources is a change."""
+    root = make_root(tmp_path, {}, copy_code=True)
+
+    def image_and_definition() -> tuple[str, str]:
+        plan = infra_plan.plan("dev", root)
+        (tag,) = plan.one(IMAGE, "mlops-kit-dev-runtime-image").inputs["tags"]
+        return tag, plan.one(PIPELINE, "mlops-kit-dev-training-pipeline").inputs["pipelineDefinition"]
+
+    first, again = image_and_definition(), image_and_definition()
+    assert first == again
+    assert first[0] == project_image("dev", root)
+    assert first[0] in first[1]
+
+    (root / "pipelines" / "__init__.py").write_text(
+        (root / "pipelines" / "__init__.py").read_text() + "\n# a change to the code\n"
+    )
+    changed = image_and_definition()
+    assert changed[0] != first[0] and changed[0] == project_image("dev", root)
+    assert changed[1] != first[1] and changed[0] in changed[1]
 
 
 def test_plans_are_deterministic(tmp_path):

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
+import os
+from pathlib import Path
 
 import pytest
 
 from infra.components.cicd import Cicd, CicdArgs
 from infra.components.feature_store import FeatureStore, FeatureStoreArgs
 from infra.components.monitoring import Monitoring, MonitoringArgs, NativeModelMonitor, NativeModelMonitorArgs
+from infra.components.runtime import Runtime, RuntimeArgs
 from infra.components.serving import Serving, ServingArgs
 from infra.components.storage import Storage, StorageArgs
 from infra.components.training import Training, TrainingArgs
+from infra.plans import images
 from infra.plans.github import Reviewer
-from mlops_kit import infra_plan
+from infra.policy import validators
+from mlops_kit import infra_plan, runtime
 from mlops_kit.features import Feature, FeatureGroup, FeatureType
 from mlops_kit.naming import BUCKET_PURPOSES
 
@@ -23,6 +27,10 @@ TAGS = {"project": "p", "environment": "e", "owner": "o"}
 KEY = "arn:aws:kms:us-east-1:123456789012:key/k"
 ROLE = "arn:aws:iam::123456789012:role/p-e-sagemaker"
 BUCKETS = {p: f"p-e-{p}-123456789012" for p in BUCKET_PURPOSES}
+REPOSITORY = "p-e-runtime"
+TAG = "0123456789abcdef0123456789abcdef"
+IMAGE = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{REPOSITORY}:{TAG}"
+REPOSITORY_ARN = f"arn:aws:ecr:us-east-1:123456789012:repository/{REPOSITORY}"
 
 
 def run(build):
@@ -137,22 +145,12 @@ def test_feature_store_refuses_a_group_without_a_name():
         run(lambda: FeatureStore("fs", feature_args(group_names={})))
 
 
-@dataclasses.dataclass(frozen=True)
-class Bundle:
-    data: bytes = b"code"
-    sha256: str = hashlib.sha256(b"code").hexdigest()
-
-    @property
-    def key(self) -> str:
-        return f"code/{self.sha256}.tar.gz"
-
-
 def training_args(**changes) -> tuple[TrainingArgs, list]:
     calls: list = []
 
     def definition(**context) -> str:
         calls.append(context)
-        return json.dumps({"Steps": [], "Role": context["role_arn"], "Code": context["code_uri"]})
+        return json.dumps({"Steps": [], "Role": context["role_arn"], "Image": context["image_uri"]})
 
     args = TrainingArgs(
         prefix="p-e",
@@ -164,7 +162,9 @@ def training_args(**changes) -> tuple[TrainingArgs, list]:
         model_package_group="p-e-models",
         pipeline_name="p-e-training",
         glue_database="p_e_features",
-        code=Bundle(),
+        image_repository=REPOSITORY,
+        image_uri=IMAGE,
+        image_pushed=(),
         definition=definition,
         retrain_schedule="rate(7 days)",
         reader_accounts=("222222222222",),
@@ -173,19 +173,17 @@ def training_args(**changes) -> tuple[TrainingArgs, list]:
     return dataclasses.replace(args, **changes), calls
 
 
-def test_training_publishes_code_by_content_and_builds_the_definition_from_outputs():
+def test_training_builds_the_definition_from_outputs_and_uploads_no_code():
     args, calls = training_args()
-    plan = run(lambda: {"code_uri": Training("tr", args).code_uri})
-    code = plan.one("aws:s3/bucketObjectv2:BucketObjectv2", "tr-code").inputs
-    assert code["key"] == Bundle().key
-    assert code["bucket"] == BUCKETS["artifacts"]
-    assert code["serverSideEncryption"] == "aws:kms" and code["kmsKeyId"] == KEY
+    plan = run(lambda: {"pipeline": Training("tr", args).pipeline_name})
+    assert plan.of_type("aws:s3/bucketObjectv2:BucketObjectv2") == []  # the code is in the image
     pipeline = plan.one("aws:sagemaker/pipeline:Pipeline", "tr-pipeline").inputs
     definition = json.loads(pipeline["pipelineDefinition"])
     assert definition["Role"] == "arn:aws:iam::123456789012:role/p-e-sagemaker"
-    assert definition["Code"] == f"s3://{BUCKETS['artifacts']}/{Bundle().key}"
+    assert definition["Image"] == IMAGE
     (context,) = calls
     assert context["buckets"] == BUCKETS and context["model_package_group"] == "p-e-models"
+    assert "code_uri" not in context
     readers = plan.one(
         "aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy", "tr-model-packages-readers"
     )
@@ -195,7 +193,38 @@ def test_training_publishes_code_by_content_and_builds_the_definition_from_outpu
     assert schedule["target"]["arn"].endswith(":pipeline/p-e-training")
     trust = json.loads(plan.one("aws:iam/role:Role", "tr-execution-role").inputs["assumeRolePolicy"])
     assert trust["Statement"][0]["Principal"] == {"Service": ["sagemaker.amazonaws.com"]}
-    assert plan.outputs["code_uri"] == f"s3://{BUCKETS['artifacts']}/{Bundle().key}"
+    policy = json.loads(plan.one("aws:iam/rolePolicy:RolePolicy", "tr-execution-policy").inputs["policy"])
+    pulls = next(s for s in policy["Statement"] if s.get("Sid") == "ImagePulls")
+    assert pulls["Resource"] == [REPOSITORY_ARN]
+
+
+def test_training_pipeline_waits_for_the_image_push(tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+
+    def build():
+        image = Runtime("rt", runtime_args(tmp_path))
+        args, _ = training_args(image_uri=image.image_uri, image_pushed=(image,))
+        Training("tr", args)
+
+    plan = run(build)
+    pushed = plan.one("docker-build:index:Image", "rt-image")
+    pipeline = plan.one("aws:sagemaker/pipeline:Pipeline", "tr-pipeline")
+    assert pushed.urn in pipeline.dependencies
+    assert json.loads(pipeline.inputs["pipelineDefinition"])["Image"] == IMAGE
+
+
+def test_training_without_the_image_dependency_does_not_wait(tmp_path):
+    """The other side of the test above: the dependency comes from `image_pushed`, not from chance."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+
+    def build():
+        image = Runtime("rt", runtime_args(tmp_path))
+        args, _ = training_args(image_uri=image.image_uri, image_pushed=())
+        Training("tr", args)
+
+    plan = run(build)
+    pushed = plan.one("docker-build:index:Image", "rt-image")
+    assert pushed.urn not in plan.one("aws:sagemaker/pipeline:Pipeline", "tr-pipeline").dependencies
 
 
 def test_training_without_schedule_or_readers_declares_neither():
@@ -209,6 +238,80 @@ def test_training_refuses_buckets_without_artifacts():
     args, _ = training_args(buckets={"raw": "r"})
     with pytest.raises(ValueError, match="artifacts bucket"):
         run(lambda: Training("tr", args))
+
+
+def runtime_args(root: Path, **changes) -> RuntimeArgs:
+    args = RuntimeArgs(
+        region="us-east-1",
+        account_id="123456789012",
+        repository_name=REPOSITORY,
+        root=root,
+        image_tag=TAG,
+        kms_key_arn=KEY,
+        force_delete=False,
+        keep_tagged_images=7,
+        tags=TAGS,
+    )
+    return dataclasses.replace(args, **changes)
+
+
+@pytest.mark.parametrize("force_delete", [False, True])
+def test_runtime_pushes_the_image_to_an_encrypted_immutable_scanned_repository(tmp_path, force_delete):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+
+    def build() -> dict:
+        rt = Runtime("rt", runtime_args(tmp_path, force_delete=force_delete))
+        return {
+            "image_uri": rt.image_uri,
+            "repository_url": rt.repository_url,
+            "repository_arn": rt.repository_arn,
+            "digest": rt.image_digest,
+        }
+
+    plan = run(build)
+    component = plan.one("mlops:runtime:Runtime", "rt")
+    repository = plan.one("aws:ecr/repository:Repository", "rt-repository")
+    inputs = repository.inputs
+    assert inputs["name"] == REPOSITORY
+    assert inputs["encryptionConfigurations"] == [{"encryptionType": "KMS", "kmsKey": KEY}]
+    assert inputs["imageTagMutability"] == "IMMUTABLE"
+    assert inputs["imageScanningConfiguration"] == {"scanOnPush": True}
+    assert inputs["forceDelete"] is force_delete
+    assert inputs["tags"] == TAGS
+    assert validators.check_image_repository(repository.type, inputs) == []
+    lifecycle = plan.one("aws:ecr/lifecyclePolicy:LifecyclePolicy", "rt-lifecycle").inputs
+    assert lifecycle["repository"] == REPOSITORY
+    assert json.loads(lifecycle["policy"]) == images.lifecycle_policy(7)
+
+    image = plan.one("docker-build:index:Image", "rt-image")
+    built = image.inputs
+    assert built["push"] is True
+    assert built["tags"] == [IMAGE]
+    assert built["platforms"] == [runtime.PLATFORM]
+    # relative to where Pulumi runs the program: no change, so no rebuild, from another checkout path
+    assert built["context"] == {"location": os.path.relpath(tmp_path)}
+    assert built["dockerfile"] == {"location": os.path.relpath(tmp_path / "Dockerfile")}
+    assert built["buildArgs"] == {"SOURCE_DATE_EPOCH": "0"}
+    assert built["cacheFrom"] == [{"gha": {"scope": "mlops-image"}}]
+    assert built["cacheTo"] == [{"gha": {"scope": "mlops-image", "mode": "max"}}]
+    (registry,) = built["registries"]
+    assert registry["address"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+    assert (registry["username"], registry["password"]) == (
+        "AWS",
+        "plan-only",
+    )  # the token the mock hands out
+    assert repository.urn in image.dependencies  # pushed only once the repository exists
+    assert {repository.parent, image.parent} == {component.urn}
+
+    assert plan.outputs["image_uri"] == IMAGE  # from account, region, name and tag: known in a preview
+    assert plan.outputs["repository_url"] == f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{REPOSITORY}"
+    assert plan.outputs["repository_arn"] == REPOSITORY_ARN
+    assert plan.outputs["digest"].startswith("sha256:")
+
+
+def test_runtime_refuses_a_root_without_a_dockerfile(tmp_path):
+    with pytest.raises(ValueError, match="Dockerfile"):
+        run(lambda: Runtime("rt", runtime_args(tmp_path)))
 
 
 def serving_args(**changes) -> ServingArgs:
@@ -281,8 +384,8 @@ def monitoring_args(**changes) -> MonitoringArgs:
         kms_key_arn=KEY,
         capture_bucket=BUCKETS["capture"],
         monitoring_bucket=BUCKETS["monitoring"],
-        code_uri=f"s3://{BUCKETS['artifacts']}/code/abc.tar.gz",
-        image_uri="image:latest",
+        image_uri=IMAGE,
+        image_pushed=(),
         instance_type="ml.m5.large",
         schedule="rate(1 hour)",
         drift_threshold=0.3,
@@ -320,12 +423,15 @@ def test_monitoring_closes_the_loop_from_drift_to_retraining():
     )
     (step,) = definition["Steps"]
     inputs = {i["InputName"]: i["S3Input"]["LocalPath"] for i in step["Arguments"]["ProcessingInputs"]}
-    assert inputs["baseline"] == "/opt/ml/processing/baseline"
-    assert inputs["capture"] == "/opt/ml/processing/input/capture"
-    assert (
-        "bash bootstrap.sh mlops_kit.monitoring.job"
-        in step["Arguments"]["AppSpecification"]["ContainerEntrypoint"][-1]
-    )
+    # the baseline and the captured requests, and no code: the monitor is in the image
+    assert inputs == {
+        "baseline": "/opt/ml/processing/baseline",
+        "capture": "/opt/ml/processing/input/capture",
+    }
+    assert step["Arguments"]["AppSpecification"] == {
+        "ImageUri": IMAGE,
+        "ContainerEntrypoint": ["python3", "-m", "mlops_kit.monitoring.job"],
+    }
     rule = plan.one("aws:cloudwatch/eventRule:EventRule", "mo-retrain-on-drift").inputs
     pattern = json.loads(rule["eventPattern"])
     assert pattern["detail"] == {"state": {"value": ["ALARM"]}}
@@ -339,6 +445,18 @@ def test_monitoring_closes_the_loop_from_drift_to_retraining():
     )
     titles = [w["properties"]["title"] for w in dashboard["widgets"]]
     assert titles[:4] == ["Invocations", "Errors", "Model latency (µs)", "Drift (PSI)"]
+
+
+def test_monitoring_pipeline_waits_for_the_image_push(tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+
+    def build():
+        image = Runtime("rt", runtime_args(tmp_path))
+        Monitoring("mo", monitoring_args(image_uri=image.image_uri, image_pushed=(image,)))
+
+    plan = run(build)
+    pushed = plan.one("docker-build:index:Image", "rt-image")
+    assert pushed.urn in plan.one("aws:sagemaker/pipeline:Pipeline", "mo-pipeline").dependencies
 
 
 def test_monitoring_without_an_endpoint_or_retraining():
@@ -389,6 +507,7 @@ def cicd_args(**changes) -> CicdArgs:
         oidc_provider_arn="",
         deploy_role_name="p-e-deploy",
         preview_role_name="p-e-preview",
+        image_repository=REPOSITORY,
         state_backend="s3://state",
         secrets_provider="awskms://alias/s",
         manage_github=False,
@@ -412,6 +531,12 @@ def test_cicd_creates_the_provider_and_pins_both_roles():
     assert _subject(plan, "ci-preview-role") == "repo:org/repo:pull_request"
     assert plan.outputs["deploy"] == "arn:aws:iam::123456789012:role/p-e-deploy"
     assert not [r for r in plan.resources if r.type.startswith("github:")]
+    deploy = json.loads(plan.one("aws:iam/rolePolicy:RolePolicy", "ci-deploy-policy").inputs["policy"])
+    pushes = next(s for s in deploy["Statement"] if s.get("Sid") == "ImageRepository")
+    assert pushes["Resource"] == [REPOSITORY_ARN] and "ecr:PutImage" in pushes["Action"]
+    preview = json.loads(plan.one("aws:iam/rolePolicy:RolePolicy", "ci-preview-policy").inputs["policy"])
+    reads = next(s for s in preview["Statement"] if s.get("Sid") == "ReadImageRepository")
+    assert reads["Resource"] == [REPOSITORY_ARN]
 
 
 def test_cicd_references_an_existing_provider_and_manages_github():

@@ -12,6 +12,15 @@ SCOPE = iam.Scope("123456789012", "us-east-1", "mlops-kit-dev")
 KEY = "arn:aws:kms:us-east-1:123456789012:key/abc"
 ROLE = "arn:aws:iam::123456789012:role/mlops-kit-dev-sagemaker"
 BUCKETS = ["mlops-kit-dev-raw-123456789012", "mlops-kit-dev-artifacts-123456789012"]
+REPOSITORY = "mlops-kit-dev-runtime"
+REPOSITORY_ARN = "arn:aws:ecr:us-east-1:123456789012:repository/mlops-kit-dev-runtime"
+PUSH_ACTIONS = {
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+    "ecr:PutImage",
+    "ecr:BatchCheckLayerAvailability",
+}
 
 
 def execution() -> dict:
@@ -22,6 +31,7 @@ def execution() -> dict:
         kms_key_arn=KEY,
         model_package_group="mlops-kit-dev-models",
         glue_database="mlops_kit_dev_features",
+        image_repository=REPOSITORY,
     )
 
 
@@ -31,11 +41,15 @@ def all_documents() -> list[dict]:
         iam.deploy_policy(
             SCOPE,
             environment="dev",
+            image_repository=REPOSITORY,
             state_backend="s3://state-bucket/prefix",
             secrets_provider="awskms://alias/secrets?region=us-east-1",
         ),
         iam.preview_policy(
-            SCOPE, state_backend="s3://state-bucket", secrets_provider="awskms://alias/secrets"
+            SCOPE,
+            image_repository=REPOSITORY,
+            state_backend="s3://state-bucket",
+            secrets_provider="awskms://alias/secrets",
         ),
         iam.start_pipelines_policy(["arn:aws:sagemaker:us-east-1:123456789012:pipeline/x"]),
     ]
@@ -91,7 +105,7 @@ def test_execution_role_touches_only_its_buckets_key_and_group():
 
 
 def test_deploy_policy_is_scoped_to_the_environment_prefix():
-    doc = iam.deploy_policy(SCOPE, environment="dev")
+    doc = iam.deploy_policy(SCOPE, environment="dev", image_repository=REPOSITORY)
     for stmt in doc["Statement"]:
         if stmt["Resource"] == ["*"]:
             # unscoped statements name their actions: no service-wide wildcard on every resource
@@ -108,18 +122,98 @@ def test_deploy_policy_is_scoped_to_the_environment_prefix():
     assert keys["Condition"] == {"StringEquals": {"aws:ResourceTag/environment": "dev"}}
 
 
+def ecr_statements(doc: dict) -> list[dict]:
+    return [s for s in doc["Statement"] if any(a.startswith("ecr:") for a in s["Action"])]
+
+
+def assert_only_own_repository(doc: dict) -> None:
+    """Every ECR grant names the environment's own repository, in its own account and region; only the
+    registry login (which IAM cannot scope) is on `*`, and alone in its statement."""
+    statements = ecr_statements(doc)
+    assert statements
+    for stmt in statements:
+        if stmt["Resource"] == ["*"]:
+            assert stmt["Action"] == ["ecr:GetAuthorizationToken"], stmt
+        else:
+            assert stmt["Resource"] == [REPOSITORY_ARN], stmt
+
+
+def test_execution_role_pulls_only_the_environments_own_image():
+    doc = execution()
+    assert_only_own_repository(doc)
+    pulls = next(s for s in doc["Statement"] if s.get("Sid") == "ImagePulls")
+    assert set(pulls["Action"]) == {
+        "ecr:BatchGetImage",
+        "ecr:GetDownloadUrlForLayer",
+        "ecr:BatchCheckLayerAvailability",
+    }
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "arn:aws:ecr:us-east-1:*:repository/*",  # what the role had before: any image in any account
+        "arn:aws:ecr:us-east-1:123456789012:repository/*",
+        "arn:aws:ecr:us-east-1:999999999999:repository/mlops-kit-dev-runtime",
+        "arn:aws:ecr:eu-west-1:123456789012:repository/mlops-kit-dev-runtime",
+    ],
+)
+def test_the_own_repository_check_refuses_wider_grants(resource):
+    doc = execution()
+    for stmt in doc["Statement"]:
+        if stmt.get("Sid") == "ImagePulls":
+            stmt["Resource"] = [resource]
+    with pytest.raises(AssertionError):
+        assert_only_own_repository(doc)
+
+
+@pytest.mark.parametrize("name", ["", "*", "mlops-kit-dev-*"])
+def test_image_repository_arn_refuses_wildcards(name):
+    with pytest.raises(ValueError, match="plain name"):
+        iam.image_repository_arn(SCOPE, name)
+
+
+def test_deploy_policy_manages_and_pushes_to_its_own_repository_only():
+    doc = iam.deploy_policy(SCOPE, environment="dev", image_repository=REPOSITORY)
+    assert_only_own_repository(doc)
+    repository = next(s for s in doc["Statement"] if s["Sid"] == "ImageRepository")
+    manages = {"ecr:CreateRepository", "ecr:PutLifecyclePolicy", "ecr:DeleteRepository"}
+    assert set(repository["Action"]) >= PUSH_ACTIONS | manages
+    # the encrypted repository's grant on the environment's key comes from the tagged-key statement
+    keys = next(s for s in doc["Statement"] if s["Sid"] == "ManageTaggedKeys")
+    assert keys["Action"] == ["kms:*"] and keys["Resource"] == ["arn:aws:kms:us-east-1:123456789012:key/*"]
+
+
+def test_preview_policy_reads_its_own_repository_only():
+    doc = iam.preview_policy(SCOPE, image_repository=REPOSITORY)
+    assert_only_own_repository(doc)
+    actions = {a for s in ecr_statements(doc) for a in s["Action"]}
+    assert not actions & PUSH_ACTIONS
+    assert actions == {"ecr:Describe*", "ecr:List*", "ecr:Get*", "ecr:GetAuthorizationToken"}
+
+
 def test_deploy_policy_manages_the_oidc_provider_only_when_the_stack_owns_it():
-    owns = iam.deploy_policy(SCOPE, environment="dev", manages_oidc_provider=True)
-    references = iam.deploy_policy(SCOPE, environment="dev", manages_oidc_provider=False)
+    owns = iam.deploy_policy(
+        SCOPE, environment="dev", image_repository=REPOSITORY, manages_oidc_provider=True
+    )
+    references = iam.deploy_policy(
+        SCOPE, environment="dev", image_repository=REPOSITORY, manages_oidc_provider=False
+    )
     assert any(s["Sid"] == "GithubOidcProvider" for s in owns["Statement"])
     assert not any(s["Sid"] == "GithubOidcProvider" for s in references["Statement"])
 
 
 def test_preview_policy_is_read_only_except_the_state_lock():
     doc = iam.preview_policy(
-        SCOPE, state_backend="s3://state-bucket", secrets_provider="awskms://alias/secrets"
+        SCOPE,
+        image_repository=REPOSITORY,
+        state_backend="s3://state-bucket",
+        secrets_provider="awskms://alias/secrets",
     )
-    writes = ("Put", "Create", "Delete", "Update", "Start", "Stop", "Tag", "Untag", "Pass")
+    writes = (
+        "Put", "Create", "Delete", "Update", "Start", "Stop", "Tag", "Untag", "Pass",
+        "Initiate", "Upload", "Complete",  # an image push
+    )  # fmt: skip
     for stmt in doc["Statement"]:
         verbs = [a.split(":", 1)[1] for a in stmt["Action"]]
         risky = [v for v in verbs if v.startswith(writes)]
@@ -133,7 +227,7 @@ def test_state_backend_and_secrets_provider_parsing():
     assert iam.state_backend_bucket("https://api.pulumi.com") == ""
     assert iam.secrets_key_alias("awskms://alias/name?region=us-east-1") == "alias/name"
     assert iam.secrets_key_alias("passphrase") == ""
-    no_state = iam.deploy_policy(SCOPE, environment="dev")
+    no_state = iam.deploy_policy(SCOPE, environment="dev", image_repository=REPOSITORY)
     assert not any(s["Sid"].startswith("State") for s in no_state["Statement"])
 
 

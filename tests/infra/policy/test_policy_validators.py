@@ -23,6 +23,12 @@ GOOD_FG = {
     "onlineStoreConfig": {"enableOnlineStore": True, "securityConfig": {"kmsKeyId": "k"}},
     "tags": TAGS,
 }
+GOOD_REPO = {
+    "encryptionConfigurations": [{"encryptionType": "KMS", "kmsKey": "k"}],
+    "imageTagMutability": "IMMUTABLE",
+    "imageScanningConfiguration": {"scanOnPush": True},
+    "tags": TAGS,
+}
 PINNED = json.dumps(
     iam.github_trust(
         "arn:aws:iam::1:oidc-provider/token.actions.githubusercontent.com", "repo:o/r:pull_request"
@@ -169,6 +175,63 @@ CASES = [
         "audience",
     ),
     (v.check_required_tags, v.KMS_KEY, {"tags": TAGS}, {"tags": {"project": "p"}}, "environment, owner"),
+    (
+        v.check_image_repository,
+        v.IMAGE_REPOSITORY,
+        GOOD_REPO,
+        {**GOOD_REPO, "encryptionConfigurations": [{"encryptionType": "AES256"}]},
+        "encrypted with KMS, not AES256",
+    ),
+    (
+        v.check_image_repository,
+        v.IMAGE_REPOSITORY,
+        GOOD_REPO,
+        {k: x for k, x in GOOD_REPO.items() if k != "encryptionConfigurations"},  # ECR's default: AES256
+        "encrypted with KMS",
+    ),
+    (
+        v.check_image_repository,
+        v.IMAGE_REPOSITORY,
+        GOOD_REPO,
+        {**GOOD_REPO, "encryptionConfigurations": [{"encryptionType": "KMS"}]},  # AWS-managed aws/ecr key
+        "names no KMS key",
+    ),
+    (
+        v.check_image_repository,
+        v.IMAGE_REPOSITORY,
+        GOOD_REPO,
+        {**GOOD_REPO, "imageTagMutability": "MUTABLE"},
+        "IMMUTABLE, not MUTABLE",
+    ),
+    (
+        v.check_image_repository,
+        v.IMAGE_REPOSITORY,
+        GOOD_REPO,
+        {k: x for k, x in GOOD_REPO.items() if k != "imageTagMutability"},  # ECR's default: MUTABLE
+        "IMMUTABLE",
+    ),
+    (
+        v.check_image_repository,
+        v.IMAGE_REPOSITORY,
+        GOOD_REPO,
+        {**GOOD_REPO, "imageTagMutability": "IMMUTABLE_WITH_EXCLUSION"},  # some tags could still move
+        "IMMUTABLE",
+    ),
+    (
+        v.check_image_repository,
+        v.IMAGE_REPOSITORY,
+        GOOD_REPO,
+        {**GOOD_REPO, "imageScanningConfiguration": {"scanOnPush": False}},
+        "scan",
+    ),
+    (
+        v.check_image_repository,
+        v.IMAGE_REPOSITORY,
+        GOOD_REPO,
+        {k: x for k, x in GOOD_REPO.items() if k != "imageScanningConfiguration"},
+        "scan",
+    ),
+    (v.check_required_tags, v.IMAGE_REPOSITORY, GOOD_REPO, {**GOOD_REPO, "tags": {}}, "project"),
 ]
 
 
@@ -177,6 +240,16 @@ def test_rule_passes_the_good_resource_and_catches_the_bad(check, type_token, go
     assert check(type_token, good) == []
     found = check(type_token, bad)
     assert found and any(fragment in m for m in found), found
+
+
+def test_image_repository_rule_reports_each_missing_property():
+    assert v.check_image_repository(v.IMAGE_REPOSITORY, GOOD_REPO) == []
+    found = v.check_image_repository(v.IMAGE_REPOSITORY, {"tags": TAGS})
+    assert len(found) == 3, found  # not encrypted with KMS, tags mutable, no scan on push
+    assert v.check_image_repository("aws:ecr/lifecyclePolicy:LifecyclePolicy", {}) == []
+    assert ("ecr-repository-hardened", "repo", found[0]) in v.violations(
+        [v.StackResource(v.IMAGE_REPOSITORY, "repo", {"tags": TAGS})]
+    )
 
 
 def test_rules_ignore_other_resource_types():
