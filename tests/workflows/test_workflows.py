@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_kit import settings
+from infra.plans import images
+from mlops_kit import runtime, settings
 from mlops_kit.cli import ci
+from mlops_kit.executor.launch import IMAGE_VARIABLE
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -26,6 +28,13 @@ NAMES = tuple(sorted(p.stem for p in WORKFLOWS.glob("*.yml")))
 
 CONFIGURE_AWS = "aws-actions/configure-aws-credentials"
 PULUMI = "pulumi/actions"
+SETUP_PYTHON = "actions/setup-python"
+SETUP_BUILDX = "docker/setup-buildx-action"
+BUILD_PUSH = "docker/build-push-action"
+CACHE_RUNTIME = "crazy-max/ghaction-github-runtime"
+# The Pulumi program builds the runtime image with these (infra/components/runtime.py): the CI image job
+# must build with the same, or the previews and deploys would not find its layers in the cache.
+CACHE_SCOPE = images.CACHE_SCOPE
 FORK_GUARD = "github.event.pull_request.head.repo.full_name == github.repository"
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 VERSION_COMMENT = re.compile(r"#\s*v\d+\.\d+\.\d+\s*$")
@@ -196,6 +205,129 @@ def pulumi_problems(workflow: Workflow, command: str) -> list[str]:
     return problems
 
 
+def buildkit_options(value: object) -> dict[str, str]:
+    """`type=gha,mode=max,scope=x` -> {"type": "gha", "mode": "max", "scope": "x"}."""
+    return dict(item.strip().partition("=")[::2] for item in str(value or "").split(",") if item.strip())
+
+
+def listed(value: object) -> list[str]:
+    """An action input holding a list, one item a line (or comma-separated)."""
+    return [item.strip() for item in re.split(r"[\n,]", str(value or "")) if item.strip()]
+
+
+def python_version_problems(workflow: Workflow) -> list[str]:
+    """Every setup-python reads the project's Python from .python-version, none names a version itself."""
+    problems = []
+    for name, job in jobs(workflow).items():
+        for step in steps(job):
+            if uses(step) != SETUP_PYTHON:
+                continue
+            given = step.get("with") or {}
+            if given.get("python-version-file") != ".python-version":
+                problems.append(f"{name}: setup-python must read .python-version, got {given!r}")
+            if "python-version" in given:
+                problems.append(f"{name}: setup-python hard-codes python-version {given['python-version']!r}")
+    return problems
+
+
+def image_problems(pr: Workflow) -> list[str]:
+    """The `image` job builds the repo's Dockerfile as the Pulumi program does, then runs `mlops demo` in it."""
+    job = jobs(pr).get("image")
+    if job is None:
+        return ["pr: no `image` job"]
+    problems = []
+    order = steps(job)
+    builds = [i for i, s in enumerate(order) if uses(s) == BUILD_PUSH]
+    if len(builds) != 1:
+        return [f"image: expected one {BUILD_PUSH} step, found {len(builds)}"]
+    build = builds[0]
+    given = order[build].get("with") or {}
+    if not any(uses(s) == SETUP_BUILDX for s in order[:build]):
+        problems.append(f"image: no {SETUP_BUILDX} before the build")
+    if given.get("context") != "." or given.get("file", "Dockerfile") != runtime.DOCKERFILE:
+        problems.append(f"image: must build {runtime.DOCKERFILE} in the repository root, got {given!r}")
+    if not (ROOT / str(given.get("file", "Dockerfile"))).is_file():
+        problems.append(f"image: {given.get('file', 'Dockerfile')} does not exist")
+    if given.get("platforms") != runtime.PLATFORM:
+        problems.append(f"image: platforms must be {runtime.PLATFORM}, got {given.get('platforms')!r}")
+    if given.get("load") is not True:
+        problems.append("image: the image must be loaded into the runner's Docker engine (load: true)")
+    if given.get("push", False) is not False:
+        problems.append("image: a pull request must not push the image")
+    build_args = dict(item.partition("=")[::2] for item in listed(given.get("build-args")))
+    if build_args != images.BUILD_ARGS:
+        problems.append(
+            f"image: build-args must be the Pulumi program's {images.BUILD_ARGS}, got {build_args}"
+        )
+    cache_from = buildkit_options(given.get("cache-from"))
+    cache_to = buildkit_options(given.get("cache-to"))
+    if cache_from != {"type": "gha", "scope": CACHE_SCOPE}:
+        problems.append(f"image: cache-from must be type=gha,scope={CACHE_SCOPE}, got {cache_from!r}")
+    if cache_to != {"type": "gha", "mode": "max", "scope": CACHE_SCOPE}:
+        problems.append(f"image: cache-to must be type=gha,mode=max,scope={CACHE_SCOPE}, got {cache_to!r}")
+    tags = listed(given.get("tags"))
+    if len(tags) != 1:
+        return [*problems, f"image: expected one tag, got {tags!r}"]
+    smokes = [
+        i
+        for i, s in enumerate(order)
+        if re.search(r"(^|[\s/])mlops demo\b", s.get("run", "")) and IMAGE_VARIABLE in (s.get("env") or {})
+    ]
+    if not smokes:
+        problems.append(f"image: no `mlops demo` step with {IMAGE_VARIABLE} in its env")
+    for i in smokes:
+        if order[i]["env"][IMAGE_VARIABLE] != tags[0]:
+            problems.append(
+                f"image: the smoke test runs {order[i]['env'][IMAGE_VARIABLE]!r}, the build loaded {tags[0]!r}"
+            )
+        if i < build:
+            problems.append("image: the smoke test runs before the image is built")
+        if not any("uv sync --frozen" in s.get("run", "") or "make" in s.get("run", "") for s in order[:i]):
+            problems.append("image: the smoke test runs before the project's venv is synced from the lock")
+    if "timeout-minutes" not in job:
+        problems.append("image: no timeout-minutes")
+    return problems
+
+
+def image_build_problems(workflow: Workflow) -> list[str]:
+    """Each job running `pulumi preview`/`up` (which builds the image) sets up Buildx and the cache runtime
+    before it, the runtime's variables reaching no `run:` script, and no builder that cannot export caches."""
+    problems = []
+    for name, job in jobs(workflow).items():
+        order = steps(job)
+        pulumi = [i for i, s in enumerate(order) if uses(s) == PULUMI]
+        if not pulumi:
+            continue
+        first = pulumi[0]
+        for action in (SETUP_BUILDX, CACHE_RUNTIME):
+            if not any(uses(s) == action for s in order[:first]):
+                problems.append(f"{name}: no {action} before the Pulumi step")
+        # The `docker` driver cannot export to the GitHub Actions cache; setup-buildx's default can.
+        drivers = {
+            (s.get("with") or {}).get("driver", "docker-container") for s in order if uses(s) == SETUP_BUILDX
+        }
+        if drivers - {"docker-container"}:
+            problems.append(f"{name}: the Buildx builder must use the docker-container driver")
+        exported = [i for i, s in enumerate(order) if uses(s) == CACHE_RUNTIME]
+        if exported and any("run" in s for s in order[exported[0] :]):
+            problems.append(f"{name}: a run script comes after the cache runtime's token is exported")
+    return problems
+
+
+def cache_scopes(workflow: Workflow) -> set[str]:
+    """Every GitHub Actions cache scope a build step of the workflow names."""
+    found = set()
+    for job in jobs(workflow).values():
+        for step in steps(job):
+            if uses(step) != BUILD_PUSH:
+                continue
+            for key in ("cache-from", "cache-to"):
+                options = buildkit_options((step.get("with") or {}).get(key))
+                if options.get("type") == "gha":
+                    found.add(options.get("scope", "buildkit"))  # buildkit's default scope
+    return found
+
+
 # ---- the rules hold on the real workflows ------------------------------------------------------------
 
 
@@ -242,6 +374,25 @@ def test_pulumi_steps_apply_the_policy_pack_and_the_settings_backend() -> None:
     assert pulumi_problems(load("deploy"), "up") == []
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_every_setup_python_reads_the_projects_python_version_file(name: str) -> None:
+    assert python_version_problems(load(name)) == []
+    assert any(uses(s) == SETUP_PYTHON for job in jobs(load(name)).values() for s in steps(job))
+    assert re.fullmatch(r"3\.\d+\n?", (ROOT / ".python-version").read_text())
+
+
+def test_every_pulumi_job_can_build_the_image_with_the_actions_cache() -> None:
+    assert image_build_problems(load("pr")) == []
+    assert image_build_problems(load("deploy")) == []
+    # Not vacuous: the preview and every deploy stage run Pulumi.
+    assert {name for name, job in jobs(load("pr")).items() if any(uses(s) == PULUMI for s in steps(job))} == {
+        "preview"
+    }
+    assert {n for n, j in jobs(load("deploy")).items() if any(uses(s) == PULUMI for s in steps(j))} == set(
+        deploy_jobs(load("deploy"))
+    )
+
+
 # ---- pr.yml ------------------------------------------------------------------------------------------
 
 
@@ -274,9 +425,18 @@ def test_pr_matrices_are_generated_from_environments() -> None:
     assert {row["env"] for row in ci.matrix(loaded, "3", True)["include"]} == set(settings.environments())
 
 
+def test_pr_builds_the_runtime_image_and_runs_the_lifecycle_inside_it() -> None:
+    assert image_problems(load("pr")) == []
+
+
+def test_pr_image_cache_scope_is_the_one_the_pulumi_program_builds_with() -> None:
+    assert cache_scopes(load("pr")) == {CACHE_SCOPE}
+
+
 def test_pr_preview_assumes_the_read_only_preview_role_and_keeps_its_comment_up_to_date() -> None:
     preview = jobs(load("pr"))["preview"]
-    assert set(preview["needs"]) == {"stacks", "test"}
+    # After the image job: no preview of an image that does not run, and the previews find its layers cached.
+    assert set(preview["needs"]) == {"stacks", "test", "image"}
     assert preview["permissions"] == {"contents": "read", "id-token": "write", "pull-requests": "write"}
     assert "environment" not in preview  # the preview role trusts `repo:<owner>/<repo>:pull_request` only
     role = step_using(preview, CONFIGURE_AWS)["with"]
@@ -446,3 +606,119 @@ def test_a_pulumi_step_without_policy_pack_or_with_a_hard_coded_backend_is_caugh
     assert "staging: the policy pack infra/policy is not applied" in problems
     assert any("staging: cloud-url must come from the stack's settings" in p for p in problems)
     assert any("expected 'preview'" in p for p in pulumi_problems(load("deploy"), "preview"))
+
+
+def test_a_hard_coded_or_missing_python_version_is_caught() -> None:
+    def pin(w: Workflow) -> None:
+        step_using(w["jobs"]["prod"], SETUP_PYTHON)["with"] = {"python-version": "3.12"}
+
+    problems = python_version_problems(_broken("deploy", pin))
+    assert len(problems) == 2 and all(p.startswith("prod: setup-python") for p in problems)
+    extra = _broken(
+        "pr",
+        lambda w: step_using(w["jobs"]["image"], SETUP_PYTHON)["with"].update({"python-version": "3.11"}),
+    )
+    assert python_version_problems(extra) == ["image: setup-python hard-codes python-version '3.11'"]
+
+
+def test_an_image_job_that_builds_or_smoke_tests_something_else_is_caught() -> None:
+    def build(w: Workflow) -> dict[str, Any]:
+        return step_using(w["jobs"]["image"], BUILD_PUSH)["with"]
+
+    def smoke(w: Workflow) -> dict[str, Any]:
+        (found,) = [s for s in steps(w["jobs"]["image"]) if "mlops demo" in s.get("run", "")]
+        return found
+
+    assert image_problems(_broken("pr", lambda w: w["jobs"].pop("image"))) == ["pr: no `image` job"]
+    other_tag = image_problems(_broken("pr", lambda w: smoke(w)["env"].update(MLOPS_CONTAINER_IMAGE="x:1")))
+    assert other_tag == ["image: the smoke test runs 'x:1', the build loaded 'mlops-kit:ci'"]
+    no_env = image_problems(_broken("pr", lambda w: smoke(w).pop("env")))
+    assert no_env == ["image: no `mlops demo` step with MLOPS_CONTAINER_IMAGE in its env"]
+    scope = image_problems(_broken("pr", lambda w: build(w).update({"cache-to": "type=gha,mode=max"})))
+    assert len(scope) == 1 and scope[0].startswith(
+        "image: cache-to must be type=gha,mode=max,scope=mlops-image"
+    )
+    cache_from = image_problems(_broken("pr", lambda w: build(w).pop("cache-from")))
+    assert len(cache_from) == 1 and cache_from[0].startswith("image: cache-from must be")
+    assert image_problems(_broken("pr", lambda w: build(w).pop("load"))) == [
+        "image: the image must be loaded into the runner's Docker engine (load: true)"
+    ]
+    assert image_problems(_broken("pr", lambda w: build(w).update(push=True))) == [
+        "image: a pull request must not push the image"
+    ]
+    assert image_problems(_broken("pr", lambda w: build(w).update(file="other/Dockerfile"))) == [
+        "image: must build Dockerfile in the repository root, got "
+        + repr({**build(load("pr")), "file": "other/Dockerfile"}),
+        "image: other/Dockerfile does not exist",
+    ]
+    assert image_problems(_broken("pr", lambda w: build(w).update(platforms="linux/arm64")))[0].startswith(
+        "image: platforms must be linux/amd64"
+    )
+    assert image_problems(_broken("pr", lambda w: build(w).pop("build-args"))) == [
+        "image: build-args must be the Pulumi program's {'SOURCE_DATE_EPOCH': '0'}, got {}"
+    ]
+    assert (
+        len(image_problems(_broken("pr", lambda w: build(w).update({"build-args": "SOURCE_DATE_EPOCH=1"}))))
+        == 1
+    )
+
+    def no_buildx(w: Workflow) -> None:
+        w["jobs"]["image"]["steps"] = [s for s in steps(w["jobs"]["image"]) if uses(s) != SETUP_BUILDX]
+
+    assert image_problems(_broken("pr", no_buildx)) == [f"image: no {SETUP_BUILDX} before the build"]
+
+    def smoke_first(w: Workflow) -> None:
+        order = steps(w["jobs"]["image"])
+        order.insert(0, order.pop(order.index(smoke(w))))
+
+    assert image_problems(_broken("pr", lambda w: w["jobs"]["image"].pop("timeout-minutes"))) == [
+        "image: no timeout-minutes"
+    ]
+    early = image_problems(_broken("pr", smoke_first))
+    assert "image: the smoke test runs before the image is built" in early
+    assert "image: the smoke test runs before the project's venv is synced from the lock" in early
+
+
+def test_a_pulumi_job_without_buildx_or_the_cache_runtime_is_caught() -> None:
+    def drop(job: str, action: str) -> Callable[[Workflow], None]:
+        def change(w: Workflow) -> None:
+            w["jobs"][job]["steps"] = [s for s in steps(w["jobs"][job]) if uses(s) != action]
+
+        return change
+
+    assert image_build_problems(_broken("deploy", drop("prod", SETUP_BUILDX))) == [
+        f"prod: no {SETUP_BUILDX} before the Pulumi step"
+    ]
+    assert image_build_problems(_broken("pr", drop("preview", CACHE_RUNTIME))) == [
+        f"preview: no {CACHE_RUNTIME} before the Pulumi step"
+    ]
+
+    def runtime_after_pulumi(w: Workflow) -> None:
+        order = steps(w["jobs"]["dev"])
+        order.append(order.pop(order.index(step_using(w["jobs"]["dev"], CACHE_RUNTIME))))
+
+    assert image_build_problems(_broken("deploy", runtime_after_pulumi)) == [
+        f"dev: no {CACHE_RUNTIME} before the Pulumi step"
+    ]
+
+    def script_after_runtime(w: Workflow) -> None:
+        order = steps(w["jobs"]["staging"])
+        order.insert(order.index(step_using(w["jobs"]["staging"], PULUMI)), {"run": "env"})
+
+    assert image_build_problems(_broken("deploy", script_after_runtime)) == [
+        "staging: a run script comes after the cache runtime's token is exported"
+    ]
+    plain = _broken(
+        "pr", lambda w: step_using(w["jobs"]["preview"], SETUP_BUILDX).update({"with": {"driver": "docker"}})
+    )
+    assert image_build_problems(plain) == ["preview: the Buildx builder must use the docker-container driver"]
+
+
+def test_a_cache_scope_other_than_the_pulumi_programs_is_caught() -> None:
+    def rescope(w: Workflow) -> None:
+        step_using(w["jobs"]["image"], BUILD_PUSH)["with"]["cache-from"] = "type=gha,scope=other"
+
+    assert cache_scopes(_broken("pr", rescope)) == {CACHE_SCOPE, "other"}
+    unscoped = _broken("pr", lambda w: step_using(w["jobs"]["image"], BUILD_PUSH)["with"].pop("cache-to"))
+    assert cache_scopes(unscoped) == {CACHE_SCOPE}  # cache-from still names it
+    assert buildkit_options("type=gha,mode=max,scope=x") == {"type": "gha", "mode": "max", "scope": "x"}
