@@ -3,9 +3,8 @@ rules holding, and environments that differ only through their settings."""
 
 from __future__ import annotations
 
-import os
-
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any

@@ -81,19 +81,9 @@ def test_train_then_serve_through_the_entry_points(tmp_path: Path) -> None:
     assert not (ml / "output" / "failure").exists()
     assert "trained on 200 rows" in log.read_text()
 
-    port = _free_port()
-    spec = launch.Container(
-        arguments=["serve"],
-        root=tmp_path,
-        environment={
-            "SAGEMAKER_BIND_TO_PORT": str(port),
-            "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
-            "MLOPS_BIND_HOST": "127.0.0.1",
-        },
-    )
-    process = LAUNCHER.start(spec, log=tmp_path / "serve.log")
+    port, process, log = _serve(tmp_path)
     try:
-        _wait_for_ping(port, process, tmp_path / "serve.log")
+        _wait_for_ping(port, process, log)
         status, body = _post(port, b"2.0,1.5\n-2.0,-1.0\n")
         assert status == 200, body
         assert json.loads(body) == [1, 0]
@@ -169,19 +159,7 @@ def test_a_worker_stuck_past_the_timeout_is_replaced(tmp_path: Path) -> None:
     code = tmp_path / "opt" / "ml" / "model" / "code"
     code.mkdir(parents=True)
     (code / "inference.py").write_text(SLOW_HANDLER)
-    port = _free_port()
-    spec = launch.Container(
-        arguments=["serve"],
-        root=tmp_path,
-        environment={
-            "SAGEMAKER_BIND_TO_PORT": str(port),
-            "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
-            "SAGEMAKER_MODEL_SERVER_TIMEOUT": "1",
-            "MLOPS_BIND_HOST": "127.0.0.1",
-        },
-    )
-    log = tmp_path / "serve.log"
-    process = LAUNCHER.start(spec, log=log)
+    port, process, log = _serve(tmp_path, SAGEMAKER_MODEL_SERVER_TIMEOUT="1")
     try:
         _wait_for_ping(port, process, log)
         started = time.monotonic()
@@ -204,6 +182,23 @@ def test_the_image_tag_names_the_runtime_of_the_definition() -> None:
     }  # fmt: skip
     with pytest.raises(runtime.ImageError, match="not an ECR image reference"):
         runtime.parse_image_uri("python:3.11-slim")
+
+
+def _serve(root: Path, **environment: str):
+    """The image's `serve`, as SageMaker starts it, on a free loopback port: (port, process, log)."""
+    port = _free_port()
+    spec = launch.Container(
+        arguments=["serve"],
+        root=root,
+        environment={
+            "SAGEMAKER_BIND_TO_PORT": str(port),
+            "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
+            "MLOPS_BIND_HOST": "127.0.0.1",
+            **environment,
+        },
+    )
+    log = root / "serve.log"
+    return port, LAUNCHER.start(spec, log=log), log
 
 
 def _free_port() -> int:

@@ -231,3 +231,19 @@ def test_the_validator_would_catch_a_bad_request(built) -> None:
         {**train, "TrainingJobName": "j"}, model.operation_model("CreateTrainingJob").input_shape
     )
     assert report.has_errors()
+
+
+def test_the_cli_prints_a_definition_that_runs_only_the_projects_image(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`mlops pipeline definition --env dev --account-id 123456789012`, as the issue reads it."""
+    from mlops_kit.cli import main
+
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path))
+    assert main(["pipeline", "definition", "--env", "dev", "--account-id", ACCOUNT]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    config = settings.load("dev")
+    expected = runtime.image_uri(
+        ACCOUNT, config.region, naming.image_repository(config), runtime.image_tag(ROOT)
+    )
+    assert set(_images(printed["Steps"])) == {expected}

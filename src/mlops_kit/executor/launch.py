@@ -77,33 +77,36 @@ class VenvLauncher:
         return base
 
     def run(self, spec: Container, *, log: Path, timeout: float) -> int:
-        with open(log, "ab") as out:
-            out.write(f"$ {' '.join(spec.command)}\n".encode())
-            out.flush()
-            result = subprocess.run(
-                self.argv(spec),
-                env=self.environment(spec),
-                cwd=self.workdir,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                timeout=timeout,
-                check=False,
-            )
-        return result.returncode
+        """Run a job to its end; returns its exit code (output appended to `log`)."""
+        with _popen(
+            self.argv(spec), log, shown=spec.command, env=self.environment(spec), cwd=self.workdir
+        ) as p:
+            try:
+                return p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                raise
 
     def start(self, spec: Container, *, log: Path) -> subprocess.Popen:
         """A long-running container (an endpoint), detached from this process's session."""
-        with open(log, "ab") as out:
-            return subprocess.Popen(
-                self.argv(spec),
-                env=self.environment(spec),
-                cwd=self.workdir,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        return _popen(
+            self.argv(spec),
+            log,
+            shown=spec.command,
+            env=self.environment(spec),
+            cwd=self.workdir,
+            start_new_session=True,
+        )
+
+
+def _popen(argv: list[str], log: Path, *, shown: Sequence[str], **options) -> subprocess.Popen:
+    """Start `argv` with its output appended to `log`, after a line showing the command."""
+    with open(log, "ab") as out:
+        out.write(f"$ {' '.join(shown)}\n".encode())
+        out.flush()
+        return subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **options
+        )
 
 
 @dataclass(frozen=True)
@@ -136,29 +139,18 @@ class DockerLauncher:
         return out
 
     def run(self, spec: Container, *, log: Path, timeout: float) -> int:
-        with open(log, "ab") as out:
-            argv = self.argv(spec)
-            out.write(f"$ {' '.join(argv)}\n".encode())
-            out.flush()
-            result = subprocess.run(
-                argv,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                timeout=timeout,
-                check=False,
-            )
-        return result.returncode
+        argv = self.argv(spec)
+        with _popen(argv, log, shown=argv) as process:
+            try:
+                return process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                raise
 
     def start(self, spec: Container, *, log: Path, name: str) -> subprocess.Popen:
         """The endpoint in the foreground of a `docker run` process (stopping it stops the container)."""
         argv = self.argv(spec, name=name)
-        with open(log, "ab") as out:
-            out.write(f"$ {' '.join(argv)}\n".encode())
-            out.flush()
-            return subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-            )
+        return _popen(argv, log, shown=argv, start_new_session=True)
 
 
 Launcher = VenvLauncher | DockerLauncher
