@@ -11,7 +11,7 @@
         │
     Baseline ─ monitoring statistics + constraints of the training requests and scores
         │
-    CheckGates ── every metric ≥ its minimum and the segment gap ≤ its maximum (the settings' gates)
+    CheckGates ── every gated metric within its bounds (the settings' `promotion.gates`)
         ├── yes: Register ── model package (PendingManualApproval) with metrics, baseline, lineage
         └── no:  GatesFailed ── names each metric, its value and its threshold
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 from mlops_kit import naming
 from mlops_kit.pipeline import PipelineContext, prepare_sdk
 from mlops_kit.settings import Settings
-from pipelines.model import LABEL
+from pipelines import USE_CASE
 
 PIPELINE_SESSION_REGION_FALLBACK = "us-east-1"
 
@@ -33,7 +33,6 @@ PIPELINE_SESSION_REGION_FALLBACK = "us-east-1"
 def get_pipeline(settings: Settings, ctx: PipelineContext):
     prepare_sdk(ctx.region)  # before the SDK's imports
     from sagemaker.core.helper.session_helper import Session
-    from sagemaker.core.workflow.conditions import ConditionGreaterThanOrEqualTo, ConditionLessThanOrEqualTo
     from sagemaker.core.workflow.execution_variables import ExecutionVariables
     from sagemaker.core.workflow.functions import Join, JsonGet
     from sagemaker.core.workflow.parameters import ParameterString
@@ -59,7 +58,7 @@ def get_pipeline(settings: Settings, ctx: PipelineContext):
         "Prepare",
         **common,
         instance_type=processing_instance,
-        module="pipelines.steps.prepare",
+        module=USE_CASE.entry_points.prepare,
         arguments=[
             "--max-rejected-fraction", training.max_rejected_fraction,
             "--ttl-hours", settings.features.ttl_hours,
@@ -76,7 +75,7 @@ def get_pipeline(settings: Settings, ctx: PipelineContext):
         instance_type=processing_instance,
         module="mlops_kit.features.job",
         arguments=[
-            "--definitions", features.definitions,
+            "--definitions", USE_CASE.feature_groups,
             "--resource-prefix", settings.prefix,
             "--ttl-hours", features.ttl_hours,
             "--online", ("dynamodb" if settings.embedded else "runtime") if features.online_store else "none",
@@ -91,7 +90,7 @@ def get_pipeline(settings: Settings, ctx: PipelineContext):
         **common,
         instance_type=training_instance,
         instance_count=training.instance_count,
-        module="pipelines.steps.train",
+        module=USE_CASE.entry_points.train,
         channels={"train": prepared["train"].S3Output.S3Uri},
         hyperparameters={
             **training.hyperparameters,
@@ -126,14 +125,7 @@ def get_pipeline(settings: Settings, ctx: PipelineContext):
     def metric(path: str) -> JsonGet:
         return JsonGet(step_name=evaluate.name, property_file=evaluation, json_path=path)
 
-    gates = settings.promotion
-    conditions = [
-        ConditionGreaterThanOrEqualTo(left=metric(f"metrics.{key}"), right=float(minimum))
-        for key, minimum in sorted(gates.min_metrics.items())
-    ]
-    conditions.append(
-        ConditionLessThanOrEqualTo(left=metric("segment_gap"), right=float(gates.max_segment_gap))
-    )
+    conditions, failed = steps.gate_conditions(settings.promotion.gates, lambda m: metric(f"metrics.{m}"))
 
     def as_text(value: object) -> Join:
         return Join(on="", values=[value])
@@ -176,25 +168,18 @@ def get_pipeline(settings: Settings, ctx: PipelineContext):
                 },
             },
             "CustomerMetadataProperties": {
-                **{
-                    f"metric:{key}": as_text(metric(f"metrics.{key}"))
-                    for key in ("roc_auc", "pr_auc", "precision", "recall")
-                },
-                "metric:segment_gap": as_text(metric("segment_gap")),
+                **{f"metric:{key}": as_text(metric(f"metrics.{key}")) for key in USE_CASE.metric_names},
                 "lineage:pipeline": name,
                 "lineage:execution": ExecutionVariables.PIPELINE_EXECUTION_ID,
                 "lineage:input": input_data,
                 "lineage:code": ctx.image_tag,
                 "lineage:environment": settings.env,
                 "lineage:test": prepared["test"].S3Output.S3Uri,
-                "lineage:label": LABEL,
+                "lineage:label": USE_CASE.label,
             },
         },
     )
-    failure = [f"{settings.prefix}: the model failed its gates:"]
-    for key, minimum in sorted(gates.min_metrics.items()):
-        failure += [f" {key}=", metric(f"metrics.{key}"), f" (min {minimum});"]
-    failure += [" segment_gap=", metric("segment_gap"), f" (max {gates.max_segment_gap})"]
+    failure = [f"{settings.prefix}: the model failed its gates:", *failed]
     fail = FailStep("GatesFailed", error_message=Join(on="", values=failure))
     check = ConditionStep("CheckGates", conditions=conditions, if_steps=[register], else_steps=[fail])
 

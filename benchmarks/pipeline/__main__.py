@@ -15,9 +15,10 @@ import sys
 import tempfile
 import time
 
-from mlops_kit import local_platform, settings, synthetic
+from mlops_kit import local_platform, settings
 from mlops_kit.emulator import Emulator
 from mlops_kit.executor import run_pipeline
+from pipelines import synthetic
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -225,7 +225,7 @@ def _matrix(frame):
     """The fraud model's inputs: numeric columns and category codes (what the project's handler feeds it)."""
     import pandas as pd
 
-    from mlops_kit import synthetic
+    from pipelines import synthetic
 
     matrix = frame[["amount", "hour", "customer_tenure_days"]].astype("float64").copy()
     for column, categories in (("merchant_category", synthetic.CATEGORIES), ("channel", synthetic.CHANNELS)):
@@ -240,7 +240,8 @@ def build_models(work: Path) -> dict[str, Path]:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
-    from mlops_kit import settings, synthetic
+    from mlops_kit import settings
+    from pipelines import synthetic
 
     warnings.simplefilter("ignore")
     config = settings.load("local")

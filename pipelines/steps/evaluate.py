@@ -85,6 +85,17 @@ def evaluate(test: pd.DataFrame, handler: Any, model: Any, label: str = "is_frau
     return {"metrics": overall, "segments": {SEGMENT_COLUMN: segments}, "segment_gap": gap}
 
 
+def evaluate_model_dir(model_dir: str | Path, frame: pd.DataFrame) -> dict[str, float]:
+    """The use case's `evaluate` entry point: the declared metrics of a model directory on labelled rows.
+
+    The Evaluate step and the champion/challenger re-scoring both measure through it.
+    """
+    handler = load_handler(Path(model_dir))
+    model = handler.model_fn(str(model_dir))
+    report = evaluate(frame, handler, model)
+    return {k: float(v) for k, v in report["metrics"].items()}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Evaluate the model on the test set.")
     p.add_argument("--model", default="/opt/ml/processing/input/model")

@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 
 from mlops_kit import emulator as emu
-from mlops_kit import executor, local_platform, naming, project, synthetic
+from mlops_kit import executor, local_platform, naming, project, usecase
 from mlops_kit.s3 import list_objects
 from mlops_kit.settings import PROJECT_FILE, Settings, project_root
 
@@ -48,6 +48,7 @@ class ModelSummary:
 @dataclass
 class DemoReport:
     environment: str
+    metric_names: list[str] = field(default_factory=list)  # the use case's, in its order
     endpoint_url: str = ""
     rows: int = 0
     raw_data_uri: str = ""
@@ -73,7 +74,7 @@ def run_demo(
     progress: Progress = lambda _: None,
     html_path: Path | None = None,
 ) -> DemoReport:
-    report = DemoReport(environment=settings.env)
+    report = DemoReport(environment=settings.env, metric_names=list(project.use_case(settings).metric_names))
     html_path = html_path or Path(report_path).with_suffix(".html")
 
     def stage(name: str, fn: Callable[[], Any]) -> Any:
@@ -134,7 +135,7 @@ def run_demo(
         )
         report.models[0].stage = settings.promotion.stage
 
-        builder = project.resolve(settings.serving.request_builder, settings, "mlops:serving.request_builder")
+        builder = project.entry_point(settings, "request_builder")
         requests = stage("build requests for the recent window", lambda: builder(recent, history))
         report.traffic = stage("send the recent window's traffic", lambda: send_traffic(endpoint, requests))
         stage("flush captured requests", lambda: _stop_endpoint(settings))
@@ -182,19 +183,21 @@ def run_demo(
 
 
 def generate_data(settings: Settings, rows: int) -> pd.DataFrame:
-    """Transactions over the last six weeks, drifted in the last two (amounts and category mix)."""
+    """The use case's sample events over the last six weeks, drifted in the last two."""
     end = pd.Timestamp.now(tz="UTC").normalize().tz_localize(None)
     start = end - pd.Timedelta(days=WINDOW_DAYS)
     drift = end - pd.Timedelta(days=DRIFT_DAYS)
-    options = synthetic.GeneratorOptions(
-        rows=rows,
+    sample = project.entry_point(settings, "sample_data")
+    frame = sample(
+        rows,
+        seed=settings.training.seed,
         start=str(start.date()),
         end=str(end.date()),
         drift_from=str(drift.date()),
-        seed=settings.training.seed,
     )
-    frame = synthetic.generate(options)
-    frame["event_time"] = frame["event_time"].dt.tz_localize("UTC")
+    case = project.use_case(settings)
+    usecase.check_frame(case, frame, case.entry_points.sample_data)
+    frame[case.event_time] = pd.to_datetime(frame[case.event_time], utc=True)
     return frame
 
 
@@ -381,7 +384,7 @@ def write_html(report: DemoReport, path: Path, drift_report: Path | None) -> Pat
         f'<td><div class="bar" style="width:{max(1.0, 300 * s["seconds"] / total):.0f}px"></div></td></tr>'
         for s in report.timeline
     )
-    names = ["roc_auc", "pr_auc", "precision", "recall", "segment_gap"]
+    names = report.metric_names
     header = "".join(f"<th>{n}</th>" for n in names)
     models = "".join(
         f"<tr><td>{'champion' if i == 0 else 'challenger'}</td><td>{esc(m.package_arn)}</td>"

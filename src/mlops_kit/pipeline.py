@@ -78,6 +78,7 @@ def definition(settings: Settings, ctx: PipelineContext) -> dict:
     file, the context (which names the image by the hash of its sources, covering `pipelines/`), the factory's
     own source and the SDK's version.
     """
+    project.use_case(settings)  # checked before anything is built: its errors name the settings key
     factory = project.resolve(settings.training.pipeline, settings, "mlops:training.pipeline")
     key = _definition_key(settings, ctx, factory)
     cached = paths.state_dir() / "definitions" / f"{key}.json"

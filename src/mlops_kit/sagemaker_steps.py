@@ -12,11 +12,12 @@ Importing this module imports the SageMaker SDK (slow): only the definition buil
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mlops_kit import container
 from mlops_kit.pipeline import PipelineContext, prepare_sdk
+from mlops_kit.settings import Gate
 
 prepare_sdk("us-east-1")
 
@@ -246,3 +247,22 @@ def register_step(
     return RequestStep(
         name, StepTypeEnum.REGISTER_MODEL, request, "DescribeModelPackageOutput", depends_on=depends_on
     )
+
+
+def gate_conditions(gates: Mapping[str, Gate], metric: Callable[[str], Any]) -> tuple[list[Any], list[Any]]:
+    """The CheckGates conditions of the settings' gates (`promotion.gates`), and the Fail step's message
+    parts naming each metric, its value and its bound. `metric(name)` reads `metrics.<name>` of the
+    evaluation's property file. A minimum passes at equality, as does a maximum: the promotion gates
+    (`registry.gates`) apply the same bounds the same way."""
+    from sagemaker.core.workflow.conditions import ConditionGreaterThanOrEqualTo, ConditionLessThanOrEqualTo
+
+    conditions: list[Any] = []
+    message: list[Any] = []
+    for name, gate in sorted(gates.items()):
+        if gate.min is not None:
+            conditions.append(ConditionGreaterThanOrEqualTo(left=metric(name), right=float(gate.min)))
+            message += [f" {name}=", metric(name), f" (min {gate.min});"]
+        if gate.max is not None:
+            conditions.append(ConditionLessThanOrEqualTo(left=metric(name), right=float(gate.max)))
+            message += [f" {name}=", metric(name), f" (max {gate.max});"]
+    return conditions, message

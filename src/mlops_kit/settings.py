@@ -87,7 +87,6 @@ class Storage:
 
 @dataclass(frozen=True, kw_only=True)
 class Features:
-    definitions: str = _spec(pattern=_REF, doc="where the project's feature groups are declared")
     online_store: bool = True
     ttl_hours: int = _spec(default=24 * 7, ge=1, le=24 * 365)
 
@@ -118,9 +117,6 @@ class Serving:
     target_invocations_per_instance: int = _spec(default=1000, ge=1)
     latency_alarm_ms: int = _spec(default=500, ge=1)
     port: int = _spec(default=8080, ge=1, le=65535, doc="the local endpoint's port")
-    request_builder: str = _spec(
-        default="", pattern=r"^$|" + _REF, doc="the project's events -> endpoint requests function"
-    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,11 +130,20 @@ class Monitoring:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Gate:
+    """Bounds on one metric of the use case: `{min: 0.75}`, `{max: 40}`, or both."""
+
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Promotion:
     stage: str = _spec(pattern=_NAME, doc="the model stage this environment serves")
-    min_metrics: dict[str, float] = _spec(default={})
-    min_gain: float = _spec(default=0.0, ge=-1.0, le=1.0)
-    max_segment_gap: float = _spec(default=1.0, ge=0.0, le=1.0)
+    # metric -> bounds, for the use case's metrics (`mlops_kit.usecase`); the deciding metric's gain over
+    # the champion, in its own direction and units, must be at least `min_gain`
+    gates: dict[str, Gate] = _spec(default={})
+    min_gain: float = 0.0
     approval_required: bool = False
 
 
@@ -173,6 +178,9 @@ class Settings:
     file: Path
     region: str
     project: str = _spec(pattern=_NAME)
+    use_case: str = _spec(
+        pattern=_REF, doc="the use case's mlops_kit.usecase.UseCase, e.g. pipelines:USE_CASE"
+    )
     owner: str
     runtime: Runtime
     storage: Storage
@@ -296,6 +304,12 @@ def parse(
             ours[name] = value
     ours.update(env=env, file=path, region=region)
     loaded = _build(Settings, ours, path, prefix=f"{NAMESPACE}:", derived=_DERIVED)
+    for name, gate in loaded.promotion.gates.items():
+        key = f"{NAMESPACE}:promotion.gates.{name}"
+        if gate.min is None and gate.max is None:
+            raise SettingsError(path, key, "a gate needs min, max or both")
+        if gate.min is not None and gate.max is not None and gate.min > gate.max:
+            raise SettingsError(path, key, f"min {gate.min} is above max {gate.max}: no model could pass")
     if len(set(loaded.stages)) != len(loaded.stages):
         raise SettingsError(path, f"{NAMESPACE}:stages", f"a stage is listed twice: {list(loaded.stages)}")
     if loaded.stages and loaded.promotion.stage not in loaded.stages:

@@ -108,20 +108,28 @@ def test_the_image_runs_the_kits_entry_points_as_a_user_without_build_tools() ->
     assert not re.search(r"\b(gcc|g\+\+|build-essential|uv sync|pip install)\b", runs)
 
 
-def test_every_module_the_pipeline_runs_is_in_the_image() -> None:
-    """The definition's processing modules and training module resolve inside the image's WORKDIR."""
+def test_every_module_the_pipeline_runs_is_in_the_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every module the built definition starts (processing entry points, the training module), and the
+    monitoring job, resolve inside the image's WORKDIR from what the Dockerfile copies there."""
+    from mlops_kit import pipeline, settings
+
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path))
     copied = {}
     for item in runtime.instructions((ROOT / "Dockerfile").read_text()):
         words = item.arguments.split()
         if item.keyword == "COPY" and not words[0].startswith("--") and words[-1].startswith("/app/"):
             copied[words[-1].removeprefix("/app/")] = ROOT / words[0]
-    definition = (ROOT / "pipelines" / "definition.py").read_text()
-    modules = set(re.findall(r'module="([\w.]+)"', definition)) | {
-        "mlops_kit.monitoring.job",
-        "mlops_kit.container",
-    }
-    assert {"pipelines.steps.prepare", "pipelines.steps.train", "mlops_kit.features.job"} <= modules
-    for module in modules:
+    config = settings.load("dev")
+    definition = pipeline.definition(
+        config, pipeline.context_for(config, "123456789012", runtime.image_tag(ROOT))
+    )
+    text = json.dumps(definition)
+    modules = set(re.findall(r'"python3", "-m", "([\w.]+)"', text))
+    modules |= set(re.findall(rf'"{container.TRAIN_MODULE_VARIABLE}": "([\w.]+)"', text))
+    assert len(modules) >= 5  # prepare, features, evaluate, baseline, train
+    for module in modules | {"mlops_kit.monitoring.job", "mlops_kit.container"}:
         top, _, rest = module.partition(".")
         assert top in copied, f"{module}: the image does not copy {top}"
         path = copied[top].joinpath(*rest.split(".")) if rest else copied[top]

@@ -125,19 +125,33 @@ def test_the_shape_of_the_pipeline(built) -> None:
 def test_gates_come_from_the_settings(built) -> None:
     for env in ("dev", "prod"):
         definition, _, _ = built[env]
-        gates = settings.load(env).promotion
+        gates = settings.load(env).promotion.gates
         check = next(s for s in definition["Steps"] if s["Name"] == "CheckGates")["Arguments"]
-        minimums = {
-            c["LeftValue"]["Std:JsonGet"]["Path"].removeprefix("metrics."): c["RightValue"]
+        bounds = {
+            (c["LeftValue"]["Std:JsonGet"]["Path"].removeprefix("metrics."), c["Type"]): c["RightValue"]
             for c in check["Conditions"]
-            if c["Type"] == "GreaterThanOrEqualTo"
         }
-        assert minimums == gates.min_metrics
-        gap = next(c for c in check["Conditions"] if c["Type"] == "LessThanOrEqualTo")
-        assert gap["RightValue"] == gates.max_segment_gap
+        expected = {(n, "GreaterThanOrEqualTo"): g.min for n, g in gates.items() if g.min is not None}
+        expected |= {(n, "LessThanOrEqualTo"): g.max for n, g in gates.items() if g.max is not None}
+        assert bounds == expected and len(bounds) == len(check["Conditions"])
         message = json.dumps(check["ElseSteps"][0]["Arguments"]["ErrorMessage"])
-        for name, minimum in gates.min_metrics.items():
-            assert f"{name}=" in message and f"(min {minimum})" in message
+        for name, gate in gates.items():
+            assert f"{name}=" in message
+            assert (gate.min is None or f"(min {gate.min})" in message) and (
+                gate.max is None or f"(max {gate.max})" in message
+            )
+
+
+def test_every_declared_metric_is_registered(built) -> None:
+    from pipelines import USE_CASE
+
+    definition, _, _ = built["dev"]
+    check = next(s for s in definition["Steps"] if s["Name"] == "CheckGates")["Arguments"]
+    metadata = check["IfSteps"][0]["Arguments"]["CustomerMetadataProperties"]
+    assert {k.removeprefix("metric:") for k in metadata if k.startswith("metric:")} == set(
+        USE_CASE.metric_names
+    )
+    assert metadata["lineage:label"] == USE_CASE.label
 
 
 def test_the_environment_name_only_reaches_names(built, tmp_path: Path) -> None:

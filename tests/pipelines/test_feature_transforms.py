@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from mlops_kit import synthetic
 from mlops_kit.features.validation import validate
+from pipelines import synthetic
 from pipelines.feature_transforms import compute_aggregates
 from pipelines.features import CUSTOMER_PROFILE, FEATURE_GROUPS, TRANSACTION_AGGREGATES
 

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_kit import synthetic
 from mlops_kit.validation import SchemaError, validate
+from pipelines import synthetic
 from pipelines.model import REQUEST_COLUMNS, build_features
 from pipelines.schema import RAW_SCHEMA
 from pipelines.steps import evaluate, inference, prepare, train

@@ -56,7 +56,7 @@ def run(
     table.add_column("challenger (retrained on drift)", overflow="fold")
     models = result.models + [None] * (2 - len(result.models))
     table.add_row("model package", *(m.package_arn if m else "" for m in models))
-    for name in ("roc_auc", "pr_auc", "precision", "recall", "segment_gap"):
+    for name in result.metric_names:
         table.add_row(name, *(f"{m.metrics[name]:.4f}" if m and name in m.metrics else "" for m in models))
     out.print(table)
     monitoring = result.monitoring

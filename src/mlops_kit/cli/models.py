@@ -13,8 +13,6 @@ app = typer.Typer(
     help="The model registry: packages, their stages, metrics and lineage.", no_args_is_help=True
 )
 
-SHOWN_METRICS = ("roc_auc", "pr_auc", "precision", "recall", "segment_gap")
-
 
 def register(root: typer.Typer) -> None:
     root.command(name="promote")(promote)
@@ -56,18 +54,19 @@ def _redeployer() -> Any:
 @app.command(name="list")
 def list_models(env: str = typer.Option("local", help="Environment whose registry to show.")) -> None:
     """Each package of the environment's registry: stage, approval, metrics, lineage, when promoted."""
-    from mlops_kit import naming, settings
+    from mlops_kit import naming, project, settings
     from mlops_kit.registry import promotion
 
     config = settings.load(env)
+    shown = project.use_case(config).metric_names
     rows = promotion.list_packages(config, _client_factory(config))
     if not rows:
         out.print(f"model package group {naming.model_package_group(config)} has no package yet")
         return
-    columns = ("version", "stage", "serving", "approval", *SHOWN_METRICS, "execution", "promoted", "arn")
+    columns = ("version", "stage", "serving", "approval", *shown, "execution", "promoted", "arn")
     lines = [
         [str(row.version), row.stage, row.serving, row.approval]
-        + [f"{row.metrics[m]:.4f}" if m in row.metrics else "-" for m in SHOWN_METRICS]
+        + [f"{row.metrics[m]:.4f}" if m in row.metrics else "-" for m in shown]
         + [row.execution, row.promoted, row.arn]
         for row in rows
     ]

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mlops_kit import emulator as emu
-from mlops_kit import executor, pipeline, runtime, settings
+from mlops_kit import executor, pipeline, project, runtime, settings
 
 app = typer.Typer(
     help="The training pipeline: its SageMaker definition, and running it.", no_args_is_help=True
@@ -27,6 +27,7 @@ def definition(
 ) -> None:
     """Print the SageMaker Pipeline definition JSON the environment deploys."""
     config = settings.load(env)
+    project.use_case(config)  # a malformed use case or a gate on an unknown metric: refused first
     if account_id is None:
         account_id = EMULATOR_ACCOUNT if config.embedded else _caller_account(config)
     tag = runtime.image_tag(settings.project_root(config.file.parent))
@@ -80,15 +81,15 @@ def run(
                     f"run {failed.record.execution_id} failed; resume with --resume {failed.record.execution_id}"
                 )
                 raise
-    _summary(record)
+    _summary(record, project.use_case(config).metric_names)
 
 
-def _summary(record: executor.RunRecord) -> None:
+def _summary(record: executor.RunRecord, metrics: tuple[str, ...]) -> None:
     table = Table(title=f"run {record.execution_id}", show_header=False)
     table.add_column("what", no_wrap=True)
     table.add_column("value", overflow="fold")
     table.add_row("status", record.status)
-    for name in ("roc_auc", "pr_auc", "precision", "recall", "segment_gap"):
+    for name in metrics:
         if name in record.metrics:
             table.add_row(name, f"{record.metrics[name]:.4f}")
     for name, uri in record.artifacts.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import typer
@@ -17,18 +18,30 @@ out = Console()
 @app.command("list")
 def list_runs() -> None:
     """Recorded runs, newest first."""
-    table = Table("run", "environment", "status", "started", "roc_auc", "model package")
+    table = Table("run", "environment", "status", "started", "deciding metric", "model package")
     for record in executor.list_runs():
-        auc = record.metrics.get("roc_auc")
+        name = _deciding_metric(record.environment)
+        value = record.metrics.get(name) if name else None
         table.add_row(
             record.execution_id,
             record.environment,
             record.status,
             record.started,
-            f"{auc:.4f}" if auc is not None else "",
+            f"{name} {value:.4f}" if isinstance(value, (int, float)) else "",
             record.artifacts.get("model_package", ""),
         )
     out.print(table)
+
+
+@functools.cache
+def _deciding_metric(env: str) -> str:
+    """The use case's deciding metric for a run's environment ("" when its settings are gone)."""
+    from mlops_kit import project, settings
+
+    try:
+        return project.use_case(settings.load(env)).deciding_metric
+    except (settings.SettingsError, OSError):
+        return ""
 
 
 @app.command()

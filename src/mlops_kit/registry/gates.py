@@ -8,9 +8,9 @@ the registry, calls it and carries the decision out; nothing here touches AWS or
 Checks, in order:
   model group           the package belongs to the registry's group
   stage order           the package sits in the stage before the target (none before the first)
-  min <metric>          each `promotion.min_metrics` minimum
-  gain over champion    the challenger's ROC AUC minus the champion's, at least `promotion.min_gain`
-  segment_gap           the largest AUC gap between segments, at most `promotion.max_segment_gap`
+  min/max <metric>      each bound of `promotion.gates` (equality passes)
+  gain over champion    the use case's deciding metric, better than the champion's by at least
+                        `promotion.min_gain` in the metric's own direction (lower is better for RMSE)
   approval              someone approved, when `promotion.approval_required`
 """
 
@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlops_kit.settings import Promotion
+from mlops_kit.usecase import Metric
 
 STAGE_KEY = "mlops:stage"
-PRIMARY_METRIC = "roc_auc"
-GAP_METRIC = "segment_gap"
 PROMOTE = "promote"
 ROLLBACK = "rollback"
 
@@ -69,10 +68,11 @@ class Package:
 
 @dataclass(frozen=True)
 class SameData:
-    """Both models scored on the very same labelled rows (the candidate's test set)."""
+    """Both models measured on the very same labelled rows (the candidate's test set), by the use
+    case's own evaluate function: every metric it reports, for each."""
 
-    candidate: float
-    champion: float
+    candidate: dict[str, float]
+    champion: dict[str, float]
     rows: int
     source: str
 
@@ -150,33 +150,28 @@ def decide(
     champion: Package | None,
     gates: Promotion,
     *,
+    decider: Metric,
     stages: Sequence[str],
     target_stage: str,
     group: str,
     approved_by: str | None = None,
     same_data: SameData | None = None,
 ) -> Decision:
-    """Every gate of `target_stage` applied to `candidate` against the stage's current `champion`."""
+    """Every gate of `target_stage` applied to `candidate` against the stage's current `champion`;
+    `decider` is the use case's deciding metric (its direction says which way is better)."""
     checks = [
         Check("model group", candidate.group, group, candidate.group == group),
         _stage_order(candidate, stages, target_stage),
     ]
-    for name, minimum in sorted(gates.min_metrics.items()):
+    for name, gate in sorted(gates.gates.items()):
         value = candidate.metrics.get(name)
         note = "" if value is not None else f"the package records no metric:{name}"
-        checks.append(Check(f"min {name}", value, minimum, _number(value) and value >= minimum, note))
-    gain, basis = _gain(candidate, champion, gates, same_data)
+        if gate.min is not None:
+            checks.append(Check(f"min {name}", value, gate.min, _number(value) and value >= gate.min, note))
+        if gate.max is not None:
+            checks.append(Check(f"max {name}", value, gate.max, _number(value) and value <= gate.max, note))
+    gain, basis = _gain(candidate, champion, gates, decider, same_data)
     checks.append(gain)
-    gap = candidate.metrics.get(GAP_METRIC)
-    checks.append(
-        Check(
-            f"max {GAP_METRIC}",
-            gap,
-            gates.max_segment_gap,
-            _number(gap) and gap <= gates.max_segment_gap,
-            "" if gap is not None else f"the package records no metric:{GAP_METRIC}",
-        )
-    )
     if gates.approval_required:
         who = (approved_by or "").strip()
         checks.append(Check("approval", who or None, "an approver (--approved-by)", bool(who)))
@@ -209,25 +204,32 @@ def _stage_order(candidate: Package, stages: Sequence[str], target: str) -> Chec
 
 
 def _gain(
-    candidate: Package, champion: Package | None, gates: Promotion, same_data: SameData | None
+    candidate: Package,
+    champion: Package | None,
+    gates: Promotion,
+    decider: Metric,
+    same_data: SameData | None,
 ) -> tuple[Check, str]:
-    name = f"gain in {PRIMARY_METRIC} over champion"
+    name = f"gain in {decider.name} over champion"
+    if decider.direction == "lower":
+        name += " (lower is better)"
     if champion is None:
         return Check(name, None, gates.min_gain, True, "no champion in this stage yet"), "no champion"
     if champion.arn == candidate.arn:
         return Check(name, 0.0, gates.min_gain, False, "the package is already the champion"), "same package"
     if same_data is not None:
-        gain = same_data.candidate - same_data.champion
-        note = (
-            f"{same_data.candidate:.4f} vs {same_data.champion:.4f} on the same {same_data.rows} rows"
-            f" of {same_data.source}"
-        )
-        return Check(name, gain, gates.min_gain, _number(gain) and gain >= gates.min_gain, note), "same data"
-    mine, theirs = candidate.metrics.get(PRIMARY_METRIC), champion.metrics.get(PRIMARY_METRIC)
+        mine, theirs = same_data.candidate.get(decider.name), same_data.champion.get(decider.name)
+        if not (_number(mine) and _number(theirs)):
+            note = f"re-scoring on {same_data.source} gave no {decider.name} for both models"
+            return Check(name, None, gates.min_gain, False, note), "same data"
+        gain = decider.gain(mine, theirs)
+        note = f"{mine:.4f} vs {theirs:.4f} on the same {same_data.rows} rows of {same_data.source}"
+        return Check(name, gain, gates.min_gain, gain >= gates.min_gain, note), "same data"
+    mine, theirs = candidate.metrics.get(decider.name), champion.metrics.get(decider.name)
     if not (_number(mine) and _number(theirs)):
-        note = "a package records no metric:" + PRIMARY_METRIC
+        note = "a package records no metric:" + decider.name
         return Check(name, None, gates.min_gain, False, note), "recorded metrics"
-    gain = mine - theirs
+    gain = decider.gain(mine, theirs)
     note = f"recorded metrics {mine:.4f} vs {theirs:.4f}: no shared test set to re-score on"
     return Check(name, gain, gates.min_gain, gain >= gates.min_gain, note), "recorded metrics"
 
@@ -262,19 +264,6 @@ def rollback_target(history: Sequence[Mapping[str, Any]], stage: str) -> tuple[s
     if len(stack) < 2:
         raise ValueError(f"stage {stage} has served only {stack[-1]}; there is no previous package")
     return stack[-1], stack[-2]
-
-
-def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float:
-    """Area under the ROC curve: the chance a positive outscores a negative (ties count half)."""
-    import numpy as np
-    import pandas as pd
-
-    y = np.asarray(labels, dtype=int)
-    positives, negatives = int((y == 1).sum()), int((y == 0).sum())
-    if positives == 0 or negatives == 0 or len(y) != len(scores):
-        raise ValueError(f"ROC AUC needs both classes and one score per row ({positives}+, {negatives}-)")
-    ranks = pd.Series(np.asarray(scores, dtype=float)).rank(method="average").to_numpy()
-    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def _number(value: Any) -> bool:

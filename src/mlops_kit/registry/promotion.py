@@ -28,23 +28,19 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import io
 import json
-import sys
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlops_kit import naming
+from mlops_kit import naming, project
 from mlops_kit import settings as settings_mod
-from mlops_kit.registry import gates
-from mlops_kit.registry.gates import Decision, Package, SameData
+from mlops_kit.registry import gates, rescore
+from mlops_kit.registry.gates import Decision, Package
 from mlops_kit.registry.packages import APPROVED
 from mlops_kit.registry.settings_edit import write_package
-from mlops_kit.s3 import list_objects, split_uri
 from mlops_kit.settings import Settings
 
 ClientFactory = Callable[[str], Any]
@@ -313,96 +309,6 @@ def audit_records(s3: Any, reg: Registry) -> list[dict[str, Any]]:
     return sorted(records, key=lambda r: (r.get("stage", ""), r.get("sequence", 0)))
 
 
-# --- champion against challenger on the same rows ------------------------------------------------------
-
-
-def same_data(s3: Any, sagemaker: Any, candidate: Package, champion: Package) -> SameData | None:
-    """Both models re-scored on the candidate's test set through their own handlers; None when unrecorded."""
-    test_uri, label = candidate.lineage.get("test"), candidate.lineage.get("label")
-    if not test_uri or not label:
-        return None
-    import numpy as np
-
-    frame = read_parquet_folder(s3, test_uri)
-    if label not in frame.columns:
-        raise PromotionError(f"{test_uri}: no label column {label!r} (lineage:label of {candidate.arn})")
-    labels = frame[label].to_numpy().astype(int)
-    if len(np.unique(labels)) != 2:
-        raise PromotionError(f"{test_uri}: column {label} needs both classes to compare ROC AUC")
-    features = frame.drop(columns=[label])
-    with tempfile.TemporaryDirectory(prefix="mlops-champion-") as tmp:
-        scores = {
-            package.arn: score(s3, sagemaker, package.arn, features, Path(tmp) / str(i))
-            for i, package in enumerate((candidate, champion))
-        }
-    return SameData(
-        candidate=gates.roc_auc(labels, scores[candidate.arn]),
-        champion=gates.roc_auc(labels, scores[champion.arn]),
-        rows=len(frame),
-        source=test_uri,
-    )
-
-
-def score(s3: Any, sagemaker: Any, package_arn: str, features: Any, folder: Path) -> Any:
-    """One package's model scores for `features`, through the handler its model.tar.gz carries."""
-    import numpy as np
-
-    from mlops_kit.serving.handler import Handler, ModelLoadError
-
-    url = _model_url(sagemaker, package_arn)
-    folder.mkdir(parents=True)
-    archive = folder / "model.tar.gz"
-    bucket, key = split_uri(url)
-    try:
-        archive.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    except s3.exceptions.ClientError as exc:
-        raise PromotionError(f"{url} (model of {package_arn}): {_reason(exc)}") from None
-    loaded_before, path_before = set(sys.modules), list(sys.path)
-    try:
-        handler = Handler(archive, compile_trees=False)  # scored once: compiling would not pay back
-        predicted = handler.predict_fn(features.copy(), handler.model)
-    except ModelLoadError as exc:
-        raise PromotionError(f"the model of {package_arn} cannot be loaded: {exc}") from None
-    finally:
-        # Champion and challenger may ship different versions of the same helper module (`code/*.py`):
-        # forget what this model imported, so the next one loads its own.
-        added = tuple(entry for entry in sys.path if entry not in path_before)
-        for name in set(sys.modules) - loaded_before:
-            if added and str(getattr(sys.modules[name], "__file__", None) or "").startswith(added):
-                del sys.modules[name]
-        sys.path[:] = path_before
-    predicted = np.asarray(predicted, dtype=float)
-    if predicted.ndim == 2:  # predict_proba-style: the positive class
-        predicted = predicted[:, -1]
-    if predicted.shape != (len(features),):
-        raise PromotionError(
-            f"the model of {package_arn} returned {predicted.shape} scores for {len(features)} rows"
-        )
-    return predicted
-
-
-def read_parquet_folder(s3: Any, uri: str) -> Any:
-    import pandas as pd
-
-    bucket, _ = split_uri(uri)
-    parts = []
-    for item in sorted(list_objects(s3, uri), key=lambda i: i["Key"]):
-        if item["Key"].endswith(".parquet"):
-            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-            parts.append(pd.read_parquet(io.BytesIO(body)))
-    if not parts:
-        raise PromotionError(f"{uri}: no parquet file to re-score the champion on")
-    return pd.concat(parts, ignore_index=True)
-
-
-def _model_url(sagemaker: Any, package_arn: str) -> str:
-    described = sagemaker.describe_model_package(ModelPackageName=package_arn)
-    containers = described.get("InferenceSpecification", {}).get("Containers", [])
-    if not containers or not containers[0].get("ModelDataUrl"):
-        raise PromotionError(f"model package {package_arn} has no ModelDataUrl")
-    return containers[0]["ModelDataUrl"]
-
-
 # --- the two actions ---------------------------------------------------------------------------------
 
 
@@ -429,11 +335,15 @@ def evaluate(
     champion = describe(sagemaker, head.package) if head else None
     compared = None
     if champion is not None and champion.arn != candidate.arn and candidate.group == reg.group:
-        compared = same_data(s3, sagemaker, candidate, champion)
+        try:
+            compared = rescore.same_data(settings, s3, sagemaker, candidate, champion)
+        except rescore.RescoreError as exc:
+            raise PromotionError(str(exc)) from None
     decision = gates.decide(
         candidate,
         champion,
         gates_of(settings, stage_targets),
+        decider=project.use_case(settings).decider,
         stages=settings.stages,
         target_stage=stage,
         group=reg.group,

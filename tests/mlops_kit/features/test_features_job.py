@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from mlops_kit import project, settings, synthetic
+from mlops_kit import project, settings
 from mlops_kit.features import job
 from mlops_kit.features import store as feature_store
+from pipelines import synthetic
 from pipelines.feature_transforms import compute_aggregates
 
 ENV = settings.load("local")
@@ -27,7 +28,7 @@ def aws(emulator, monkeypatch: pytest.MonkeyPatch):
 def _args(records: Path, out: Path) -> list[str]:
     return [
         "--records", str(records), "--ingest", str(out),
-        "--definitions", ENV.features.definitions, "--resource-prefix", ENV.prefix,
+        "--definitions", project.use_case(ENV).feature_groups, "--resource-prefix", ENV.prefix,
         "--ttl-hours", str(24 * 365 * 10), "--online", "dynamodb",
     ]  # fmt: skip
 

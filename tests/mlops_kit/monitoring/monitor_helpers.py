@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlops_kit import synthetic
+from pipelines import synthetic
 
 FEATURES = ["amount", "merchant_category", "channel", "hour", "customer_tenure_days"]
 PREDICTION = "prediction"

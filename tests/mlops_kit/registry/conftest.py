@@ -13,6 +13,8 @@ from botocore.config import Config
 from moto import mock_aws
 from registry_fixtures import ROOT, World, make_world
 
+TOY = "tests.mlops_kit.registry.toy_use_case:USE_CASE"
+
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -21,6 +23,10 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root.mkdir()
     shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
     shutil.copytree(ROOT / "environments", root / "environments")
+    for path in (root / "environments").glob("*.yaml"):  # the tests' own use case, not the example's
+        path.write_text(
+            path.read_text().replace("mlops:use_case: pipelines:USE_CASE", f"mlops:use_case: {TOY}")
+        )
     monkeypatch.setenv("MLOPS_PROJECT_DIR", str(root))
     return root
 

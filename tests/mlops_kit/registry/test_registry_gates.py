@@ -4,27 +4,39 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
 
 from mlops_kit.registry import gates
 from mlops_kit.registry.gates import Package, SameData
-from mlops_kit.settings import Promotion
+from mlops_kit.settings import Gate, Promotion
+from mlops_kit.usecase import Direction, Metric
 
 STAGES = ("dev", "staging", "prod")
 GROUP = "mlops-kit-dev-models"
 GOOD = {"roc_auc": 0.9, "pr_auc": 0.5, "segment_gap": 0.05}
-GATES = Promotion(stage="staging", min_metrics={"roc_auc": 0.8, "pr_auc": 0.15}, max_segment_gap=0.2)
+GATES = Promotion(
+    stage="staging", gates={"roc_auc": Gate(min=0.8), "pr_auc": Gate(min=0.15), "segment_gap": Gate(max=0.2)}
+)
+AUC = Metric("roc_auc", Direction.HIGHER)
+RMSE = Metric("rmse", Direction.LOWER)
 
 
 def pkg(metrics=GOOD, stage="dev", group=GROUP, arn="arn:pkg/2") -> Package:
     return Package(arn=arn, group=group, version=2, stage=stage, approval="Approved", metrics=dict(metrics))
 
 
-def decide(candidate=None, champion=None, gates_=GATES, target="staging", **kw) -> gates.Decision:
+def decide(
+    candidate=None, champion=None, gates_=GATES, target="staging", decider=AUC, **kw
+) -> gates.Decision:
     return gates.decide(
-        candidate or pkg(), champion, gates_, stages=STAGES, target_stage=target, group=GROUP, **kw
+        candidate or pkg(),
+        champion,
+        gates_,
+        decider=decider,
+        stages=STAGES,
+        target_stage=target,
+        group=GROUP,
+        **kw,
     )
 
 
@@ -40,8 +52,8 @@ def test_a_good_package_in_the_stage_before_passes_every_gate() -> None:
         "stage order",
         "min pr_auc",
         "min roc_auc",
-        "gain in roc_auc over champion",
         "max segment_gap",
+        "gain in roc_auc over champion",
         "approval",
     ]
     assert decision.basis == "no champion" and decision.from_stage == "dev"
@@ -103,7 +115,7 @@ def test_a_package_of_another_group_is_refused() -> None:
 
 
 def test_approval_is_required_only_where_the_settings_say() -> None:
-    strict = Promotion(stage="prod", min_metrics={}, approval_required=True)
+    strict = Promotion(stage="prod", approval_required=True)
     refused = decide(pkg(stage="staging"), gates_=strict, target="prod")
     assert [c.name for c in refused.failures] == ["approval"]
     assert not decide(pkg(stage="staging"), gates_=strict, target="prod", approved_by="  ").approved
@@ -112,7 +124,7 @@ def test_approval_is_required_only_where_the_settings_say() -> None:
 
 
 def test_the_challenger_needs_the_minimum_gain_over_the_champion_from_recorded_metrics() -> None:
-    gated = Promotion(stage="staging", min_metrics={}, min_gain=0.01)
+    gated = Promotion(stage="staging", min_gain=0.01)
     champion = pkg({**GOOD, "roc_auc": 0.88}, stage="staging", arn="arn:pkg/1")
     small = decide(pkg({**GOOD, "roc_auc": 0.885}), champion, gated)
     gain = check(small, "gain in roc_auc over champion")
@@ -124,7 +136,9 @@ def test_the_challenger_needs_the_minimum_gain_over_the_champion_from_recorded_m
 
 def test_scores_on_the_same_rows_override_the_recorded_metrics() -> None:
     champion = pkg({**GOOD, "roc_auc": 0.5}, stage="staging", arn="arn:pkg/1")
-    rescored = SameData(candidate=0.81, champion=0.86, rows=400, source="s3://b/test")
+    rescored = SameData(
+        candidate={"roc_auc": 0.81}, champion={"roc_auc": 0.86}, rows=400, source="s3://b/test"
+    )
     decision = decide(pkg({**GOOD, "roc_auc": 0.99}), champion, same_data=rescored)
     gain = check(decision, "gain in roc_auc over champion")
     assert not gain.passed and gain.value == pytest.approx(-0.05)
@@ -191,10 +205,55 @@ def test_rollback_without_history_is_refused() -> None:
         gates.rollback_target([], "prod")
 
 
-def test_roc_auc_matches_scikit_learn_with_ties() -> None:
-    rng = np.random.default_rng(3)
-    labels = rng.integers(0, 2, 300)
-    scores = np.round(labels * 0.4 + rng.random(300), 1)  # rounding makes ties
-    assert gates.roc_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores))
-    with pytest.raises(ValueError, match="both classes"):
-        gates.roc_auc([1, 1], [0.2, 0.3])
+# --- bounds at their boundary, both sides; the deciding metric in its own direction -----------------------
+
+
+def test_a_minimum_passes_at_equality_and_fails_one_ulp_below() -> None:
+    at = decide(pkg({**GOOD, "roc_auc": 0.8}))
+    below = decide(pkg({**GOOD, "roc_auc": math.nextafter(0.8, 0)}))
+    assert check(at, "min roc_auc").passed and not check(below, "min roc_auc").passed
+
+
+def test_a_maximum_passes_at_equality_and_fails_one_ulp_above() -> None:
+    at = decide(pkg({**GOOD, "segment_gap": 0.2}))
+    above = decide(pkg({**GOOD, "segment_gap": math.nextafter(0.2, 1)}))
+    assert check(at, "max segment_gap").passed and not check(above, "max segment_gap").passed
+
+
+def test_a_gate_may_bound_a_metric_on_both_sides() -> None:
+    both = Promotion(stage="staging", gates={"rmse": Gate(min=1.0, max=40.0)})
+    names = [c.name for c in decide(pkg({"rmse": 30.0}), gates_=both, decider=RMSE).checks]
+    assert names[2:4] == ["min rmse", "max rmse"]
+    assert [c.name for c in decide(pkg({"rmse": 41.0}), gates_=both, decider=RMSE).failures] == ["max rmse"]
+    assert [c.name for c in decide(pkg({"rmse": 0.5}), gates_=both, decider=RMSE).failures] == ["min rmse"]
+
+
+def test_lower_is_better_the_challenger_must_lower_the_error() -> None:
+    gated = Promotion(stage="staging", gates={"rmse": Gate(max=40.0)}, min_gain=1.0)
+    champion = pkg({"rmse": 30.0}, stage="staging", arn="arn:pkg/1")
+    better = decide(pkg({"rmse": 29.0}), champion, gated, decider=RMSE)  # exactly the minimum gain
+    worse = decide(pkg({"rmse": 31.0}), champion, gated, decider=RMSE)
+    short = decide(pkg({"rmse": math.nextafter(29.0, 30)}), champion, gated, decider=RMSE)
+    gain = check(better, "gain in rmse over champion (lower is better)")
+    assert better.approved and gain.value == pytest.approx(1.0)
+    assert [c.name for c in worse.failures] == ["gain in rmse over champion (lower is better)"]
+    assert check(worse, "gain in rmse over champion (lower is better)").value == pytest.approx(-1.0)
+    assert not short.approved
+
+
+def test_the_minimum_gain_is_met_at_equality_on_the_same_rows() -> None:
+    gated = Promotion(stage="staging", min_gain=0.25)
+    champion = pkg(stage="staging", arn="arn:pkg/1")
+    at = SameData(candidate={"roc_auc": 0.75}, champion={"roc_auc": 0.5}, rows=10, source="s3://b/t")
+    under = SameData(
+        candidate={"roc_auc": math.nextafter(0.75, 0)}, champion={"roc_auc": 0.5}, rows=10, source="s3://b/t"
+    )
+    assert decide(pkg(), champion, gated, same_data=at).approved
+    assert not decide(pkg(), champion, gated, same_data=under).approved
+
+
+def test_a_rescoring_without_the_deciding_metric_fails_the_gain() -> None:
+    champion = pkg(stage="staging", arn="arn:pkg/1")
+    partial = SameData(candidate={"pr_auc": 0.9}, champion={"roc_auc": 0.5}, rows=10, source="s3://b/t")
+    gain = check(decide(pkg(), champion, same_data=partial), "gain in roc_auc over champion")
+    assert not gain.passed and "gave no roc_auc" in gain.note

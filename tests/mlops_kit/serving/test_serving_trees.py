@@ -95,8 +95,8 @@ def test_multiclass_and_regressors_match_sklearn():
 
 
 def test_the_projects_pipeline_matches_on_dataframes():
-    from mlops_kit import synthetic
     from pipelines import model as fraud_model
+    from pipelines import synthetic
 
     frame = synthetic.generate(synthetic.GeneratorOptions(rows=3000, seed=3))
     rng = np.random.default_rng(3)

@@ -155,3 +155,16 @@ def _intercept_for_rate(logit: np.ndarray, rate: float) -> float:
         else:
             low = mid
     return (low + high) / 2
+
+
+def sample(
+    rows: int,
+    *,
+    seed: int = 7,
+    start: str = "2026-01-01",
+    end: str = "2026-03-01",
+    drift_from: str | None = None,
+) -> pd.DataFrame:
+    """The use case's sample data (`UseCase.entry_points.sample_data`): labelled raw events, drifted from
+    `drift_from` on when given."""
+    return generate(GeneratorOptions(rows=rows, seed=seed, start=start, end=end, drift_from=drift_from))

@@ -8,8 +8,8 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 
-from mlops_kit import synthetic
-from mlops_kit.synthetic import GeneratorOptions
+from pipelines import synthetic
+from pipelines.synthetic import GeneratorOptions
 
 
 def test_same_seed_same_data() -> None:
