@@ -27,13 +27,9 @@ from mlops_kit.pipeline import PipelineContext, prepare_sdk
 from mlops_kit.settings import Settings
 from pipelines import USE_CASE
 
-PIPELINE_SESSION_REGION_FALLBACK = "us-east-1"
-
 
 def get_pipeline(settings: Settings, ctx: PipelineContext):
     prepare_sdk(ctx.region)  # before the SDK's imports
-    from sagemaker.core.helper.session_helper import Session
-    from sagemaker.core.workflow.execution_variables import ExecutionVariables
     from sagemaker.core.workflow.functions import Join, JsonGet
     from sagemaker.core.workflow.parameters import ParameterString
     from sagemaker.core.workflow.properties import PropertyFile
@@ -127,78 +123,30 @@ def get_pipeline(settings: Settings, ctx: PipelineContext):
 
     conditions, failed = steps.gate_conditions(settings.promotion.gates, lambda m: metric(f"metrics.{m}"))
 
-    def as_text(value: object) -> Join:
-        return Join(on="", values=[value])
-
     register = steps.register_step(
         "Register",
-        {
-            "ModelPackageGroupName": ctx.model_package_group,
-            "ModelPackageDescription": f"fraud classifier trained by {name}",
-            "ModelApprovalStatus": approval,
-            "InferenceSpecification": {
-                "Containers": [
-                    {
-                        # the image's `serve`: the kit's server for /opt/ml/model and its code/inference.py
-                        "Image": ctx.image_uri,
-                        "ModelDataUrl": model_uri,
-                    }
-                ],
-                "SupportedContentTypes": ["text/csv", "application/json"],
-                "SupportedResponseMIMETypes": ["text/csv", "application/json"],
-                "SupportedRealtimeInferenceInstanceTypes": sorted({settings.serving.instance_type}),
-                "SupportedTransformInstanceTypes": ["ml.m5.large"],
-            },
-            "ModelMetrics": {
-                "ModelQuality": {
-                    "Statistics": {
-                        "ContentType": "application/json",
-                        "S3Uri": Join(on="/", values=[evaluation_uri, "evaluation.json"]),
-                    }
-                },
-                "ModelDataQuality": {
-                    "Statistics": {
-                        "ContentType": "application/json",
-                        "S3Uri": Join(on="/", values=[baseline_uri, "statistics.json"]),
-                    },
-                    "Constraints": {
-                        "ContentType": "application/json",
-                        "S3Uri": Join(on="/", values=[baseline_uri, "constraints.json"]),
-                    },
-                },
-            },
-            "CustomerMetadataProperties": {
-                **{f"metric:{key}": as_text(metric(f"metrics.{key}")) for key in USE_CASE.metric_names},
-                "lineage:pipeline": name,
-                "lineage:execution": ExecutionVariables.PIPELINE_EXECUTION_ID,
-                "lineage:input": input_data,
-                "lineage:code": ctx.image_tag,
-                "lineage:environment": settings.env,
-                "lineage:test": prepared["test"].S3Output.S3Uri,
-                "lineage:label": USE_CASE.label,
-            },
-        },
+        steps.model_package_request(
+            settings,
+            ctx,
+            USE_CASE,
+            pipeline_name=name,
+            approval=approval,
+            model_uri=model_uri,
+            evaluation_uri=evaluation_uri,
+            baseline_uri=baseline_uri,
+            input_data=input_data,
+            test_uri=prepared["test"].S3Output.S3Uri,
+            metric=lambda m: metric(f"metrics.{m}"),
+        ),
     )
     failure = [f"{settings.prefix}: the model failed its gates:", *failed]
     fail = FailStep("GatesFailed", error_message=Join(on="", values=failure))
     check = ConditionStep("CheckGates", conditions=conditions, if_steps=[register], else_steps=[fail])
 
-    session = Session(boto_session=_offline_boto_session(ctx.region))
     return Pipeline(
         name=name,
         parameters=[input_data, processing_instance, training_instance, approval],
         steps=[prepare, ingest, train, evaluate, baseline, check],
-        sagemaker_session=session,
+        sagemaker_session=steps.offline_session(ctx.region),
         pipeline_experiment_config=None,
-    )
-
-
-def _offline_boto_session(region: str):
-    """A boto3 session that never looks for credentials: building a definition calls no AWS API."""
-    import boto3
-
-    return boto3.Session(
-        region_name=region or PIPELINE_SESSION_REGION_FALLBACK,
-        aws_access_key_id="definition",
-        aws_secret_access_key="definition",
     )

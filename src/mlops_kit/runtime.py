@@ -102,7 +102,8 @@ def image_files(root: Path) -> list[Path]:
                 if p.is_file() and not _SKIPPED_PARTS.intersection(p.parts) and p.suffix != ".pyc"
             )
         else:
-            raise ImageError(f"{dockerfile}: COPY {source}: no such file or folder in {root}")
+            hint = "; lock the project first (uv lock, or make setup)" if source == "uv.lock" else ""
+            raise ImageError(f"{dockerfile}: COPY {source}: no such file or folder in {root}{hint}")
     return sorted(files)
 
 
@@ -220,7 +221,14 @@ def check(root: Path) -> list[str]:
     if any(re.search(r"\bpip3? install\b(?!.*\buv==)", r) for r in runs):
         problems.append(f"{dockerfile}: a `pip install` besides uv's pinned one installs outside the lock")
     declared = sorted(_requirement_key(r) for r in pyproject["project"].get("dependencies", []))
-    project = next((p for p in lock.get("package", []) if p.get("source", {}).get("editable") == "."), None)
+    project = next(
+        (
+            p
+            for p in lock.get("package", [])
+            if "." in (p.get("source", {}).get(k) for k in ("editable", "virtual"))
+        ),
+        None,
+    )
     locked = sorted(_locked_key(e) for e in (project or {}).get("metadata", {}).get("requires-dist", []))
     if project is None or declared != locked:
         changed = sorted({d[0] for d in set(declared) ^ set(locked)})

@@ -17,7 +17,8 @@ from typing import Any
 
 from mlops_kit import container
 from mlops_kit.pipeline import PipelineContext, prepare_sdk
-from mlops_kit.settings import Gate
+from mlops_kit.settings import Gate, Settings
+from mlops_kit.usecase import UseCase
 
 prepare_sdk("us-east-1")
 
@@ -266,3 +267,74 @@ def gate_conditions(gates: Mapping[str, Gate], metric: Callable[[str], Any]) -> 
             conditions.append(ConditionLessThanOrEqualTo(left=metric(name), right=float(gate.max)))
             message += [f" {name}=", metric(name), f" (max {gate.max});"]
     return conditions, message
+
+
+def model_package_request(
+    settings: Settings,
+    ctx: PipelineContext,
+    case: UseCase,
+    *,
+    pipeline_name: str,
+    approval: Any,
+    model_uri: Any,
+    evaluation_uri: Any,
+    baseline_uri: Any,
+    input_data: Any,
+    test_uri: Any,
+    metric: Callable[[str], Any],
+) -> dict[str, Any]:
+    """The Register step's CreateModelPackage request: the project's image serving the model, its
+    evaluation and monitoring baseline, every metric the use case declares (`metric:<name>`), and its
+    lineage (`lineage:*`): what promotion, serving and monitoring read from the registry."""
+    from sagemaker.core.workflow.execution_variables import ExecutionVariables
+    from sagemaker.core.workflow.functions import Join
+
+    def text(value: Any) -> Join:
+        return Join(on="", values=[value])
+
+    def document(prefix: Any, name: str) -> dict[str, Any]:
+        return {"ContentType": "application/json", "S3Uri": Join(on="/", values=[prefix, name])}
+
+    return {
+        "ModelPackageGroupName": ctx.model_package_group,
+        "ModelPackageDescription": f"{case.name} ({case.task}) trained by {pipeline_name}",
+        "ModelApprovalStatus": approval,
+        "InferenceSpecification": {
+            # the image's `serve`: the kit's server for /opt/ml/model and its code/inference.py
+            "Containers": [{"Image": ctx.image_uri, "ModelDataUrl": model_uri}],
+            "SupportedContentTypes": ["text/csv", "application/json"],
+            "SupportedResponseMIMETypes": ["text/csv", "application/json"],
+            "SupportedRealtimeInferenceInstanceTypes": sorted({settings.serving.instance_type}),
+            "SupportedTransformInstanceTypes": ["ml.m5.large"],
+        },
+        "ModelMetrics": {
+            "ModelQuality": {"Statistics": document(evaluation_uri, "evaluation.json")},
+            "ModelDataQuality": {
+                "Statistics": document(baseline_uri, "statistics.json"),
+                "Constraints": document(baseline_uri, "constraints.json"),
+            },
+        },
+        "CustomerMetadataProperties": {
+            **{f"metric:{name}": text(metric(name)) for name in case.metric_names},
+            "lineage:pipeline": pipeline_name,
+            "lineage:execution": ExecutionVariables.PIPELINE_EXECUTION_ID,
+            "lineage:input": input_data,
+            "lineage:code": ctx.image_tag,
+            "lineage:environment": settings.env,
+            "lineage:test": test_uri,
+            "lineage:label": case.label,
+        },
+    }
+
+
+def offline_session(region: str) -> Any:
+    """A SageMaker session whose boto3 session never looks for credentials: building a definition calls
+    no AWS API."""
+    import boto3
+    from sagemaker.core.helper.session_helper import Session
+
+    return Session(
+        boto_session=boto3.Session(
+            region_name=region, aws_access_key_id="definition", aws_secret_access_key="definition"
+        )
+    )

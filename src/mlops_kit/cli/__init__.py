@@ -37,6 +37,7 @@ _AREAS: list[tuple[str, str | None]] = [
     ("pipeline", "pipeline"),
     ("runs", "runs"),
     ("models", None),
+    ("init", None),
 ]
 
 
