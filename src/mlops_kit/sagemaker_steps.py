@@ -17,6 +17,7 @@ from typing import Any
 
 from mlops_kit import container
 from mlops_kit.pipeline import PipelineContext, prepare_sdk
+from mlops_kit.registry import metadata
 from mlops_kit.settings import Gate, Settings
 from mlops_kit.usecase import UseCase
 
@@ -315,14 +316,19 @@ def model_package_request(
             },
         },
         "CustomerMetadataProperties": {
-            **{f"metric:{name}": text(metric(name)) for name in case.metric_names},
-            "lineage:pipeline": pipeline_name,
-            "lineage:execution": ExecutionVariables.PIPELINE_EXECUTION_ID,
-            "lineage:input": input_data,
-            "lineage:code": ctx.image_tag,
-            "lineage:environment": settings.env,
-            "lineage:test": test_uri,
-            "lineage:label": case.label,
+            **{metadata.metric_key(name): text(metric(name)) for name in case.metric_names},
+            **{
+                metadata.lineage_key(what): value
+                for what, value in (
+                    ("pipeline", pipeline_name),
+                    ("execution", ExecutionVariables.PIPELINE_EXECUTION_ID),
+                    ("input", input_data),
+                    ("code", ctx.image_tag),
+                    ("environment", settings.env),
+                    ("test", test_uri),
+                    ("label", case.label),
+                )
+            },
         },
     }
 

@@ -21,10 +21,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlops_kit.registry import metadata
 from mlops_kit.settings import Promotion
 from mlops_kit.usecase import Metric
 
-STAGE_KEY = "mlops:stage"
+STAGE_KEY = metadata.STAGE
 PROMOTE = "promote"
 ROLLBACK = "rollback"
 
@@ -44,13 +45,7 @@ class Package:
     @classmethod
     def from_description(cls, described: Mapping[str, Any]) -> Package:
         props = dict(described.get("CustomerMetadataProperties") or {})
-        metrics = {}
-        for key, value in props.items():
-            if key.startswith("metric:"):
-                try:
-                    metrics[key.removeprefix("metric:")] = float(value)
-                except ValueError:
-                    metrics[key.removeprefix("metric:")] = math.nan  # unreadable: fails its gate, named
+        metrics = metadata.metrics(props)
         return cls(
             arn=described["ModelPackageArn"],
             group=described.get("ModelPackageGroupName", ""),
@@ -63,7 +58,7 @@ class Package:
 
     @property
     def lineage(self) -> dict[str, str]:
-        return {k.removeprefix("lineage:"): v for k, v in self.properties.items() if k.startswith("lineage:")}
+        return metadata.lineage(self.properties)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlops_kit.registry import metadata
+
 PENDING = "PendingManualApproval"
 APPROVED = "Approved"
 REJECTED = "Rejected"
@@ -37,8 +39,8 @@ def create_request(req: PackageRequest) -> dict[str, Any]:
             "Constraints": {"ContentType": "application/json", "S3Uri": req.baseline_constraints_uri},
         }
         drift = {"ModelDataQuality": model_metrics["ModelDataQuality"]}
-    properties = {f"metric:{k}": f"{v:.6f}" for k, v in sorted(req.metrics.items())}
-    properties.update({f"lineage:{k}": v for k, v in sorted(req.lineage.items())})
+    properties = {metadata.metric_key(k): f"{v:.6f}" for k, v in sorted(req.metrics.items())}
+    properties.update({metadata.lineage_key(k): v for k, v in sorted(req.lineage.items())})
     request: dict[str, Any] = {
         "ModelPackageGroupName": req.group,
         "ModelPackageDescription": req.description or "registered by mlops-kit",
