@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.plans import images
 from mlops_kit import runtime, settings
 from mlops_kit.cli import ci
 from mlops_kit.executor.launch import IMAGE_VARIABLE
+from mlops_kit.infra.plans import images
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"

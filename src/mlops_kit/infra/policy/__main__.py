@@ -1,13 +1,8 @@
-"""The mlops-kit policy pack: `pulumi preview --policy-pack infra/policy` enforces the kit's security rules."""
-
-import sys
-from pathlib import Path
+"""The mlops-kit policy pack: `pulumi preview --policy-pack "$(mlops infra policy-path)"` enforces the kit's
+security rules. The Pulumi CLI runs this folder in the project's environment, which holds the kit."""
 
 from pulumi_policy import EnforcementLevel, PolicyPack
 
-# The Pulumi CLI runs this file on its own: make the sibling module importable.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from validators import policies  # noqa: E402
+from mlops_kit.infra.policy.validators import policies
 
 PolicyPack(name="mlops-kit", enforcement_level=EnforcementLevel.MANDATORY, policies=policies())
