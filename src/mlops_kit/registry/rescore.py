@@ -50,7 +50,9 @@ def same_data(
         # The two children run side by side: each is one process importing the use case's stack.
         with ThreadPoolExecutor(max_workers=2) as pool:
             futures = {
-                package.arn: pool.submit(measure, settings, s3, sagemaker, package.arn, data, Path(tmp) / str(i))
+                package.arn: pool.submit(
+                    measure, settings, s3, sagemaker, package.arn, data, Path(tmp) / str(i)
+                )
                 for i, package in enumerate((candidate, champion))
             }
             measured = {arn: future.result() for arn, future in futures.items()}
