@@ -16,7 +16,7 @@ import pytest
 from infra_fixtures import SHIPPED, planned
 from test_iam_documents import all_documents
 
-from infra.plans import iam
+from mlops_kit.infra.plans import iam
 
 SERVICES = {
     "s3": ("s3", "s3control"),

@@ -1,9 +1,13 @@
-"""`mlops infra plan` and `mlops infra diff` through the command line."""
+"""`mlops infra plan`, `mlops infra diff` and `mlops infra policy-path` through the command line."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import yaml
+
+import mlops_kit
 from mlops_kit.cli import main
 
 
@@ -41,3 +45,21 @@ def test_plan_of_an_unknown_environment_fails_with_the_known_ones(capsys):
     assert main(["infra", "plan", "--env", "nope"]) == 1
     err = capsys.readouterr().err
     assert "no settings for environment 'nope'" in err and "staging" in err
+
+
+def test_policy_path_prints_the_installed_kits_policy_pack(capsys):
+    assert main(["infra", "policy-path"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("\n") == 1  # one line, for `--policy-pack "$(mlops infra policy-path)"`
+    folder = Path(printed.strip())
+    assert (
+        folder.is_absolute()
+        and (folder / "PulumiPolicy.yaml").is_file()
+        and (folder / "__main__.py").is_file()
+    )
+    assert folder == Path(mlops_kit.__file__).resolve().parent / "infra" / "policy"
+    # wherever the kit is installed, uv's toolchain finds the project's environment (next to its uv.lock);
+    # a virtualenv path relative to the pack would point into the kit's install folder
+    runtime = yaml.safe_load((folder / "PulumiPolicy.yaml").read_text())["runtime"]
+    assert runtime["name"] == "python" and runtime["options"]["toolchain"] == "uv"
+    assert "virtualenv" not in runtime["options"]

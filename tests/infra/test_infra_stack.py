@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from infra_fixtures import APPROVED, ROOT, SHIPPED, load, make_root, planned, with_changes
 
-from infra.plans import images
-from infra.policy import validators
 from mlops_kit import infra_plan, naming, runtime
 from mlops_kit import settings as settings_mod
+from mlops_kit.infra.plans import images
+from mlops_kit.infra.policy import validators
 
 CORE = {
     "aws:kms/key:Key": 1,

@@ -63,7 +63,7 @@ def test_preview_role_variable_names_are_valid_github_variable_names() -> None:
 
 
 def test_role_variable_names_are_the_ones_the_infra_program_writes() -> None:
-    from infra.plans import github
+    from mlops_kit.infra.plans import github
 
     assert ci.DEPLOY_ROLE_VAR == github.DEPLOY_ROLE_VARIABLE
     for item in _all():

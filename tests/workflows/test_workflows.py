@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.plans import images
 from mlops_kit import runtime, settings
 from mlops_kit.cli import ci
 from mlops_kit.executor.launch import IMAGE_VARIABLE
+from mlops_kit.infra.plans import images
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -32,7 +32,7 @@ SETUP_PYTHON = "actions/setup-python"
 SETUP_BUILDX = "docker/setup-buildx-action"
 BUILD_PUSH = "docker/build-push-action"
 CACHE_RUNTIME = "crazy-max/ghaction-github-runtime"
-# The Pulumi program builds the runtime image with these (infra/components/runtime.py): the CI image job
+# The Pulumi program builds the runtime image with these (mlops_kit/infra/components/runtime.py): the CI image job
 # must build with the same, or the previews and deploys would not find its layers in the cache.
 CACHE_SCOPE = images.CACHE_SCOPE
 FORK_GUARD = "github.event.pull_request.head.repo.full_name == github.repository"
@@ -183,18 +183,32 @@ def fork_problems(pr: Workflow) -> list[str]:
     return problems
 
 
+def policy_pack_problem(job: dict[str, Any], index: int, given: dict[str, Any]) -> str | None:
+    """The pack is the kit's, at the folder `mlops infra policy-path` printed in an earlier step of the job
+    (the installed kit's folder, which no workflow can spell out)."""
+    found = re.fullmatch(r"\$\{\{ steps\.([\w-]+)\.outputs\.([\w-]+) \}\}", str(given.get("policyPacks")))
+    if not found:
+        return f"the kit's policy pack is not applied (policyPacks: {given.get('policyPacks')!r})"
+    step_id, key = found.groups()
+    earlier = [s for s in steps(job)[:index] if s.get("id") == step_id]
+    script = earlier[0].get("run", "") if earlier else ""
+    if "mlops infra policy-path" not in script or not re.search(rf"{key}=.*GITHUB_OUTPUT", script):
+        return f"policyPacks comes from step {step_id!r}, which does not output `mlops infra policy-path`"
+    return None
+
+
 def pulumi_problems(workflow: Workflow, command: str) -> list[str]:
     """Every pulumi/actions step: the policy pack, backend and secrets provider from settings."""
     problems = []
     for name, job in jobs(workflow).items():
-        for step in steps(job):
+        for index, step in enumerate(steps(job)):
             if uses(step) != PULUMI:
                 continue
             given = step.get("with", {})
             if given.get("command") != command:
                 problems.append(f"{name}: command {given.get('command')!r}, expected {command!r}")
-            if given.get("policyPacks") != "infra/policy":
-                problems.append(f"{name}: the policy pack infra/policy is not applied")
+            if problem := policy_pack_problem(job, index, given):
+                problems.append(f"{name}: {problem}")
             for key, field in (("cloud-url", "backend"), ("secrets-provider", "secrets_provider")):
                 if not re.fullmatch(
                     rf"\$\{{\{{ (matrix|steps\.stack\.outputs)\.{field} \}}\}}", str(given.get(key))
@@ -603,9 +617,33 @@ def test_a_pulumi_step_without_policy_pack_or_with_a_hard_coded_backend_is_caugh
         given["cloud-url"] = "s3://some-bucket"
 
     problems = pulumi_problems(_broken("deploy", strip), "up")
-    assert "staging: the policy pack infra/policy is not applied" in problems
+    assert "staging: the kit's policy pack is not applied (policyPacks: None)" in problems
     assert any("staging: cloud-url must come from the stack's settings" in p for p in problems)
     assert any("expected 'preview'" in p for p in pulumi_problems(load("deploy"), "preview"))
+
+
+def test_a_policy_pack_path_not_printed_by_the_kit_is_caught() -> None:
+    def old_path(w: Workflow) -> None:
+        step_using(w["jobs"]["dev"], PULUMI)["with"]["policyPacks"] = "infra/policy"
+
+    def other_step(w: Workflow) -> None:
+        step_using(w["jobs"]["prod"], PULUMI)["with"]["policyPacks"] = "${{ steps.stack.outputs.stack }}"
+
+    def after_pulumi(w: Workflow) -> None:
+        job = w["jobs"]["staging"]
+        (pack,) = [s for s in steps(job) if s.get("id") == "policy"]
+        job["steps"].remove(pack)
+        job["steps"].append(pack)
+
+    assert pulumi_problems(_broken("deploy", old_path), "up") == [
+        "dev: the kit's policy pack is not applied (policyPacks: 'infra/policy')"
+    ]
+    assert pulumi_problems(_broken("deploy", other_step), "up") == [
+        "prod: policyPacks comes from step 'stack', which does not output `mlops infra policy-path`"
+    ]
+    assert pulumi_problems(_broken("deploy", after_pulumi), "up") == [
+        "staging: policyPacks comes from step 'policy', which does not output `mlops infra policy-path`"
+    ]
 
 
 def test_a_hard_coded_or_missing_python_version_is_caught() -> None:

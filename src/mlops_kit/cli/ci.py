@@ -31,8 +31,8 @@ _SECRETS_KEY = "mlops:cicd.secrets_provider"
 def preview_role_var(github_environment: str) -> str:
     """`dev` -> `AWS_PREVIEW_ROLE_ARN_DEV`: GitHub variable names allow only letters, digits and `_`.
 
-    The same name the infra program gives the repository variable it writes (`infra/plans/github.py`);
-    a test holds the two to each other, since the kit cannot import the infra program.
+    The same name the infra program gives the repository variable it writes
+    (`mlops_kit/infra/plans/github.py`); a test holds the two to each other.
     """
     return PREVIEW_ROLE_PREFIX + "".join(c if c.isalnum() else "_" for c in github_environment).upper()
 

@@ -1,4 +1,5 @@
-"""`mlops infra plan / diff`: the resources an environment would get, offline (Pulumi program under mocks)."""
+"""`mlops infra plan / diff`: the resources an environment would get, offline (Pulumi program under mocks);
+`mlops infra policy-path`: where the kit's policy pack is, for `pulumi preview/up --policy-pack`."""
 
 from __future__ import annotations
 
@@ -10,8 +11,12 @@ from rich.table import Table
 
 from mlops_kit import infra_plan
 from mlops_kit import settings as settings_mod
+from mlops_kit.infra import policy
 
-app = typer.Typer(help="The Pulumi program, previewed offline (no credentials needed).", no_args_is_help=True)
+app = typer.Typer(
+    help="The Pulumi program, previewed offline (no credentials needed), and the kit's policy pack.",
+    no_args_is_help=True,
+)
 out = Console()
 
 
@@ -67,3 +72,9 @@ def diff(
         else:
             table.add_row(label, c.path, _value(c.a), _value(c.b))
     out.print(table)
+
+
+@app.command("policy-path")
+def policy_path() -> None:
+    """Print the folder of the kit's policy pack: pulumi preview --policy-pack "$(mlops infra policy-path)"."""
+    print(policy.pack_dir())

@@ -9,18 +9,23 @@ from pathlib import Path
 
 import pytest
 
-from infra.components.cicd import Cicd, CicdArgs
-from infra.components.feature_store import FeatureStore, FeatureStoreArgs
-from infra.components.monitoring import Monitoring, MonitoringArgs, NativeModelMonitor, NativeModelMonitorArgs
-from infra.components.runtime import Runtime, RuntimeArgs
-from infra.components.serving import Serving, ServingArgs
-from infra.components.storage import Storage, StorageArgs
-from infra.components.training import Training, TrainingArgs
-from infra.plans import images
-from infra.plans.github import Reviewer
-from infra.policy import validators
 from mlops_kit import infra_plan, runtime
 from mlops_kit.features import Feature, FeatureGroup, FeatureType
+from mlops_kit.infra.components.cicd import Cicd, CicdArgs
+from mlops_kit.infra.components.feature_store import FeatureStore, FeatureStoreArgs
+from mlops_kit.infra.components.monitoring import (
+    Monitoring,
+    MonitoringArgs,
+    NativeModelMonitor,
+    NativeModelMonitorArgs,
+)
+from mlops_kit.infra.components.runtime import Runtime, RuntimeArgs
+from mlops_kit.infra.components.serving import Serving, ServingArgs
+from mlops_kit.infra.components.storage import Storage, StorageArgs
+from mlops_kit.infra.components.training import Training, TrainingArgs
+from mlops_kit.infra.plans import images
+from mlops_kit.infra.plans.github import Reviewer
+from mlops_kit.infra.policy import validators
 from mlops_kit.naming import BUCKET_PURPOSES
 
 TAGS = {"project": "p", "environment": "e", "owner": "o"}

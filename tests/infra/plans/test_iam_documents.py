@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from infra.plans import iam
+from mlops_kit.infra.plans import iam
 
 SCOPE = iam.Scope("123456789012", "us-east-1", "mlops-kit-dev")
 KEY = "arn:aws:kms:us-east-1:123456789012:key/abc"

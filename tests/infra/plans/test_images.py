@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from infra.plans import images
+from mlops_kit.infra.plans import images
 
 
 def rules(policy: dict) -> dict[str, dict]:

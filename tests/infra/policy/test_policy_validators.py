@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from infra.plans import iam
-from infra.policy import validators as v
+from mlops_kit.infra.plans import iam
+from mlops_kit.infra.policy import validators as v
 
 TAGS = {"project": "p", "environment": "e", "owner": "o"}
 GOOD_SSE = {

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.plans import iam
-from infra.plans.storage import lifecycle_rules
+from mlops_kit.infra.plans import iam
+from mlops_kit.infra.plans.storage import lifecycle_rules
 from mlops_kit.naming import BUCKET_PURPOSES
 
 

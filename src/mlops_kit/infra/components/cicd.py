@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.plans import github as gh
-from infra.plans import iam
+from mlops_kit.infra.plans import github as gh
+from mlops_kit.infra.plans import iam
 
 # GitHub's OIDC certificate thumbprints; AWS now trusts GitHub's CA itself but the API still wants one.
 GITHUB_THUMBPRINTS = ("6938fd4d98bab03faadb97b34396831e3780aea1", "1c58a3a8518e8759bf075b76b750d4f2df264fcd")

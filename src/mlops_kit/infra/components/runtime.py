@@ -18,8 +18,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker_build as docker_build
 
-from infra.plans import images
 from mlops_kit import runtime
+from mlops_kit.infra.plans import images
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.plans import serving as plan
-from infra.plans.storage import capture_prefix
+from mlops_kit.infra.plans import serving as plan
+from mlops_kit.infra.plans.storage import capture_prefix
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.plans import iam
-from infra.plans import monitoring as plan
-from infra.plans.storage import endpoint_capture_uri
+from mlops_kit.infra.plans import iam
+from mlops_kit.infra.plans import monitoring as plan
+from mlops_kit.infra.plans.storage import endpoint_capture_uri
 
 
 @dataclass(frozen=True)

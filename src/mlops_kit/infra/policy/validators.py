@@ -2,7 +2,7 @@
 
 Each `check_*` returns the violations it finds (empty: compliant). The pack's `__main__.py` wraps them as
 pulumi-policy rules; tests and `mlops infra plan` apply them directly to the resources the program declares.
-This file imports nothing from the project, since the Pulumi CLI loads the pack on its own.
+At import it needs only the standard library (pulumi-policy is imported by `policies()`).
 """
 
 from __future__ import annotations

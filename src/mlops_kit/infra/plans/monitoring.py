@@ -15,8 +15,8 @@ import json
 import re
 from typing import Any
 
-from infra.plans.serving import VARIANT, AlarmSpec
 from mlops_kit import container
+from mlops_kit.infra.plans.serving import VARIANT, AlarmSpec
 
 NAMESPACE = "mlops-kit/monitoring"
 DRIFT_METRIC = "drift_score"

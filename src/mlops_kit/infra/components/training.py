@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.plans import iam
+from mlops_kit.infra.plans import iam
 
 # keyword arguments: role_arn, account_id, buckets (purpose -> name), model_package_group, image_uri,
 # kms_key_arn: the fields of `mlops_kit.pipeline.PipelineContext` the platform provides

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.plans.storage import offline_store_uri
 from mlops_kit.features import FeatureGroup
+from mlops_kit.infra.plans.storage import offline_store_uri
 
 
 @dataclass(frozen=True)

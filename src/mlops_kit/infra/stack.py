@@ -1,29 +1,38 @@
 """Composes one environment's platform from its settings: one component per capability.
 
-`__main__.py` calls `build()` for `pulumi.get_stack()`; tests and `mlops infra plan` run the very same
-program under Pulumi mocks. Environments differ only by their settings: nothing here looks at a name.
+A project's `infra/__main__.py` (the folder `Pulumi.yaml` names under `main:`) is only `main()`, which
+builds the stack `pulumi.get_stack()` names; tests and `mlops infra plan` run the very same program under
+Pulumi mocks. Environments differ only by their settings: nothing here looks at a name.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-from infra.components.cicd import Cicd, CicdArgs
-from infra.components.feature_store import FeatureStore, FeatureStoreArgs
-from infra.components.monitoring import Monitoring, MonitoringArgs, NativeModelMonitor, NativeModelMonitorArgs
-from infra.components.runtime import Runtime, RuntimeArgs
-from infra.components.serving import Serving, ServingArgs
-from infra.components.storage import Storage, StorageArgs
-from infra.components.training import Training, TrainingArgs
-from infra.plans import github as gh
-from infra.plans import images
-from infra.plans.iam import glue_database_name
-from infra.plans.tags import tags as tags_for
 from mlops_kit import naming, project, runtime
+from mlops_kit import settings as settings_mod
+from mlops_kit.infra.components.cicd import Cicd, CicdArgs
+from mlops_kit.infra.components.feature_store import FeatureStore, FeatureStoreArgs
+from mlops_kit.infra.components.monitoring import (
+    Monitoring,
+    MonitoringArgs,
+    NativeModelMonitor,
+    NativeModelMonitorArgs,
+)
+from mlops_kit.infra.components.runtime import Runtime, RuntimeArgs
+from mlops_kit.infra.components.serving import Serving, ServingArgs
+from mlops_kit.infra.components.storage import Storage, StorageArgs
+from mlops_kit.infra.components.training import Training, TrainingArgs
+from mlops_kit.infra.plans import github as gh
+from mlops_kit.infra.plans import images
+from mlops_kit.infra.plans.iam import glue_database_name
+from mlops_kit.infra.plans.tags import tags as tags_for
 from mlops_kit.settings import Settings
 
 
@@ -230,3 +239,34 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
 def export(outputs: dict[str, Any]) -> None:
     for key, value in outputs.items():
         pulumi.export(key, value)
+
+
+def main() -> None:
+    """The whole Pulumi program of a project: `pulumi up -s <env>` builds environment <env>."""
+    run(program_root())
+
+
+def run(root: Path) -> None:
+    """Declare and export the stack `pulumi.get_stack()` names, from `environments/Pulumi.<stack>.yaml`."""
+    export(build(settings_mod.load(pulumi.get_stack(), root), root))
+
+
+def program_root() -> Path:
+    """The project Pulumi runs: the nearest folder holding `Pulumi.yaml` above the running program.
+
+    Pulumi runs the `main:` folder's `__main__.py` as the module `__main__` (runpy), and so does
+    `mlops infra plan`; that file, never the kit's own location, says which project this is. Its path is
+    made absolute without resolving links (a project may link its program folder in from elsewhere).
+    """
+    program = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not program:
+        raise RuntimeError(
+            "mlops_kit.infra.stack.main() runs as a project's Pulumi program (infra/__main__.py)"
+        )
+    start = Path(os.path.abspath(program)).parent
+    for folder in (start, *start.parents):
+        if (folder / settings_mod.PROJECT_FILE).is_file():
+            return folder
+    raise settings_mod.SettingsError(
+        start, settings_mod.PROJECT_FILE, "no Pulumi.yaml above the Pulumi program"
+    )

@@ -1,1 +1,0 @@
-"""The Pulumi program: one component per capability, composed in `__main__.py`."""
