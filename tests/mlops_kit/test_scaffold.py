@@ -77,3 +77,22 @@ def test_a_folder_with_files_is_left_alone(tmp_path: Path, capsys: pytest.Captur
 def test_an_unknown_placeholder_is_an_error_not_a_silent_hole() -> None:
     with pytest.raises(scaffold.InitError, match="placeholders with no value: nope"):
         scaffold.render("a {{name}} and {{nope}}", {"name": "x"})
+
+
+def test_the_projects_pulumi_program_is_the_kits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The project's two-line infra program plans its own platform from the installed kit."""
+    import shutil
+
+    folder = tmp_path / "fraudless"
+    assert main(["init", str(folder), "--task", "binary"]) == 0
+    shutil.copy(ROOT / "uv.lock", folder / "uv.lock")  # stands in for `uv lock`: the image tag hashes it
+    monkeypatch.setenv("MLOPS_PROJECT_DIR", str(folder))
+    monkeypatch.chdir(folder)
+    monkeypatch.syspath_prepend(str(folder))
+    capsys.readouterr()
+    assert main(["infra", "plan", "--env", "dev"]) == 0
+    plan = " ".join(capsys.readouterr().out.split())
+    assert "pipeline_name: fraudless-dev-training" in plan
+    assert "fraudless-dev-runtime:" in plan and "mlops-kit" not in plan
