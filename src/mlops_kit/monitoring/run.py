@@ -4,6 +4,10 @@
 reads the baseline and the capture, writes Model Monitor's files and the kit's `run.json`, emits
 CloudWatch metrics, and starts retraining when drift passes the threshold and retraining is on. An empty
 window is the result "no data", written and reported like any other, not a failure.
+
+Model quality is measured for the run's task ("binary", "multiclass" or "regression"). When the answers
+or labels do not fit the task, the run still writes its files, with the reason in `run.json`, then fails
+with that reason: a wrong task is a setting to fix, not a result to read.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +29,12 @@ from mlops_kit.monitoring import metrics as cw
 OK = "ok"
 NO_DATA = "no_data"
 RUN_FORMAT = 1
+# The metrics run.json shows for each task; the full set is in model_quality.json.
+HEADLINE = {
+    quality.BINARY: ("accuracy", "precision", "recall", "f1", "auc", "au_prc"),
+    quality.MULTICLASS: ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall"),
+    quality.REGRESSION: ("rmse", "mae", "r2", "mse"),
+}
 
 
 @dataclass
@@ -50,11 +61,17 @@ def evaluate(
     *,
     endpoint: str = "",
     threshold: float | None = None,
-    labels: dict[str, list[float]] | None = None,
+    labels: dict[str, list[float | str]] | None = None,
+    task: str = quality.BINARY,
+    classes: Sequence[Any] | None = None,
     now: dt.datetime | None = None,
     run_id: str | None = None,
 ) -> Outcome:
-    """Profile the window, check it against the baseline, and summarize; no side effects."""
+    """Profile the window, check it against the baseline, and summarize; no side effects. `task` says
+    how labels and answers are read for model quality; `classes` is the model's class order (the
+    positions of its probability vectors)."""
+    if task not in quality.TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(quality.TASKS)}")
     now = now or dt.datetime.now(dt.UTC)
     limit = threshold if threshold is not None else _psi_threshold(constraints)
     frame = _with_prediction(window, baseline_statistics)
@@ -64,7 +81,13 @@ def evaluate(
     score = checks.drift_score(statistics)
     prediction = stats.prediction_feature(baseline_statistics)
     per_feature = checks.drift_scores(statistics)
-    model_quality = _quality(window, labels) if labels else None
+    model_quality, quality_summary = None, None
+    if labels:
+        try:
+            model_quality = _quality(window, labels, task, classes)
+            quality_summary = _quality_summary(model_quality)
+        except ValueError as exc:
+            quality_summary = {"task": task, "error": str(exc)}
     by_feature = Counter(v["feature_name"] for v in violations)
     summary = {
         "format": RUN_FORMAT,
@@ -72,6 +95,7 @@ def evaluate(
         "created": _iso(now),
         "endpoint": endpoint,
         "status": status,
+        "task": task,
         "items": len(frame),
         "lines": window.lines,
         "files": window.files,
@@ -84,7 +108,7 @@ def evaluate(
         "violations": len(violations),
         "violation_types": dict(Counter(v["constraint_check_type"] for v in violations)),
         "features": [_feature_summary(f, by_feature) for f in statistics["features"]],
-        "quality": _quality_summary(model_quality),
+        "quality": quality_summary,
         "retraining": None,
         "metrics_emitted": 0,
     }
@@ -103,6 +127,8 @@ def run(
     cloudwatch: Any = None,
     s3: Any = None,
     ground_truth: str | Path | None = None,
+    task: str = quality.BINARY,
+    classes: Sequence[Any] | None = None,
     start: pd.Timestamp | None = None,
     end: pd.Timestamp | None = None,
     now: dt.datetime | None = None,
@@ -119,6 +145,8 @@ def run(
         endpoint=endpoint,
         threshold=threshold,
         labels=labels,
+        task=task,
+        classes=classes,
         now=now,
     )
     summary = outcome.summary
@@ -160,6 +188,8 @@ def run(
     write(out, outcome)
     if failure is not None:
         raise RuntimeError(f"drift detected but retraining failed to start: {failure}") from failure
+    if (summary["quality"] or {}).get("error"):
+        raise ValueError(f"model quality not measured: {summary['quality']['error']}")
     return outcome
 
 
@@ -206,35 +236,68 @@ def _feature_summary(feature: dict[str, Any], violations: Counter) -> dict[str, 
     return out
 
 
-def _quality(window: capture.Window, labels: dict[str, list[float]]) -> dict[str, Any] | None:
-    truth = np.full(len(window.event_ids), np.nan)
+def _quality(
+    window: capture.Window, labels: dict[str, list[float | str]], task: str, classes: Sequence[Any] | None
+) -> dict[str, Any] | None:
+    """Model quality over the rows whose label has arrived; None when no label meets an answer."""
+    truth: list[Any] = [None] * len(window.event_ids)
     for i, (event, row) in enumerate(zip(window.event_ids, window.row_in_event, strict=True)):
         found = labels.get(event)
         if found is not None and row < len(found):
             truth[i] = found[row]
-    joined = ~np.isnan(truth) & ~np.isnan(window.predictions)
-    if not joined.any():
+    answers = [_answer_for(task, a) for a in _answers(window)]
+    joined = [
+        i for i, (y, p) in enumerate(zip(truth, answers, strict=True)) if y is not None and p is not None
+    ]
+    if not joined:
         return None
-    document = quality.binary_metrics(truth[joined], window.predictions[joined])
-    document["mlops_kit"] = {
-        "labelled": int(joined.sum()),
-        "unlabelled": int(len(truth) - joined.sum()),
-        "by_hour": quality.by_hour(
-            truth[joined], window.predictions[joined], window.inference_times[joined].reset_index(drop=True)
-        ),
-    }
+    y, p = [truth[i] for i in joined], [answers[i] for i in joined]
+    times = window.inference_times.iloc[joined].reset_index(drop=True)
+    document = quality.model_quality(task, y, p, classes=classes)
+    labelled = document["dataset"]["item_count"]
+    document.setdefault(quality.KIT, {"task": task}).update(
+        {
+            "labelled": labelled,
+            "unlabelled": len(truth) - labelled,
+            "by_hour": quality.by_hour(task, y, p, times, classes=classes),
+        }
+    )
     return document
 
 
+def _answers(window: capture.Window) -> list[capture.Answer | None]:
+    if window.answers or window.empty:
+        return window.answers
+    return [None if np.isnan(x) else capture.Answer(value=float(x)) for x in window.predictions]
+
+
+def _answer_for(task: str, answer: capture.Answer | None) -> Any:
+    """The part of an answer a task reads: binary wants a score, multiclass the model's class, a
+    regression its number; the others stand in when that part is missing (and may be refused)."""
+    if answer is None:
+        return None
+    if task == quality.BINARY:
+        order = (answer.probabilities, answer.score, answer.value)
+    elif task == quality.MULTICLASS:
+        order = (answer.value, answer.probabilities, answer.score)
+    else:
+        order = (answer.value, answer.score, answer.probabilities)
+    return next((part for part in order if part is not None), None)
+
+
 def _quality_summary(document: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The task's own headline metrics (never accuracy for a regression)."""
     if document is None:
         return None
-    metrics = document["binary_classification_metrics"]
-    return {
-        "labelled": document["mlops_kit"]["labelled"],
-        **{k: metrics[k]["value"] for k in ("accuracy", "precision", "recall", "auc")},
-        "by_hour": document["mlops_kit"]["by_hour"],
-    }
+    kit = document[quality.KIT]
+    task = kit["task"]
+    metrics = document[quality.BLOCKS[task]]
+    summary: dict[str, Any] = {"task": task, "labelled": kit["labelled"]}
+    summary.update({k: metrics[k]["value"] for k in HEADLINE[task]})
+    if task == quality.MULTICLASS:
+        summary["recall_by_class"] = {c: v["recall"] for c, v in kit["per_class"].items()}
+    summary["by_hour"] = kit["by_hour"]
+    return summary
 
 
 def _time_span(times: pd.Series) -> dict[str, Any]:
