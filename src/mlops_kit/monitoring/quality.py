@@ -167,6 +167,38 @@ def class_label(value: Any) -> str | None:
     raise _Unfit(f"a class must be a number or a text, got {type(value).__name__} {value!r}")
 
 
+def predicted_class(
+    task: str, prediction: Any, *, threshold: float = 0.5, classes: Sequence[Any] | None = None
+) -> str | None:
+    """The class a classifier's prediction names, for prediction drift; None where it names none.
+
+    Lenient where `model_quality` refuses: a prediction that fits no class is missing here, and the
+    drift checks count it. A binary score or `[p0, p1]` names the positive class at or above the
+    threshold; a multiclass vector names its argmax.
+    """
+    kind = _kind(prediction)
+    known = tuple(class_label(c) for c in classes) if classes else ()
+    if task == BINARY:
+        negative, positive = known if len(known) == 2 else _BINARY_CLASSES
+        if kind == "vector" and len(prediction) == 2:
+            kind, prediction = "number", prediction[1]
+        if kind == "number":
+            return positive if _number(prediction) >= threshold else negative
+        return class_label(prediction) if kind == "text" else None
+    if task == MULTICLASS:
+        if kind == "vector":
+            try:
+                vector = _vector(prediction, 0)
+            except _Unfit:
+                return None
+            if known and len(known) != len(vector):
+                return None
+            best = int(np.argmax(vector))
+            return known[best] if known else str(best)
+        return class_label(prediction) if kind in ("number", "text") else None
+    raise ValueError(f"a {task} model predicts no class")
+
+
 def _items(predictions: Sequence[Any] | np.ndarray) -> list[Any]:
     if isinstance(predictions, np.ndarray):
         if predictions.ndim == 2:

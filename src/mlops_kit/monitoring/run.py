@@ -74,9 +74,21 @@ def evaluate(
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join(quality.TASKS)}")
     now = now or dt.datetime.now(dt.UTC)
     limit = threshold if threshold is not None else _psi_threshold(constraints)
-    frame = _with_prediction(window, baseline_statistics)
+    frame = _with_prediction(window, baseline_statistics, task, classes)
     statistics = stats.profile(frame, baseline_statistics)
-    violations = checks.check(baseline_statistics, constraints, statistics)
+    label = stats.label_feature(baseline_statistics)
+    # Labels arrive late and for some requests only, so the window's requests never miss the label
+    # column: its checks (drift, domain, type) run apart, over the requests whose label has arrived.
+    violations = checks.check(
+        baseline_statistics, _constraints(constraints, lambda name: name != label), statistics
+    )
+    if label and labels:
+        labelled = _label_frame(window, labels, label, task)
+        if len(labelled):
+            measured = stats.profile(labelled, baseline_statistics)
+            statistics["features"].extend(measured["features"])
+            only_label = _constraints(constraints, lambda name: name == label)
+            violations.extend(checks.check(baseline_statistics, only_label, measured))
     status = NO_DATA if window.empty else OK
     score = checks.drift_score(statistics)
     prediction = stats.prediction_feature(baseline_statistics)
@@ -105,6 +117,7 @@ def evaluate(
         "drift_score": score,
         "drifted": bool(score is not None and score > limit),
         "prediction_psi": per_feature.get(prediction) if prediction else None,
+        "label_psi": per_feature.get(label) if label else None,
         "violations": len(violations),
         "violation_types": dict(Counter(v["constraint_check_type"] for v in violations)),
         "features": [_feature_summary(f, by_feature) for f in statistics["features"]],
@@ -164,9 +177,14 @@ def run(
             feature_psi={
                 k: v
                 for k, v in checks.drift_scores(outcome.statistics).items()
-                if k != stats.prediction_feature(baseline_statistics)
+                if k
+                not in (
+                    stats.prediction_feature(baseline_statistics),
+                    stats.label_feature(baseline_statistics),
+                )
             },
             prediction_psi=summary["prediction_psi"],
+            label_psi=summary["label_psi"],
         )
         summary["metrics_emitted"] = cw.put(cloudwatch, data)
 
@@ -210,14 +228,63 @@ def _psi_threshold(constraints: dict[str, Any]) -> float:
     return float(distribution.get("psi_threshold", stats.DEFAULT_PSI_THRESHOLD))
 
 
-def _with_prediction(window: capture.Window, baseline_statistics: dict[str, Any]) -> pd.DataFrame:
-    """The requests, plus the predictions as the baseline's prediction feature when it has one."""
+def _with_prediction(
+    window: capture.Window, baseline_statistics: dict[str, Any], task: str, classes: Sequence[Any] | None
+) -> pd.DataFrame:
+    """The requests, plus the answers as the baseline's prediction feature when it has one.
+
+    Numbers (regression values, binary scores) drift as numbers. A class (a multiclass answer, or a
+    binary one against a baseline of classes) drifts as a category, and a probability vector by the
+    class it names: its argmax. Why the argmax and not each class's probability: the baseline keeps
+    one prediction column, so `predict` and `predict_proba` endpoints compare alike against it; the
+    class is what the model's callers act on; and K probability columns would be K more drift alarms
+    that move together, while a shift in confidence alone shows first in the input features' drift.
+    """
     name = stats.prediction_feature(baseline_statistics)
-    if not name or window.empty or np.isnan(window.predictions).all():
+    if not name or window.empty:
         return window.frame
+    kinds = stats.feature_types(baseline_statistics)
+    if task == quality.MULTICLASS or (task == quality.BINARY and kinds.get(name) == stats.STRING):
+        answers = [_answer_for(task, a) for a in _answers(window)]
+        column: Any = [
+            None if a is None else quality.predicted_class(task, a, classes=classes) for a in answers
+        ]
+        if all(v is None for v in column):
+            return window.frame
+        column = pd.Series(column, index=window.frame.index, dtype=object)
+    else:
+        if np.isnan(window.predictions).all():
+            return window.frame
+        column = window.predictions
     frame = window.frame.copy()
-    frame[name] = window.predictions
+    frame[name] = column
     return frame
+
+
+def _constraints(constraints: dict[str, Any], keep: Any) -> dict[str, Any]:
+    return {**constraints, "features": [f for f in constraints["features"] if keep(f["name"])]}
+
+
+def _label_frame(
+    window: capture.Window, labels: dict[str, list[float | str]], name: str, task: str
+) -> pd.DataFrame:
+    """The labels of the window's requests, one row per request whose label has arrived: numbers for a
+    regression, classes in `quality.class_label`'s spelling for a classifier."""
+    found = []
+    for event, row in zip(window.event_ids, window.row_in_event, strict=True):
+        values = labels.get(event)
+        if values is not None and row < len(values):
+            found.append(values[row])
+    if task != quality.REGRESSION:
+        found = [_spelled(v) for v in found]
+    return pd.DataFrame({name: pd.Series(found, dtype=object)}).infer_objects()
+
+
+def _spelled(value: Any) -> Any:
+    try:
+        return quality.class_label(value)
+    except ValueError:
+        return value
 
 
 def _feature_summary(feature: dict[str, Any], violations: Counter) -> dict[str, Any]:
