@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
-from monitor_helpers import FEATURES, transactions, write_answers
+from monitor_helpers import FEATURES, transactions, write_answers, write_ground_truth
 
 from mlops_kit.monitoring import capture, checks, metrics, stats
 from mlops_kit.monitoring import run as monitor
@@ -226,3 +226,28 @@ def test_the_drift_score_leaves_the_label_out(tmp_path, multiclass_baseline):
     scores = checks.drift_scores(outcome.statistics)
     assert outcome.summary["label_psi"] == scores["tier"] > 1
     assert outcome.drift_score == max(scores[f] for f in FEATURES) < 1
+
+
+def test_classes_that_read_as_numbers_match_a_baseline_of_text(tmp_path):
+    """Ground truth "2" reads as the number 2.0, and a model may answer 2; against a baseline whose
+    classes are text ("2", "10", "other") both must still be the class "2", not an unseen "2.0"."""
+    training = transactions(6_000, seed=11)
+    codes = np.array(["2", "10", "other"])[np.arange(6_000) % 3]
+    training["code"], training["predicted_code"] = codes, codes
+    statistics, constraints = stats.baseline(
+        training, features=FEATURES, prediction_column="predicted_code", label_column="code"
+    )
+    assert stats.feature_types(statistics)["code"] == "String"
+    frame = transactions(900, seed=40)
+    mix = np.array([2, 10, "other"], dtype=object)[np.arange(900) % 3]
+    labels = capture.read_ground_truth(
+        write_ground_truth(tmp_path / "gt.jsonl", {f"e{i}": mix[i] for i in range(900)})
+    )
+    assert labels["e0"] == [2.0]
+    outcome = monitor.evaluate(
+        statistics, constraints, window(tmp_path, frame, list(mix)), labels=labels, task="multiclass"
+    )
+    for name in ("code", "predicted_code"):
+        assert feature(outcome, name)["mlops_kit"]["drift"]["unseen"] == 0
+    assert outcome.summary["label_psi"] == pytest.approx(0.0, abs=1e-9)
+    assert outcome.summary["prediction_psi"] == pytest.approx(0.0, abs=1e-9)
