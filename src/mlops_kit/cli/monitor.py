@@ -40,7 +40,10 @@ def baseline(
         None, help="The model's input columns, comma-separated, in request order (default: all columns)."
     ),
     prediction_column: str | None = typer.Option(
-        None, help="A column of model scores: the prediction baseline."
+        None, help="A column of the model's answers (scores, values or classes): the prediction baseline."
+    ),
+    label_column: str | None = typer.Option(
+        None, help="A column of true labels: the baseline of label drift once ground truth arrives."
     ),
     drift_threshold: float | None = typer.Option(None, help="PSI that counts as drift (default: the env's)."),
     env: str = typer.Option("local", help="Environment whose monitoring.drift_threshold applies."),
@@ -54,7 +57,11 @@ def baseline(
     )
     frame = _read_frame(data)
     statistics, constraints = stats.baseline(
-        frame, features=_split(features), prediction_column=prediction_column, psi_threshold=threshold
+        frame,
+        features=_split(features),
+        prediction_column=prediction_column,
+        label_column=label_column,
+        psi_threshold=threshold,
     )
     files.write_baseline(out_dir, statistics, constraints)
     out.print(
@@ -73,6 +80,10 @@ def run(
     env: str = typer.Option("local", help="Environment: its endpoint, threshold, metrics and retraining."),
     endpoint: str | None = typer.Option(None, help="Endpoint name for the metrics (default: the env's)."),
     ground_truth: str | None = typer.Option(None, help="Ground-truth labels (JSON lines) for model quality."),
+    task: str = typer.Option("binary", help="The model's task: binary, multiclass or regression."),
+    classes: str | None = typer.Option(
+        None, help="The model's classes in the order of its probability vectors, comma-separated."
+    ),
     start: str | None = typer.Option(None, help="Only events at or after this time (ISO 8601)."),
     end: str | None = typer.Option(None, help="Only events before this time (ISO 8601)."),
     emit_metrics: bool = typer.Option(True, help="Send CloudWatch metrics (the emulator's when embedded)."),
@@ -84,10 +95,14 @@ def run(
     from mlops_kit import emulator as emulator_mod
     from mlops_kit import naming
     from mlops_kit import settings as settings_mod
-    from mlops_kit.monitoring import metrics
+    from mlops_kit.monitoring import job, metrics, quality
     from mlops_kit.monitoring import retrain as retrain_mod
     from mlops_kit.monitoring import run as monitor
 
+    if task not in quality.TASKS:
+        raise typer.BadParameter(
+            f"unknown task {task!r}; expected one of {', '.join(quality.TASKS)}", param_hint="--task"
+        )
     settings = settings_mod.load(env)
     name = endpoint or naming.endpoint(settings)
     retrain_on = settings.monitoring.retrain_on_drift if retrain is None else retrain
@@ -126,6 +141,8 @@ def run(
             cloudwatch=cloudwatch,
             s3=client("s3") if client else None,
             ground_truth=ground_truth,
+            task=task,
+            classes=job.classes(classes),
             start=pd.Timestamp(start) if start else None,
             end=pd.Timestamp(end) if end else None,
         )

@@ -6,6 +6,11 @@ and inference time. CSV requests carry no header, so their columns take the base
 Model Monitor does; extra fields become `_c<i>`. JSON requests may be `{"instances": [...]}`, a list of
 rows, or records with names. A line that cannot be read is counted, skipped and described, never fatal.
 
+Responses are kept as the model gave them, one `Answer` per request row: a number (a regression value,
+a score, a class id), a class label given as text, a probability vector, or a label with its scores
+(`{"predicted_label": 2, "score": [...]}`). Which of these a task reads is the quality code's business;
+`Window.predictions` is the numeric view the drift code has always used.
+
 Sources: a file, a folder (every `*.jsonl` below it), or an `s3://bucket/prefix`.
 """
 
@@ -16,6 +21,7 @@ import binascii
 import csv
 import io
 import json
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +31,41 @@ import numpy as np
 import pandas as pd
 
 MAX_EXAMPLES = 20  # malformed lines described in the report; the rest are only counted
-PREDICTION_KEYS = ("probability", "score", "prediction", "predicted_probability", "predicted_label")
+# Keys of a JSON answer object. A list under any of them is a probability vector; a number under a score
+# key is a score, and under a label key the model's answer itself (a class, or a regression value).
+SCORE_KEYS = ("probabilities", "probability", "scores", "score", "predicted_probability")
+LABEL_KEYS = ("predicted_label", "label", "class", "predicted_class", "prediction", "value")
+PREDICTION_KEYS = SCORE_KEYS + LABEL_KEYS
 
 
 class CaptureError(ValueError):
     """A capture source that cannot be read at all (not a malformed line, which is only counted)."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the model answered for one request row. At least one field is set.
+
+    `value` is the answer itself: a number (regression value, score, numeric class id) or a class label
+    given as text; `score` a number the response named as a score or probability; `probabilities` a
+    vector of class probabilities (or scores), in the model's class order.
+    """
+
+    value: float | str | None = None
+    score: float | None = None
+    probabilities: tuple[float, ...] | None = None
+
+    @property
+    def number(self) -> float:
+        """The numeric view: the score, else the numeric value, else the vector's last entry (the
+        positive class of a binary model's `[p0, p1]`); NaN when none is a number."""
+        if self.score is not None:
+            return self.score
+        if isinstance(self.value, float):
+            return self.value
+        if self.probabilities is not None:
+            return self.probabilities[-1]
+        return float("nan")
 
 
 @dataclass
@@ -37,7 +73,7 @@ class Window:
     """The requests of one monitoring window, one row per predicted item."""
 
     frame: pd.DataFrame
-    predictions: np.ndarray  # one per row, NaN where the response had none
+    predictions: np.ndarray  # one number per row (`Answer.number`), NaN where the response had none
     event_ids: list[str]
     row_in_event: np.ndarray
     inference_times: pd.Series
@@ -45,6 +81,7 @@ class Window:
     files: int = 0
     malformed: int = 0
     problems: list[str] = field(default_factory=list)
+    answers: list[Answer | None] = field(default_factory=list)  # one per row, as the model answered
 
     @property
     def empty(self) -> bool:
@@ -69,10 +106,11 @@ def read(
     return builder.window()
 
 
-def read_ground_truth(source: str | Path, *, s3: Any = None) -> dict[str, list[float]]:
+def read_ground_truth(source: str | Path, *, s3: Any = None) -> dict[str, list[float | str]]:
     """Ground-truth labels by event id, from SageMaker's ground-truth JSON lines
-    (`{"groundTruthData": {"data": "1", "encoding": "CSV"}, "eventMetadata": {"eventId": ...}}`)."""
-    labels: dict[str, list[float]] = {}
+    (`{"groundTruthData": {"data": "1", "encoding": "CSV"}, "eventMetadata": {"eventId": ...}}`), one
+    label per request row: a number where the label reads as one, else the class label as text."""
+    labels: dict[str, list[float | str]] = {}
     for name, lines in _sources(source, s3):
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -80,8 +118,7 @@ def read_ground_truth(source: str | Path, *, s3: Any = None) -> dict[str, list[f
             try:
                 record = json.loads(line)
                 event = str(record["eventMetadata"]["eventId"])
-                values = _values(_decode(record["groundTruthData"]))
-                labels[event] = [float(v) for v in values]
+                labels[event] = _labels(_decode(record["groundTruthData"]))
             except (ValueError, KeyError, TypeError) as exc:
                 raise CaptureError(f"{name}:{number}: not a ground-truth record ({exc})") from None
     return labels
@@ -173,44 +210,139 @@ def _rows(payload: Any) -> list[list[Any] | dict[str, Any]]:
     raise ValueError(f"a JSON request must be an object or a list, got {type(payload).__name__}")
 
 
-def _values(payload: Any) -> list[Any]:
-    """Response values: one prediction per row."""
+def _answers(payload: Any, rows: int) -> list[Answer | None]:
+    """One answer per request row. A single CSV line or flat JSON list of numbers is read against the
+    request: as many numbers as rows are one answer each (XGBoost's CSV), several numbers for a single
+    row are that row's probability vector."""
     if isinstance(payload, str):
-        return [row[0] for row in csv.reader(io.StringIO(payload)) if row]
+        lines = [row for row in csv.reader(io.StringIO(payload)) if row]
+        if len(lines) == 1 and rows > 1 and len(lines[0]) == rows:
+            return [_answer(_text(cell)) for cell in lines[0]]
+        return [_csv_answer(cells) for cells in lines]
     if isinstance(payload, dict):
         for key in ("predictions", "outputs", "scores", "probabilities"):
             if key in payload:
-                return _values(payload[key])
-        return [_scalar(payload)]
+                return _answers(payload[key], rows)
+        return [_answer(payload)]
     if isinstance(payload, list):
-        return [_scalar(v) for v in payload]
-    return [payload]
+        if rows == 1 and len(payload) > 1 and all(_is_number(v) for v in payload):
+            return [_answer(payload)]
+        return [_answer(v) for v in payload]
+    return [_answer(payload)]
 
 
-def _scalar(value: Any) -> Any:
+def _csv_answer(cells: list[str]) -> Answer | None:
+    if len(cells) == 1:
+        return _answer(_text(cells[0]))
+    parsed = [_text(c) for c in cells]
+    if all(isinstance(v, float) for v in parsed):
+        return _answer(parsed)
+    if isinstance(parsed[0], str) and all(isinstance(v, float) for v in parsed[1:]):
+        return Answer(value=parsed[0], probabilities=tuple(parsed[1:]))  # label, then its scores
+    raise ValueError(f"a CSV answer of {len(cells)} fields that is neither numbers nor a label and numbers")
+
+
+def _answer(value: Any) -> Answer | None:
+    """An answer from one JSON value or parsed CSV cell; None where the model gave nothing."""
     if isinstance(value, dict):
-        for key in PREDICTION_KEYS:
-            if key in value:
-                return _scalar(value[key])
+        return _answer_object(value)
+    if isinstance(value, list):
+        return Answer(probabilities=_vector(value))
+    scalar = _scalar(value)
+    return None if scalar is None else Answer(value=scalar)
+
+
+def _answer_object(value: dict[str, Any]) -> Answer | None:
+    if not any(key in value for key in PREDICTION_KEYS):
         raise ValueError(
             f"no prediction in {sorted(value)[:5]}; expected one of {', '.join(PREDICTION_KEYS)}"
         )
-    if isinstance(value, list):
-        if not value:
-            raise ValueError("an empty prediction")
-        return _scalar(value[-1])  # [p0, p1]: the positive class is last
-    return value
+    found: dict[str, Any] = {}
+    for key in SCORE_KEYS:
+        if key in value and value[key] is not None:
+            item = value[key]
+            slot = "probabilities" if isinstance(item, list) else "score"
+            found.setdefault(slot, _vector(item) if slot == "probabilities" else _score(item, key))
+    for key in LABEL_KEYS:
+        if key in value and value[key] is not None:
+            item = value[key]
+            if isinstance(item, list):
+                found.setdefault("probabilities", _vector(item))
+            else:
+                found.setdefault("value", _scalar(item))
+    found = {k: v for k, v in found.items() if v is not None}
+    return Answer(**found) if found else None  # the keys are there, empty: the model answered nothing
+
+
+def _vector(value: list[Any]) -> tuple[float, ...]:
+    if not value:
+        raise ValueError("an empty prediction")
+    numbers = [_scalar(v) if not isinstance(v, (list, dict)) else v for v in value]
+    if not all(isinstance(v, float) for v in numbers):
+        raise ValueError(f"a prediction vector must hold numbers, got {value[:5]!r}")
+    return tuple(numbers)
+
+
+def _score(value: Any, key: str) -> float:
+    number = _scalar(value)
+    if not isinstance(number, float):
+        raise ValueError(f"{key!r} must be a number, got {value!r}")
+    return number
+
+
+def _scalar(value: Any) -> float | str | None:
+    """A number (float) where the value reads as a finite one, else its text; None for nothing."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if isinstance(value, str):
+        return _text(value)
+    raise ValueError(f"a prediction must be a number, a text label or a list, got {type(value).__name__}")
+
+
+def _text(cell: str) -> float | str | None:
+    text = cell.strip()
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else None  # "nan" and "inf" answer nothing
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(_scalar(value), float) if not isinstance(value, (list, dict)) else False
+
+
+def _labels(payload: Any) -> list[float | str]:
+    """Ground-truth labels: one per row, a number where the label reads as one, else its text."""
+    if isinstance(payload, str):
+        cells = [row[0] for row in csv.reader(io.StringIO(payload)) if row]
+    elif isinstance(payload, dict):
+        for key in ("labels", "label", "predictions", "outputs"):
+            if key in payload:
+                return _labels(payload[key])
+        raise ValueError(f"no label in {sorted(payload)[:5]}")
+    else:
+        cells = payload if isinstance(payload, list) else [payload]
+    out = []
+    for cell in cells:
+        if isinstance(cell, (list, dict)):
+            raise ValueError(f"a label must be a number or a text, got {type(cell).__name__}")
+        label = _scalar(cell)
+        if label is None:
+            raise ValueError(f"an empty label ({cell!r})")
+        out.append(label)
+    return out
 
 
 def _cell(value: str) -> str | None:
     return None if value == "" else value
-
-
-def _number(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return float("nan")
 
 
 # --- assembling the window --------------------------------------------------------------------------
@@ -220,7 +352,7 @@ class _Builder:
     def __init__(self, features: list[str]):
         self.features = features
         self.rows: list[list[Any] | dict[str, Any]] = []
-        self.predictions: list[float] = []
+        self.answers: list[Answer | None] = []
         self.event_ids: list[str] = []
         self.row_in_event: list[int] = []
         self.times: list[str | None] = []
@@ -240,7 +372,7 @@ class _Builder:
             meta = record.get("eventMetadata") or {}
             rows = _rows(_decode(capture["endpointInput"]))
             output = capture.get("endpointOutput")
-            values = _values(_decode(output)) if output else []
+            answers = _answers(_decode(output), len(rows)) if output else []
         except json.JSONDecodeError as exc:
             self._problem(where, f"not JSON ({exc.msg} at column {exc.colno})")
             return
@@ -263,16 +395,16 @@ class _Builder:
         if not rows:
             self._problem(where, "the request has no rows")
             return
-        if values and len(values) != len(rows):
+        if answers and len(answers) != len(rows):
             if len(self.problems) < MAX_EXAMPLES:
                 self.problems.append(
-                    f"{where}: {len(rows)} request rows but {len(values)} predictions; predictions ignored"
+                    f"{where}: {len(rows)} request rows but {len(answers)} predictions; predictions ignored"
                 )
-            values = []
+            answers = []
         event = str(meta.get("eventId", where))
         for i, row in enumerate(rows):
             self.rows.append(row)
-            self.predictions.append(_number(values[i]) if values else float("nan"))
+            self.answers.append(answers[i] if answers else None)
             self.event_ids.append(event)
             self.row_in_event.append(i)
             self.times.append(when)
@@ -280,7 +412,9 @@ class _Builder:
     def window(self) -> Window:
         return Window(
             frame=self._frame(),
-            predictions=np.asarray(self.predictions, dtype=np.float64),
+            predictions=np.asarray(
+                [a.number if a is not None else np.nan for a in self.answers], dtype=np.float64
+            ),
             event_ids=self.event_ids,
             row_in_event=np.asarray(self.row_in_event, dtype=np.int64),
             inference_times=pd.to_datetime(pd.Series(self.times, dtype=object), utc=True, errors="coerce"),
@@ -288,6 +422,7 @@ class _Builder:
             files=self.files,
             malformed=self.malformed,
             problems=self.problems,
+            answers=self.answers,
         )
 
     def _name(self, position: int) -> str:

@@ -209,7 +209,8 @@ def drift_scores(window: dict[str, Any]) -> dict[str, float]:
 
 
 def drift_score(window: dict[str, Any]) -> float | None:
-    """The overall drift: the largest PSI over the input features (the prediction is reported apart)."""
-    prediction = stats.prediction_feature(window)
-    scores = [v for k, v in drift_scores(window).items() if k != prediction]
+    """The overall drift: the largest PSI over the input features (the prediction and the label are
+    reported apart)."""
+    outputs = {stats.prediction_feature(window), stats.label_feature(window)}
+    scores = [v for k, v in drift_scores(window).items() if k not in outputs]
     return max(scores) if scores else None

@@ -6,6 +6,10 @@ the window's capture files at /opt/ml/processing/input/capture, and the outputs 
 from an environment variable (the uppercase name; Model Monitor's own names `dataset_source`,
 `output_path`, `endpoint_name`, `start_time`, `end_time` and `publish_cloudwatch_metrics` work too), so
 the schedule can set them either way. Runs in the project's runtime image (`mlops_kit.runtime`), like every job of the kit.
+
+`--task` (`TASK`: binary, the default, multiclass or regression) says how model quality reads the answers
+and the ground truth; `--classes` (`CLASSES`, comma-separated) is the model's class order, the positions of
+its probability vectors.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+TASKS = ("binary", "multiclass", "regression")  # mlops_kit.monitoring.quality.TASKS, without its imports
 BASELINE = "/opt/ml/processing/baseline"
 CAPTURE = "/opt/ml/processing/input/capture"
 OUTPUT = "/opt/ml/processing/output"
@@ -47,6 +52,14 @@ def parser() -> argparse.ArgumentParser:
         help="the training pipeline to start on drift; empty: do not retrain",
     )
     p.add_argument("--ground-truth", default=_env("GROUND_TRUTH_PATH") or None)
+    p.add_argument(
+        "--task", default=_env("TASK", default="binary"), help=f"the model's task: {', '.join(TASKS)}"
+    )
+    p.add_argument(
+        "--classes",
+        default=_env("CLASSES") or None,
+        help="the model's classes in the order of its probability vectors, comma-separated",
+    )
     p.add_argument("--start", default=_env("WINDOW_START", "start_time") or None)
     p.add_argument("--end", default=_env("WINDOW_END", "end_time") or None)
     p.add_argument(
@@ -62,6 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if not args.endpoint:
         print("error: name the endpoint (--endpoint or ENDPOINT_NAME)", file=sys.stderr)
+        return 2
+    if args.task not in TASKS:
+        print(
+            f"error: unknown task {args.task!r} (--task or TASK); expected one of {', '.join(TASKS)}",
+            file=sys.stderr,
+        )
         return 2
     import pandas as pd
 
@@ -88,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             trigger=trigger,
             cloudwatch=cloudwatch,
             ground_truth=args.ground_truth,
+            task=args.task,
+            classes=classes(args.classes),
             start=pd.Timestamp(args.start) if args.start else None,
             end=pd.Timestamp(args.end) if args.end else None,
         )
@@ -112,10 +133,22 @@ def describe(summary: dict) -> str:
     )
     if summary["malformed"]["count"]:
         text += f", {summary['malformed']['count']} malformed lines skipped"
+    quality = summary.get("quality")
+    if quality and quality.get("error"):
+        text += f"; model quality not measured: {quality['error']}"
+    elif quality:
+        shown = [f"{k} {v:.4g}" for k, v in quality.items() if isinstance(v, float)][:3]
+        text += f"; model quality ({quality['task']}, {quality['labelled']} labelled): {', '.join(shown)}"
     if summary.get("retraining"):
         r = summary["retraining"]
         text += f"; retraining {'started: ' + str(r.get('execution')) if r.get('started') else 'not started'}"
     return text
+
+
+def classes(text: str | None) -> list[str] | None:
+    """`a, b ,c` as ["a", "b", "c"]; None when not given."""
+    names = [c.strip() for c in (text or "").split(",") if c.strip()]
+    return names or None
 
 
 def _run_id(args: argparse.Namespace) -> str:

@@ -2,7 +2,7 @@
 
 Namespace `mlops-kit/monitoring`, dimension `Endpoint` (and `Feature` per feature): `drift_score` (the
 largest PSI over the input features; the alarm watches it), `feature_psi`, `prediction_psi`,
-`violations`, `items` and `malformed_lines`. Building the metric data and deciding an alarm's state are
+`label_psi` (once ground truth arrived), `violations`, `items` and `malformed_lines`. Building the metric data and deciding an alarm's state are
 pure functions; `put` and `evaluate_alarms` carry them out with a boto3 CloudWatch client.
 
 The emulator (moto) stores alarms but never evaluates them, so for the embedded environment
@@ -20,6 +20,7 @@ NAMESPACE = "mlops-kit/monitoring"
 DRIFT_SCORE = "drift_score"
 FEATURE_PSI = "feature_psi"
 PREDICTION_PSI = "prediction_psi"
+LABEL_PSI = "label_psi"
 VIOLATIONS = "violations"
 ITEMS = "items"
 MALFORMED = "malformed_lines"
@@ -43,6 +44,7 @@ def metric_data(
     drift_score: float | None,
     feature_psi: dict[str, float],
     prediction_psi: float | None = None,
+    label_psi: float | None = None,
 ) -> list[dict[str, Any]]:
     """The `MetricData` of one run. An empty window reports its counts but no drift (there is none to
     measure), so the alarm sees missing data rather than a false zero."""
@@ -69,6 +71,8 @@ def metric_data(
         data.append(datum(FEATURE_PSI, value, extra=[{"Name": "Feature", "Value": feature}]))
     if prediction_psi is not None:
         data.append(datum(PREDICTION_PSI, prediction_psi))
+    if label_psi is not None:
+        data.append(datum(LABEL_PSI, label_psi))
     return data
 
 

@@ -17,6 +17,7 @@ BASELINE_COLOR = "#7f8c9a"
 CURRENT_COLOR = "#2f7ed8"
 ALERT_COLOR = "#d9534f"
 OK_COLOR = "#3c9a5f"
+HOURLY = {"binary": "auc", "multiclass": "accuracy", "regression": "rmse"}  # the by-hour chart per task
 _FONT = "font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif"
 
 
@@ -113,16 +114,25 @@ def render(summary: dict[str, Any], violations: list[dict[str, str]], history: l
         parts.append("</div>")
     quality = summary.get("quality")
     if quality:
-        parts.append("<h2>Model quality</h2>")
-        shown = [(k, quality.get(k)) for k in ("labelled", "accuracy", "precision", "recall", "auc")]
-        parts.append(
-            "<table>"
-            + "".join(f"<tr><th>{k}</th><td>{'-' if v is None else f'{v:.4g}'}</td></tr>" for k, v in shown)
-            + "</table>"
-        )
-        hourly = [(h["start"], h.get("auc")) for h in quality.get("by_hour", [])]
-        if any(v is not None for _, v in hourly):
-            parts.append(line_chart(hourly, None, label="AUC by hour"))
+        task = quality.get("task", "binary")
+        parts.append(f"<h2>Model quality ({e(task)})</h2>")
+        if quality.get("error"):
+            parts.append(f"<p>Not measured: {e(quality['error'])}</p>")
+        else:
+            # The task's own metrics, as run.json lists them: never an accuracy for a regression.
+            shown = [(k, v) for k, v in quality.items() if k not in ("task", "by_hour", "recall_by_class")]
+            shown += [(f"recall of {c}", v) for c, v in (quality.get("recall_by_class") or {}).items()]
+            parts.append(
+                "<table>"
+                + "".join(
+                    f"<tr><th>{e(k)}</th><td>{'-' if v is None else f'{v:.4g}'}</td></tr>" for k, v in shown
+                )
+                + "</table>"
+            )
+            metric = HOURLY.get(task, "auc")
+            hourly = [(h["start"], h.get(metric)) for h in quality.get("by_hour", [])]
+            if any(v is not None for _, v in hourly):
+                parts.append(line_chart(hourly, None, label=f"{metric} by hour"))
     problems = summary["malformed"]["examples"]
     if problems:
         parts.append(f"<h2>Malformed capture lines ({summary['malformed']['count']})</h2><ul>")

@@ -4,6 +4,10 @@
 reads the baseline and the capture, writes Model Monitor's files and the kit's `run.json`, emits
 CloudWatch metrics, and starts retraining when drift passes the threshold and retraining is on. An empty
 window is the result "no data", written and reported like any other, not a failure.
+
+Model quality is measured for the run's task ("binary", "multiclass" or "regression"). When the answers
+or labels do not fit the task, the run still writes its files, with the reason in `run.json`, then fails
+with that reason: a wrong task is a setting to fix, not a result to read.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +29,12 @@ from mlops_kit.monitoring import metrics as cw
 OK = "ok"
 NO_DATA = "no_data"
 RUN_FORMAT = 1
+# The metrics run.json shows for each task; the full set is in model_quality.json.
+HEADLINE = {
+    quality.BINARY: ("accuracy", "precision", "recall", "f1", "auc", "au_prc"),
+    quality.MULTICLASS: ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall"),
+    quality.REGRESSION: ("rmse", "mae", "r2", "mse"),
+}
 
 
 @dataclass
@@ -50,21 +61,45 @@ def evaluate(
     *,
     endpoint: str = "",
     threshold: float | None = None,
-    labels: dict[str, list[float]] | None = None,
+    labels: dict[str, list[float | str]] | None = None,
+    task: str = quality.BINARY,
+    classes: Sequence[Any] | None = None,
     now: dt.datetime | None = None,
     run_id: str | None = None,
 ) -> Outcome:
-    """Profile the window, check it against the baseline, and summarize; no side effects."""
+    """Profile the window, check it against the baseline, and summarize; no side effects. `task` says
+    how labels and answers are read for model quality; `classes` is the model's class order (the
+    positions of its probability vectors)."""
+    if task not in quality.TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(quality.TASKS)}")
     now = now or dt.datetime.now(dt.UTC)
     limit = threshold if threshold is not None else _psi_threshold(constraints)
-    frame = _with_prediction(window, baseline_statistics)
+    frame = _with_prediction(window, baseline_statistics, task, classes)
     statistics = stats.profile(frame, baseline_statistics)
-    violations = checks.check(baseline_statistics, constraints, statistics)
+    label = stats.label_feature(baseline_statistics)
+    # Labels arrive late and for some requests only, so the window's requests never miss the label
+    # column: its checks (drift, domain, type) run apart, over the requests whose label has arrived.
+    violations = checks.check(
+        baseline_statistics, _constraints(constraints, lambda name: name != label), statistics
+    )
+    if label and labels:
+        labelled = _label_frame(window, labels, label, task)
+        if len(labelled):
+            measured = stats.profile(labelled, baseline_statistics)
+            statistics["features"].extend(measured["features"])
+            only_label = _constraints(constraints, lambda name: name == label)
+            violations.extend(checks.check(baseline_statistics, only_label, measured))
     status = NO_DATA if window.empty else OK
     score = checks.drift_score(statistics)
     prediction = stats.prediction_feature(baseline_statistics)
     per_feature = checks.drift_scores(statistics)
-    model_quality = _quality(window, labels) if labels else None
+    model_quality, quality_summary = None, None
+    if labels:
+        try:
+            model_quality = _quality(window, labels, task, classes)
+            quality_summary = _quality_summary(model_quality)
+        except ValueError as exc:
+            quality_summary = {"task": task, "error": str(exc)}
     by_feature = Counter(v["feature_name"] for v in violations)
     summary = {
         "format": RUN_FORMAT,
@@ -72,6 +107,7 @@ def evaluate(
         "created": _iso(now),
         "endpoint": endpoint,
         "status": status,
+        "task": task,
         "items": len(frame),
         "lines": window.lines,
         "files": window.files,
@@ -81,10 +117,11 @@ def evaluate(
         "drift_score": score,
         "drifted": bool(score is not None and score > limit),
         "prediction_psi": per_feature.get(prediction) if prediction else None,
+        "label_psi": per_feature.get(label) if label else None,
         "violations": len(violations),
         "violation_types": dict(Counter(v["constraint_check_type"] for v in violations)),
         "features": [_feature_summary(f, by_feature) for f in statistics["features"]],
-        "quality": _quality_summary(model_quality),
+        "quality": quality_summary,
         "retraining": None,
         "metrics_emitted": 0,
     }
@@ -103,6 +140,8 @@ def run(
     cloudwatch: Any = None,
     s3: Any = None,
     ground_truth: str | Path | None = None,
+    task: str = quality.BINARY,
+    classes: Sequence[Any] | None = None,
     start: pd.Timestamp | None = None,
     end: pd.Timestamp | None = None,
     now: dt.datetime | None = None,
@@ -119,6 +158,8 @@ def run(
         endpoint=endpoint,
         threshold=threshold,
         labels=labels,
+        task=task,
+        classes=classes,
         now=now,
     )
     summary = outcome.summary
@@ -136,9 +177,14 @@ def run(
             feature_psi={
                 k: v
                 for k, v in checks.drift_scores(outcome.statistics).items()
-                if k != stats.prediction_feature(baseline_statistics)
+                if k
+                not in (
+                    stats.prediction_feature(baseline_statistics),
+                    stats.label_feature(baseline_statistics),
+                )
             },
             prediction_psi=summary["prediction_psi"],
+            label_psi=summary["label_psi"],
         )
         summary["metrics_emitted"] = cw.put(cloudwatch, data)
 
@@ -160,6 +206,8 @@ def run(
     write(out, outcome)
     if failure is not None:
         raise RuntimeError(f"drift detected but retraining failed to start: {failure}") from failure
+    if (summary["quality"] or {}).get("error"):
+        raise ValueError(f"model quality not measured: {summary['quality']['error']}")
     return outcome
 
 
@@ -180,14 +228,63 @@ def _psi_threshold(constraints: dict[str, Any]) -> float:
     return float(distribution.get("psi_threshold", stats.DEFAULT_PSI_THRESHOLD))
 
 
-def _with_prediction(window: capture.Window, baseline_statistics: dict[str, Any]) -> pd.DataFrame:
-    """The requests, plus the predictions as the baseline's prediction feature when it has one."""
+def _with_prediction(
+    window: capture.Window, baseline_statistics: dict[str, Any], task: str, classes: Sequence[Any] | None
+) -> pd.DataFrame:
+    """The requests, plus the answers as the baseline's prediction feature when it has one.
+
+    Numbers (regression values, binary scores) drift as numbers. A class (a multiclass answer, or a
+    binary one against a baseline of classes) drifts as a category, and a probability vector by the
+    class it names: its argmax. Why the argmax and not each class's probability: the baseline keeps
+    one prediction column, so `predict` and `predict_proba` endpoints compare alike against it; the
+    class is what the model's callers act on; and K probability columns would be K more drift alarms
+    that move together, while a shift in confidence alone shows first in the input features' drift.
+    """
     name = stats.prediction_feature(baseline_statistics)
-    if not name or window.empty or np.isnan(window.predictions).all():
+    if not name or window.empty:
         return window.frame
+    kinds = stats.feature_types(baseline_statistics)
+    if task == quality.MULTICLASS or (task == quality.BINARY and kinds.get(name) == stats.STRING):
+        answers = [_answer_for(task, a) for a in _answers(window)]
+        column: Any = [
+            None if a is None else quality.predicted_class(task, a, classes=classes) for a in answers
+        ]
+        if all(v is None for v in column):
+            return window.frame
+        column = pd.Series(column, index=window.frame.index, dtype=object)
+    else:
+        if np.isnan(window.predictions).all():
+            return window.frame
+        column = window.predictions
     frame = window.frame.copy()
-    frame[name] = window.predictions
+    frame[name] = column
     return frame
+
+
+def _constraints(constraints: dict[str, Any], keep: Any) -> dict[str, Any]:
+    return {**constraints, "features": [f for f in constraints["features"] if keep(f["name"])]}
+
+
+def _label_frame(
+    window: capture.Window, labels: dict[str, list[float | str]], name: str, task: str
+) -> pd.DataFrame:
+    """The labels of the window's requests, one row per request whose label has arrived: numbers for a
+    regression, classes in `quality.class_label`'s spelling for a classifier."""
+    found = []
+    for event, row in zip(window.event_ids, window.row_in_event, strict=True):
+        values = labels.get(event)
+        if values is not None and row < len(values):
+            found.append(values[row])
+    if task != quality.REGRESSION:
+        found = [_spelled(v) for v in found]
+    return pd.DataFrame({name: pd.Series(found, dtype=object)}).infer_objects()
+
+
+def _spelled(value: Any) -> Any:
+    try:
+        return quality.class_label(value)
+    except ValueError:
+        return value
 
 
 def _feature_summary(feature: dict[str, Any], violations: Counter) -> dict[str, Any]:
@@ -206,35 +303,68 @@ def _feature_summary(feature: dict[str, Any], violations: Counter) -> dict[str, 
     return out
 
 
-def _quality(window: capture.Window, labels: dict[str, list[float]]) -> dict[str, Any] | None:
-    truth = np.full(len(window.event_ids), np.nan)
+def _quality(
+    window: capture.Window, labels: dict[str, list[float | str]], task: str, classes: Sequence[Any] | None
+) -> dict[str, Any] | None:
+    """Model quality over the rows whose label has arrived; None when no label meets an answer."""
+    truth: list[Any] = [None] * len(window.event_ids)
     for i, (event, row) in enumerate(zip(window.event_ids, window.row_in_event, strict=True)):
         found = labels.get(event)
         if found is not None and row < len(found):
             truth[i] = found[row]
-    joined = ~np.isnan(truth) & ~np.isnan(window.predictions)
-    if not joined.any():
+    answers = [_answer_for(task, a) for a in _answers(window)]
+    joined = [
+        i for i, (y, p) in enumerate(zip(truth, answers, strict=True)) if y is not None and p is not None
+    ]
+    if not joined:
         return None
-    document = quality.binary_metrics(truth[joined], window.predictions[joined])
-    document["mlops_kit"] = {
-        "labelled": int(joined.sum()),
-        "unlabelled": int(len(truth) - joined.sum()),
-        "by_hour": quality.by_hour(
-            truth[joined], window.predictions[joined], window.inference_times[joined].reset_index(drop=True)
-        ),
-    }
+    y, p = [truth[i] for i in joined], [answers[i] for i in joined]
+    times = window.inference_times.iloc[joined].reset_index(drop=True)
+    document = quality.model_quality(task, y, p, classes=classes)
+    labelled = document["dataset"]["item_count"]
+    document.setdefault(quality.KIT, {"task": task}).update(
+        {
+            "labelled": labelled,
+            "unlabelled": len(truth) - labelled,
+            "by_hour": quality.by_hour(task, y, p, times, classes=classes),
+        }
+    )
     return document
 
 
+def _answers(window: capture.Window) -> list[capture.Answer | None]:
+    if window.answers or window.empty:
+        return window.answers
+    return [None if np.isnan(x) else capture.Answer(value=float(x)) for x in window.predictions]
+
+
+def _answer_for(task: str, answer: capture.Answer | None) -> Any:
+    """The part of an answer a task reads: binary wants a score, multiclass the model's class, a
+    regression its number; the others stand in when that part is missing (and may be refused)."""
+    if answer is None:
+        return None
+    if task == quality.BINARY:
+        order = (answer.probabilities, answer.score, answer.value)
+    elif task == quality.MULTICLASS:
+        order = (answer.value, answer.probabilities, answer.score)
+    else:
+        order = (answer.value, answer.score, answer.probabilities)
+    return next((part for part in order if part is not None), None)
+
+
 def _quality_summary(document: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The task's own headline metrics (never accuracy for a regression)."""
     if document is None:
         return None
-    metrics = document["binary_classification_metrics"]
-    return {
-        "labelled": document["mlops_kit"]["labelled"],
-        **{k: metrics[k]["value"] for k in ("accuracy", "precision", "recall", "auc")},
-        "by_hour": document["mlops_kit"]["by_hour"],
-    }
+    kit = document[quality.KIT]
+    task = kit["task"]
+    metrics = document[quality.BLOCKS[task]]
+    summary: dict[str, Any] = {"task": task, "labelled": kit["labelled"]}
+    summary.update({k: metrics[k]["value"] for k in HEADLINE[task]})
+    if task == quality.MULTICLASS:
+        summary["recall_by_class"] = {c: v["recall"] for c, v in kit["per_class"].items()}
+    summary["by_hour"] = kit["by_hour"]
+    return summary
 
 
 def _time_span(times: pd.Series) -> dict[str, Any]:

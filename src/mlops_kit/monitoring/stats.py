@@ -64,19 +64,22 @@ def baseline(
     *,
     features: Sequence[str] | None = None,
     prediction_column: str | None = None,
+    label_column: str | None = None,
     psi_threshold: float = DEFAULT_PSI_THRESHOLD,
     monitoring_config: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(statistics, constraints) of the training data, in Model Monitor's formats.
 
     `features` are the model's inputs in the order the endpoint receives them (CSV requests carry no
-    header, so a window's columns take this order); by default every column except `prediction_column`.
-    `prediction_column`, when given, holds the model's scores on this data, the baseline for prediction
-    drift. `psi_threshold` is the PSI above which a feature counts as drifted (the settings'
-    `monitoring.drift_threshold`).
+    header, so a window's columns take this order); by default every column except `prediction_column`
+    and `label_column`. `prediction_column`, when given, holds the model's answers on this data (scores,
+    values or classes), the baseline for prediction drift; `label_column` the true labels, the baseline
+    for label drift once ground truth arrives. `psi_threshold` is the PSI above which a feature counts as
+    drifted (the settings' `monitoring.drift_threshold`).
     """
-    names = list(features) if features is not None else [c for c in frame.columns if c != prediction_column]
-    wanted = names + ([prediction_column] if prediction_column else [])
+    extra = [c for c in (prediction_column, label_column) if c]
+    names = list(features) if features is not None else [c for c in frame.columns if c not in extra]
+    wanted = names + extra
     if not names:
         raise ValueError("the baseline needs at least one feature column")
     if len(set(wanted)) != len(wanted):
@@ -96,6 +99,8 @@ def baseline(
         "features": records,
         KIT: {"format": KIT_FORMAT, "prediction_feature": prediction_column},
     }
+    if label_column:
+        statistics[KIT]["label_feature"] = label_column
     config = _merged(DEFAULT_MONITORING_CONFIG, monitoring_config or {})
     config["distribution_constraints"]["psi_threshold"] = float(psi_threshold)
     constraints = {
@@ -119,13 +124,18 @@ def profile(frame: pd.DataFrame, baseline_statistics: dict[str, Any] | None = No
 
 
 def input_features(statistics: dict[str, Any]) -> list[str]:
-    """The model's input features, in request order (everything but the prediction)."""
-    prediction = (statistics.get(KIT) or {}).get("prediction_feature")
-    return [f["name"] for f in statistics["features"] if f["name"] != prediction]
+    """The model's input features, in request order (everything but the prediction and the label)."""
+    outputs = {prediction_feature(statistics), label_feature(statistics)}
+    return [f["name"] for f in statistics["features"] if f["name"] not in outputs]
 
 
 def prediction_feature(statistics: dict[str, Any]) -> str | None:
     return (statistics.get(KIT) or {}).get("prediction_feature")
+
+
+def label_feature(statistics: dict[str, Any]) -> str | None:
+    """The true label's feature, when the baseline has one (the baseline of label drift)."""
+    return (statistics.get(KIT) or {}).get("label_feature")
 
 
 def feature_types(statistics: dict[str, Any]) -> dict[str, str]:

@@ -100,4 +100,48 @@ def write_capture(
 
 
 def _plain(value):
-    return value.item() if hasattr(value, "item") else value
+    return value.tolist() if hasattr(value, "tolist") else value
+
+
+def write_answers(
+    path: Path,
+    frame: pd.DataFrame,
+    answers: list,
+    *,
+    start: str = "2026-03-01T10:00:00Z",
+    every_s: float = 1.0,
+) -> Path:
+    """One capture file of `frame`'s requests (CSV) answered by `answers`, one per row: text is sent as
+    a CSV response, anything else as JSON `{"predictions": [answer]}`. Event ids are e0, e1, ..."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = pd.Timestamp(start)
+    lines = []
+    for i, row in enumerate(frame[FEATURES].itertuples(index=False)):
+        when = (t0 + pd.Timedelta(seconds=i * every_s)).isoformat().replace("+00:00", "Z")
+        record = capture_record(csv_body(row), None, f"e{i}", when)
+        answer = answers[i]
+        as_json = not isinstance(answer, str)
+        record["captureData"]["endpointOutput"] = {
+            "observedContentType": "application/json" if as_json else "text/csv",
+            "mode": "OUTPUT",
+            "data": json.dumps({"predictions": [_plain(answer)]}) if as_json else answer,
+            "encoding": "JSON" if as_json else "CSV",
+        }
+        lines.append(json.dumps(record))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_ground_truth(path: Path, labels: dict[str, object]) -> Path:
+    """SageMaker ground-truth JSON lines: one CSV label per event id."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "\n".join(
+            json.dumps(
+                {"groundTruthData": {"data": str(label), "encoding": "CSV"}, "eventMetadata": {"eventId": e}}
+            )
+            for e, label in labels.items()
+        )
+        + "\n"
+    )
+    return path

@@ -6,6 +6,7 @@ import base64
 import json
 
 import boto3
+import numpy as np
 import pandas as pd
 import pytest
 from monitor_helpers import FEATURES, capture_record, transactions, write_capture
@@ -182,3 +183,120 @@ def test_an_s3_prefix_is_read_like_a_folder(tmp_path):
     s3.put_object(Bucket="capture", Key="other/AllTraffic/2026/03/01/10/b.jsonl", Body=local.read_bytes())
     window = capture.read("s3://capture/endpoint/", FEATURES, s3=s3)
     assert window.files == 1 and len(window.frame) == 10
+
+
+def answered(request: str, output, *, event: str = "a", json_output: bool | None = None) -> dict:
+    """A capture record of a CSV `request` whose response is `output`: text is sent as CSV, anything
+    else as JSON."""
+    record = capture_record(request, None, event, "2026-03-01T10:00:00Z")
+    as_json = not isinstance(output, str) if json_output is None else json_output
+    record["captureData"]["endpointOutput"] = {
+        "observedContentType": "application/json" if as_json else "text/csv",
+        "data": json.dumps(output) if as_json else output,
+        "encoding": "JSON" if as_json else "CSV",
+    }
+    return record
+
+
+ONE = "1.0,grocery,pos,3,10"
+TWO = "1.0,grocery,pos,3,10\n2.0,fuel,atm,4,20"
+THREE = "1.0,grocery,pos,3,10\n2.0,fuel,atm,4,20\n3.0,retail,online,5,30"
+A = capture.Answer
+
+
+@pytest.mark.parametrize(
+    ("request_body", "output", "answers"),
+    [
+        (ONE, "0.7", [A(value=0.7)]),
+        (ONE, "cat", [A(value="cat")]),
+        (ONE, "0.1,0.7,0.2", [A(probabilities=(0.1, 0.7, 0.2))]),
+        (TWO, "0.1,0.9\n0.8,0.2", [A(probabilities=(0.1, 0.9)), A(probabilities=(0.8, 0.2))]),
+        (THREE, "0.1,0.5,0.9", [A(value=0.1), A(value=0.5), A(value=0.9)]),  # XGBoost's one CSV line
+        (ONE, "cat,0.2,0.8", [A(value="cat", probabilities=(0.2, 0.8))]),
+        (TWO, "cat\n", [A(value="cat")]),  # one answer for two rows: ignored below
+        (ONE, {"predictions": [0.7]}, [A(value=0.7)]),
+        (TWO, {"predictions": ["cat", 2]}, [A(value="cat"), A(value=2.0)]),
+        (TWO, [[0.1, 0.9], [0.8, 0.2]], [A(probabilities=(0.1, 0.9)), A(probabilities=(0.8, 0.2))]),
+        (ONE, [0.3, 0.7], [A(probabilities=(0.3, 0.7))]),  # a flat list for one row is its vector
+        (TWO, [0.3, 0.7], [A(value=0.3), A(value=0.7)]),  # and for two rows, one number each
+        (
+            ONE,
+            {"predictions": [{"label": "cat", "probabilities": [0.2, 0.8]}]},
+            [A(value="cat", probabilities=(0.2, 0.8))],
+        ),
+        (  # SageMaker Linear Learner, multiclass and binary
+            TWO,
+            {
+                "predictions": [
+                    {"predicted_label": 2, "score": [0.1, 0.2, 0.7]},
+                    {"predicted_label": 1, "score": 0.8},
+                ]
+            },
+            [A(value=2.0, probabilities=(0.1, 0.2, 0.7)), A(value=1.0, score=0.8)],
+        ),
+        (ONE, {"predictions": [{"prediction": None}]}, [None]),
+        (ONE, {"score": 0.4}, [A(score=0.4)]),
+    ],
+)
+def test_answers_are_kept_as_the_model_gave_them(tmp_path, request_body, output, answers):
+    path = tmp_path / "c.jsonl"
+    path.write_text(lines(answered(request_body, output)))
+    window = capture.read(path, FEATURES)
+    rows = len(window.frame)
+    assert window.malformed == 0
+    if len(answers) != rows:  # a response that does not match the request keeps no answers
+        assert window.answers == [None] * rows and "predictions ignored" in window.problems[0]
+        return
+    assert window.answers == answers
+
+
+def test_the_numeric_view_keeps_the_drift_code_working(tmp_path):
+    records = [
+        answered(ONE, "0.7", event="number"),
+        answered(ONE, "cat", event="label"),
+        answered(ONE, [0.3, 0.7], event="vector"),
+        answered(ONE, {"predictions": [{"predicted_label": 1, "score": 0.8}]}, event="scored"),
+        answered(ONE, {"predictions": [{"label": "cat", "probabilities": [0.2, 0.8]}]}, event="both"),
+    ]
+    path = tmp_path / "c.jsonl"
+    path.write_text(lines(*records))
+    window = capture.read(path, FEATURES)
+    assert window.predictions.tolist()[:1] + window.predictions.tolist()[2:] == [0.7, 0.7, 0.8, 0.8]
+    assert np.isnan(window.predictions[1])  # a class label has no number, but is kept as an answer
+    assert window.answers[1] == A(value="cat")
+
+
+@pytest.mark.parametrize(
+    ("output", "problem"),
+    [
+        ({"predictions": [["a", "b"]]}, "a prediction vector must hold numbers"),
+        ({"predictions": [[]]}, "an empty prediction"),
+        ({"predictions": [{"colour": "red"}]}, "no prediction in ['colour']"),
+        ({"predictions": [{"score": "high"}]}, "'score' must be a number"),
+        ("cat,dog", "neither numbers nor a label and numbers"),
+    ],
+)
+def test_unreadable_answers_make_the_line_malformed(tmp_path, output, problem):
+    path = tmp_path / "c.jsonl"
+    path.write_text(lines(answered(ONE, output)))
+    window = capture.read(path, FEATURES)
+    assert window.malformed == 1 and problem in window.problems[0]
+
+
+def test_ground_truth_keeps_class_labels_as_text(tmp_path):
+    def truth(event: str, data: str, encoding: str = "CSV") -> dict:
+        return {"groundTruthData": {"data": data, "encoding": encoding}, "eventMetadata": {"eventId": event}}
+
+    path = tmp_path / "gt.jsonl"
+    path.write_text(
+        lines(
+            truth("e1", "cat"),
+            truth("e2", " 2 "),
+            truth("e3", json.dumps({"label": "dog"}), "JSON"),
+            truth("e4", json.dumps(["cat", 3.5]), "JSON"),
+        )
+    )
+    assert capture.read_ground_truth(path) == {"e1": ["cat"], "e2": [2.0], "e3": ["dog"], "e4": ["cat", 3.5]}
+    path.write_text(lines(truth("e1", json.dumps([""]), "JSON")))
+    with pytest.raises(capture.CaptureError, match=r"gt\.jsonl:1: .*an empty label"):
+        capture.read_ground_truth(path)

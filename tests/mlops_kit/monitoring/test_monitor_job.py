@@ -8,10 +8,10 @@ import re
 import boto3
 import numpy as np
 import pytest
-from monitor_helpers import FEATURES, PREDICTION, transactions
+from monitor_helpers import FEATURES, PREDICTION, transactions, write_answers, write_ground_truth
 from moto import mock_aws
 
-from mlops_kit.monitoring import files, job, quality, report
+from mlops_kit.monitoring import files, job, quality, report, stats
 from mlops_kit.monitoring import run as monitor
 
 
@@ -152,3 +152,162 @@ def test_mlops_monitor_commands_baseline_run_and_report(tmp_path, training, capt
     assert main(["monitor", "report", "--run", str(tmp_path / "r"), "--out", str(tmp_path / "r.html")]) == 0
     assert (tmp_path / "r.html").is_file()
     assert main(["monitor", "baseline", "--data", str(tmp_path / "nope.csv"), "--out", str(base)]) == 1
+
+
+def regression_window(tmp_path, rows: int = 300, seed: int = 71):
+    """A regression's capture (numbers) and its ground truth (numbers)."""
+    rng = np.random.default_rng(seed)
+    truth = rng.gamma(2.0, 50.0, rows)
+    estimates = truth + rng.normal(0, 10, rows)
+    frame = transactions(rows, seed=seed)
+    source = write_answers(
+        tmp_path / "capture" / "a.jsonl", frame, [f"{v:.4f}" for v in estimates], every_s=20
+    )
+    labels = write_ground_truth(tmp_path / "gt.jsonl", {f"e{i}": f"{truth[i]:.4f}" for i in range(rows)})
+    return source, labels
+
+
+def test_the_job_takes_the_task_and_classes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("TASK", "multiclass")
+    monkeypatch.setenv("CLASSES", " low, mid ,high ")
+    args = job.parser().parse_args([])
+    assert args.task == "multiclass" and job.classes(args.classes) == ["low", "mid", "high"]
+    monkeypatch.delenv("TASK")
+    monkeypatch.delenv("CLASSES")
+    args = job.parser().parse_args([])
+    assert args.task == "binary" and job.classes(args.classes) is None  # existing schedules keep working
+    assert job.TASKS == quality.TASKS
+
+
+def test_the_job_refuses_an_unknown_task(tmp_path, baseline_dir, capsys, monkeypatch):
+    monkeypatch.setenv("TASK", "ranking")
+    argv = ["--baseline", str(baseline_dir), "--capture", str(tmp_path), "--output", str(tmp_path / "o")]
+    assert job.main([*argv, "--endpoint", "ep", "--no-emit-metrics"]) == 2
+    assert "unknown task 'ranking' (--task or TASK); expected one of binary, multiclass, regression" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_job_measures_a_regression_as_one(tmp_path, baseline_dir, capsys):
+    source, labels = regression_window(tmp_path)
+    argv = ["--baseline", str(baseline_dir), "--capture", str(source), "--ground-truth", str(labels)]
+    out = tmp_path / "out"
+    assert (
+        job.main(
+            [*argv, "--output", str(out), "--endpoint", "ep", "--no-emit-metrics", "--task", "regression"]
+        )
+        == 0
+    )
+    line = capsys.readouterr().out
+    assert "model quality (regression, 300 labelled): rmse " in line and "accuracy" not in line
+    assert files.read_json(out / "model_quality.json")["regression_metrics"]["rmse"]["value"] > 0
+    # The same window under the default task: refused, loudly, after the run's files are written.
+    assert (
+        job.main([*argv, "--output", str(tmp_path / "again"), "--endpoint", "ep", "--no-emit-metrics"]) == 1
+    )
+    assert "error: model quality not measured: binary: label " in capsys.readouterr().err
+    assert files.read_json(tmp_path / "again" / "run.json")["quality"]["task"] == "binary"
+
+
+def test_the_report_shows_each_task_its_own_metrics(tmp_path, baseline_dir):
+    source, labels = regression_window(tmp_path)
+    monitor.run(
+        baseline_dir, source, tmp_path / "runs" / "r", endpoint="ep", ground_truth=labels, task="regression"
+    )
+    page = report.write(tmp_path / "runs" / "r", tmp_path / "r.html").read_text()
+    assert "Model quality (regression)" in page and "<th>rmse</th>" in page and "<th>r2</th>" in page
+    assert "accuracy" not in page and "rmse by hour" in page
+
+    rng = np.random.default_rng(72)
+    truth = rng.choice(["low", "mid", "high"], 200)
+    frame = transactions(200, seed=72)
+    source = write_answers(tmp_path / "c2" / "a.jsonl", frame, list(truth))
+    labels = write_ground_truth(tmp_path / "gt2.jsonl", {f"e{i}": truth[i] for i in range(200)})
+    monitor.run(
+        baseline_dir, source, tmp_path / "runs" / "m", endpoint="ep", ground_truth=labels, task="multiclass"
+    )
+    page = report.write(tmp_path / "runs" / "m", tmp_path / "m.html").read_text()
+    assert "Model quality (multiclass)" in page and "<th>macro_f1</th>" in page
+    assert "<th>recall of low</th>" in page and "accuracy by hour" in page and "<th>auc</th>" not in page
+
+
+def test_the_report_says_why_quality_was_not_measured():
+    summary = {
+        "threshold": 0.2,
+        "status": "ok",
+        "items": 1,
+        "violations": 0,
+        "malformed": {"count": 0, "examples": []},
+        "run_id": "r",
+        "created": "2026-03-01T10:00:00Z",
+        "features": [],
+        "quality": {
+            "task": "binary",
+            "error": "binary: label 23.4 (item 0) is neither of the classes [0, 1]",
+        },
+    }
+    page = report.render(summary, [], [])
+    assert "Model quality (binary)" in page and "Not measured: binary: label 23.4 (item 0)" in page
+
+
+def test_mlops_monitor_commands_take_the_task_classes_and_label(tmp_path, training):
+    from mlops_kit.cli import main
+
+    data = tmp_path / "train.parquet"
+    frame = training[[*FEATURES, "is_fraud"]].assign(tier=np.where(training["amount"] < 30, "low", "high"))
+    frame.to_parquet(data)
+    base = tmp_path / "base"
+    argv = ["monitor", "baseline", "--data", str(data), "--out", str(base), "--features", ",".join(FEATURES)]
+    assert main([*argv, "--label-column", "tier"]) == 0
+    statistics, _ = files.read_baseline(base)
+    assert statistics["mlops_kit"]["label_feature"] == "tier" and stats.input_features(statistics) == FEATURES
+
+    rng = np.random.default_rng(73)
+    vectors = rng.dirichlet([1, 1], 300)
+    names = np.array(["low", "high"])
+    source = write_answers(tmp_path / "c" / "a.jsonl", transactions(300, seed=73), list(vectors))
+    truth = write_ground_truth(tmp_path / "gt.jsonl", {f"e{i}": names[i % 2] for i in range(300)})
+    run_argv = [
+        "monitor",
+        "run",
+        "--baseline",
+        str(base),
+        "--capture",
+        str(source),
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    run_argv += ["--ground-truth", str(truth), "--no-emit-metrics", "--no-retrain"]
+    assert main([*run_argv, "--task", "multiclass", "--classes", "low,high"]) == 0
+    summary = files.read_json(tmp_path / "r" / "run.json")
+    assert summary["task"] == "multiclass" and summary["quality"]["labelled"] == 300
+    expected = np.mean(names[vectors.argmax(axis=1)] == names[np.arange(300) % 2])
+    assert summary["quality"]["accuracy"] == pytest.approx(expected)
+    assert summary["label_psi"] is not None
+    assert main([*run_argv, "--task", "ranking"]) == 2
+
+
+def test_the_log_line_names_quality_or_why_it_is_missing():
+    summary = {
+        "status": "ok",
+        "items": 10,
+        "violations": 0,
+        "drift_score": 0.01,
+        "threshold": 0.2,
+        "malformed": {"count": 0, "examples": []},
+        "quality": {
+            "task": "multiclass",
+            "labelled": 8,
+            "accuracy": 0.875,
+            "macro_f1": 0.5,
+            "weighted_f1": None,
+        },
+    }
+    assert job.describe(summary).endswith(
+        "; model quality (multiclass, 8 labelled): accuracy 0.875, macro_f1 0.5"
+    )
+    summary["quality"] = {"task": "regression", "error": "regression: label 'cat' (item 0) is not a number"}
+    assert job.describe(summary).endswith(
+        "; model quality not measured: regression: label 'cat' (item 0) is not a number"
+    )
