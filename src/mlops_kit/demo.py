@@ -296,6 +296,7 @@ def monitor(
     from mlops_kit.monitoring import retrain
     from mlops_kit.monitoring import run as monitoring
 
+    case = project.use_case(settings)
     package = emulator.client("sagemaker").describe_model_package(ModelPackageName=package_arn)
     statistics = package["ModelMetrics"]["ModelDataQuality"]["Statistics"]["S3Uri"]
     baseline = workdir / "baseline"
@@ -321,6 +322,8 @@ def monitor(
         trigger=retrain_through_executor,
         cloudwatch=cloudwatch,
         s3=emulator.client("s3"),
+        task=str(case.task),
+        classes=list(case.classes) or None,
     )
     states = cw.evaluate_alarms(cloudwatch, prefix=alarm_name)
     from mlops_kit.monitoring import report as html_report

@@ -5,14 +5,17 @@ worse one is refused), deploy and invoke. The kit is the same; only the use case
 from __future__ import annotations
 
 import io
+import json
 import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from sklearn.metrics import accuracy_score, mean_squared_error
 
-from mlops_kit import executor, local_platform, project, settings
+from mlops_kit import executor, local_platform, naming, project, settings
 from mlops_kit.cli import main
+from mlops_kit.monitoring import stats
 from mlops_kit.registry import promotion
 from mlops_kit.serving import local
 
@@ -39,6 +42,49 @@ def _upload(emulator, config: settings.Settings, frame: pd.DataFrame, part: str)
     frame.to_parquet(buffer, index=False)
     emulator.client("s3").put_object(
         Bucket=platform.buckets["raw"], Key=f"events/{part}.parquet", Body=buffer.getvalue()
+    )
+
+
+def _monitor_with_ground_truth(config, emulator, package_arn: str, labels: list, folder: Path):
+    """The kit's monitor over the endpoint's capture, with ground truth written for each captured
+    request (its eventId), one label per request row (a CSV line each), in the order the rows were sent."""
+    import json as json_mod
+
+    from mlops_kit.executor.jobs import download_prefix
+    from mlops_kit.monitoring import capture, files
+    from mlops_kit.monitoring import run as monitoring
+
+    s3 = emulator.client("s3")
+    platform = local_platform.ensure(config, emulator.client)
+    case = project.use_case(config)
+    described = emulator.client("sagemaker").describe_model_package(ModelPackageName=package_arn)
+    statistics = described["ModelMetrics"]["ModelDataQuality"]["Statistics"]["S3Uri"]
+    baseline = folder / "baseline"
+    download_prefix(s3, statistics.rsplit("/", 1)[0] + "/", baseline)
+    source = f"s3://{platform.buckets['capture']}/datacapture/{naming.endpoint(config)}/"
+    features = stats.input_features(files.read_baseline(baseline)[0])
+    window = capture.read(source, features, s3=s3)
+    assert len(window.event_ids) == len(labels)
+    truth: dict[str, list] = {}
+    for event, label in zip(window.event_ids, labels, strict=True):
+        truth.setdefault(event, []).append(label)
+    ground_truth = folder / "ground-truth.jsonl"
+    ground_truth.write_text(
+        "".join(
+            json_mod.dumps({"groundTruthData": {"data": "\n".join(map(str, v)), "encoding": "CSV"},
+                            "eventMetadata": {"eventId": e}}) + "\n"
+            for e, v in truth.items()
+        )
+    )  # fmt: skip
+    return monitoring.run(
+        baseline,
+        source,
+        folder / "monitor",
+        endpoint=naming.endpoint(config),
+        s3=s3,
+        ground_truth=ground_truth,
+        task=str(case.task),
+        classes=list(case.classes) or None,
     )
 
 
@@ -76,19 +122,34 @@ def test_an_init_use_case_runs_the_local_lifecycle(
         )
         assert outcome.decision.approved
 
-    # Deploy the champion and ask it for predictions of the drifted window.
+    # Deploy the champion; the drifted window's requests go to it, captured in SageMaker's format.
     endpoint = local.deploy(config, emulator, champion, port=0)
+    traffic = after.head(200)
+    predictions: list = []
     try:
-        requests = project.entry_point(config, "request_builder")(after.head(20), before)
-        answer = endpoint.invoke(requests.to_csv(header=False, index=False), content_type="text/csv")
-        predictions = answer["predictions"] if isinstance(answer, dict) else answer
-        assert len(predictions) == 20
-        if task == "multiclass":
-            assert set(predictions) <= set(case.classes)  # class names, as the model answers them
-        else:
-            assert all(isinstance(p, float) for p in predictions)
+        requests = project.entry_point(config, "request_builder")(traffic, before)
+        for start in range(0, len(requests), 20):
+            body = requests.iloc[start : start + 20].to_csv(header=False, index=False)
+            answer = endpoint.invoke(body, content_type="text/csv")
+            predictions += answer["predictions"] if isinstance(answer, dict) else answer
     finally:
-        local.stop(config)
+        local.stop(config)  # flushes the capture
+    assert len(predictions) == len(traffic)
+    if task == "multiclass":
+        assert set(predictions) <= set(case.classes)  # class names, as the model answers them
+    else:
+        assert all(isinstance(p, float) for p in predictions)
+
+    # Their labels arrive: the monitor measures the model's quality as the task defines it.
+    outcome = _monitor_with_ground_truth(config, emulator, champion, traffic[case.label].tolist(), tmp_path)
+    text = json.dumps(outcome.quality)
+    if task == "regression":
+        block = outcome.quality["regression_metrics"]
+        expected = mean_squared_error(traffic[case.label], predictions) ** 0.5
+        assert block["rmse"]["value"] == pytest.approx(expected) and "accuracy" not in text
+    else:
+        block = outcome.quality["multiclass_classification_metrics"]
+        assert block["accuracy"]["value"] == pytest.approx(accuracy_score(traffic[case.label], predictions))
 
     # The drifted window's labels arrive; retraining on everything beats the champion on the new rows.
     _upload(emulator, config, after, "part-2")

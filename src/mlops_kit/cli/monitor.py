@@ -80,9 +80,12 @@ def run(
     env: str = typer.Option("local", help="Environment: its endpoint, threshold, metrics and retraining."),
     endpoint: str | None = typer.Option(None, help="Endpoint name for the metrics (default: the env's)."),
     ground_truth: str | None = typer.Option(None, help="Ground-truth labels (JSON lines) for model quality."),
-    task: str = typer.Option("binary", help="The model's task: binary, multiclass or regression."),
+    task: str | None = typer.Option(
+        None, help="The model's task: binary, multiclass or regression (default: the use case's)."
+    ),
     classes: str | None = typer.Option(
-        None, help="The model's classes in the order of its probability vectors, comma-separated."
+        None,
+        help="The model's classes in the order of its probability vectors, comma-separated (default: the use case's).",
     ),
     start: str | None = typer.Option(None, help="Only events at or after this time (ISO 8601)."),
     end: str | None = typer.Option(None, help="Only events before this time (ISO 8601)."),
@@ -99,11 +102,16 @@ def run(
     from mlops_kit.monitoring import retrain as retrain_mod
     from mlops_kit.monitoring import run as monitor
 
-    if task not in quality.TASKS:
+    if task is not None and task not in quality.TASKS:
         raise typer.BadParameter(
             f"unknown task {task!r}; expected one of {', '.join(quality.TASKS)}", param_hint="--task"
         )
     settings = settings_mod.load(env)
+    from mlops_kit import project
+
+    case = project.use_case(settings)
+    task = task or str(case.task)
+    given_classes = job.classes(classes) if classes else list(case.classes) or None
     name = endpoint or naming.endpoint(settings)
     retrain_on = settings.monitoring.retrain_on_drift if retrain is None else retrain
     needs_aws = (
@@ -142,7 +150,7 @@ def run(
             s3=client("s3") if client else None,
             ground_truth=ground_truth,
             task=task,
-            classes=job.classes(classes),
+            classes=given_classes,
             start=pd.Timestamp(start) if start else None,
             end=pd.Timestamp(end) if end else None,
         )

@@ -105,6 +105,7 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
         ),
     )
 
+    case = project.use_case(settings)  # checked once; its task and classes reach the monitoring job
     groups = project.feature_groups(settings)
     features = FeatureStore(
         f"{settings.prefix}-features",
@@ -140,6 +141,8 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
             instance_type=settings.monitoring.instance_type,
             schedule=settings.monitoring.schedule,
             drift_threshold=settings.monitoring.drift_threshold,
+            task=str(case.task),
+            classes=tuple(case.classes),
             retrain_on_drift=settings.monitoring.retrain_on_drift,
             training_pipeline_arn=training.pipeline_arn,
             alarm_emails=tuple(settings.monitoring.alarm_emails),

@@ -394,6 +394,8 @@ def monitoring_args(**changes) -> MonitoringArgs:
         instance_type="ml.m5.large",
         schedule="rate(1 hour)",
         drift_threshold=0.3,
+        task="multiclass",
+        classes=("bronze", "silver", "gold"),
         retrain_on_drift=True,
         training_pipeline_arn="arn:aws:sagemaker:us-east-1:123456789012:pipeline/p-e-training",
         alarm_emails=("a@example.com", "b@example.com"),

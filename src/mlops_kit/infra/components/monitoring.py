@@ -32,6 +32,8 @@ class MonitoringArgs:
     instance_type: str
     schedule: str
     drift_threshold: float
+    task: str  # the use case's (mlops_kit.usecase): how the job measures model quality
+    classes: tuple[str | int, ...]
     retrain_on_drift: bool
     training_pipeline_arn: pulumi.Input[str]
     alarm_emails: tuple[str, ...]
@@ -79,6 +81,8 @@ class Monitoring(pulumi.ComponentResource):
                 baseline_uri=plan.baseline_uri(v[3], args.endpoint_name),
                 reports_uri=plan.reports_uri(v[3], args.endpoint_name),
                 drift_threshold=args.drift_threshold,
+                task=args.task,
+                classes=args.classes,
             )
         )
         pipeline = aws.sagemaker.Pipeline(

@@ -47,6 +47,8 @@ def pipeline_definition(
     baseline_uri: str,
     reports_uri: str,
     drift_threshold: float,
+    task: str = "binary",
+    classes: tuple[str | int, ...] = (),
 ) -> str:
     """The monitoring pipeline's definition JSON: one Processing step whose arguments are a
     CreateProcessingJob request (without the name, which SageMaker Pipelines generates), running the
@@ -91,10 +93,13 @@ def pipeline_definition(
             ],
             "KmsKeyId": kms_key_arn,
         },
+        # The names the job reads (`mlops_kit.monitoring.job.parser`); the use case's task and classes say
+        # how it measures model quality.
         "Environment": {
-            "MLOPS_ENDPOINT": endpoint,
-            "MLOPS_DRIFT_THRESHOLD": repr(float(drift_threshold)),
-            "MLOPS_METRICS_NAMESPACE": NAMESPACE,
+            "ENDPOINT_NAME": endpoint,
+            "DRIFT_THRESHOLD": repr(float(drift_threshold)),
+            "TASK": task,
+            **({"CLASSES": ",".join(map(str, classes))} if classes else {}),
         },
         "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
     }

@@ -1,0 +1,50 @@
+"""The scheduled monitoring job's request is one its job can run: the environment it sets is the one the
+job reads (a request whose variables the job ignored would exit at start, 'name the endpoint')."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlops_kit.infra.plans import monitoring as plan
+from mlops_kit.monitoring import job
+
+
+def _request(**changes) -> dict:
+    options = dict(
+        endpoint="p-e-endpoint",
+        role_arn="arn:aws:iam::123456789012:role/r",
+        image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/p-e-runtime:abc",
+        instance_type="ml.m5.large",
+        kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/k",
+        capture_uri="s3://capture/datacapture/p-e-endpoint/",
+        baseline_uri="s3://monitoring/p-e-endpoint/baseline/",
+        reports_uri="s3://monitoring/p-e-endpoint/reports/",
+        drift_threshold=0.3,
+        task="multiclass",
+        classes=("bronze", "silver", "gold"),
+    )
+    definition = json.loads(plan.pipeline_definition(**{**options, **changes}))
+    [step] = definition["Steps"]
+    return step["Arguments"]
+
+
+def test_the_job_reads_the_environment_the_request_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    environment = _request()["Environment"]
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    args = job.parser().parse_args([])
+    assert args.endpoint == "p-e-endpoint" and args.drift_threshold == 0.3
+    assert args.task == "multiclass" and job.classes(args.classes) == ["bronze", "silver", "gold"]
+
+
+def test_every_variable_the_request_sets_is_one_the_job_reads() -> None:
+    source = open(job.__file__).read()
+    for name in _request()["Environment"]:
+        assert f'"{name}"' in source, f"the job never reads {name}"
+
+
+def test_a_regression_use_case_gets_no_classes() -> None:
+    environment = _request(task="regression", classes=())["Environment"]
+    assert environment["TASK"] == "regression" and "CLASSES" not in environment
