@@ -4,6 +4,7 @@ job reads (a request whose variables the job ignored would exit at start, 'name 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -40,7 +41,7 @@ def test_the_job_reads_the_environment_the_request_sets(monkeypatch: pytest.Monk
 
 
 def test_every_variable_the_request_sets_is_one_the_job_reads() -> None:
-    source = open(job.__file__).read()
+    source = Path(job.__file__).read_text()
     for name in _request()["Environment"]:
         assert f'"{name}"' in source, f"the job never reads {name}"
 
