@@ -18,11 +18,12 @@ from pipelines.steps.prepare import training_examples
 
 
 def requests_for(events: pd.DataFrame, history: pd.DataFrame, ttl_hours: int = 24 * 7) -> pd.DataFrame:
-    """The request rows for `events`, with features from `history` plus the events themselves."""
+    """The request rows for `events` (the request columns, in order; indexed by transaction id), with
+    features from `history` plus the events themselves."""
     everything = pd.concat([history, events], ignore_index=True)
     everything["event_time"] = pd.to_datetime(everything["event_time"], utc=True)
     records = compute_aggregates(everything)
     wanted = set(events["transaction_id"])
     examples = training_examples(everything, records, timedelta(hours=ttl_hours))
     chosen = examples[examples["transaction_id"].isin(wanted)].sort_values("event_time", kind="stable")
-    return chosen[["transaction_id", *REQUEST_COLUMNS]].reset_index(drop=True)
+    return chosen.set_index("transaction_id")[list(REQUEST_COLUMNS)]

@@ -29,7 +29,7 @@ import pandas as pd
 
 from mlops_kit import emulator as emu
 from mlops_kit import executor, local_platform, naming, project, usecase
-from mlops_kit.s3 import list_objects
+from mlops_kit.s3 import list_objects, split_uri
 from mlops_kit.settings import PROJECT_FILE, Settings, project_root
 
 Progress = Callable[[str], None]
@@ -93,12 +93,15 @@ def run_demo(
         platform = stage(
             "provision the local platform", lambda: local_platform.ensure(settings, emulator.client)
         )
-        frame = stage("generate transactions with drift", lambda: generate_data(settings, rows))
-        drift_from = frame["event_time"].max().normalize() - pd.Timedelta(days=DRIFT_DAYS)
-        history, recent = frame[frame["event_time"] < drift_from], frame[frame["event_time"] >= drift_from]
+        case = project.use_case(settings)
+        frame = stage(f"generate {case.name} events with drift", lambda: generate_data(settings, rows))
+        when = frame[case.event_time]
+        drift_from = when.max().normalize() - pd.Timedelta(days=DRIFT_DAYS)
+        history, recent = frame[when < drift_from], frame[when >= drift_from]
+        raw_uri = executor.input_data_uri(settings, emulator)
         report.rows = len(frame)
         report.raw_data_uri = stage(
-            "upload the training window", lambda: upload_raw(emulator, platform, history, "part-0001")
+            "upload the training window", lambda: upload_raw(emulator, raw_uri, history, "part-0001")
         )
 
         first = stage("run the training pipeline", lambda: train(settings, emulator, progress))
@@ -107,8 +110,10 @@ def run_demo(
         report.model_package_arn = first.artifacts["model_package"]
         report.models.append(ModelSummary(report.model_package_arn, first.execution_id, dict(first.metrics)))
         report.approval_status = approval(emulator, report.model_package_arn)
+        ingested = first.step("Features")  # a use case with feature groups ingests them
         report.feature_records = {
-            group: counts["rows"] for group, counts in first.step("Features").property_files["Ingest"].items()
+            group: counts["rows"]
+            for group, counts in (ingested.property_files["Ingest"] if ingested else {}).items()
         }
 
         endpoint_box: dict[str, Any] = {}
@@ -144,7 +149,7 @@ def run_demo(
         # The recent window's labels arrive: retraining will learn from it.
         stage(
             "land the recent window's labelled data",
-            lambda: upload_raw(emulator, platform, recent, "part-0002"),
+            lambda: upload_raw(emulator, raw_uri, recent, "part-0002"),
         )
         workdir = Path(tempfile.mkdtemp(prefix="mlops-demo-monitor-"))
         cleanup.callback(shutil.rmtree, workdir, True)
@@ -201,12 +206,12 @@ def generate_data(settings: Settings, rows: int) -> pd.DataFrame:
     return frame
 
 
-def upload_raw(
-    emulator: emu.Emulator, platform: local_platform.LocalPlatform, frame: pd.DataFrame, part: str
-) -> str:
+def upload_raw(emulator: emu.Emulator, raw_uri: str, frame: pd.DataFrame, part: str) -> str:
+    """A part of the raw data, where the pipeline's InputData reads it."""
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
-    bucket, key = platform.buckets["raw"], f"transactions/{part}.parquet"
+    bucket, prefix = split_uri(raw_uri)
+    key = f"{prefix.rstrip('/')}/{part}.parquet" if prefix else f"{part}.parquet"
     emulator.client("s3").put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
     return f"s3://{bucket}/{key}"
 
@@ -260,11 +265,9 @@ def promote(
 
 
 def send_traffic(endpoint: Any, requests: pd.DataFrame) -> dict[str, Any]:
-    columns = [c for c in requests.columns if c != "transaction_id"]
     sent = answered = 0
     for start in range(0, len(requests), TRAFFIC_BATCH):
-        rows = requests.iloc[start : start + TRAFFIC_BATCH][columns]
-        body = rows.to_csv(header=False, index=False)
+        body = requests.iloc[start : start + TRAFFIC_BATCH].to_csv(header=False, index=False)
         answer = endpoint.invoke(body, content_type="text/csv", accept="application/json")
         sent += 1
         answered += len(_predictions(answer))
@@ -344,7 +347,7 @@ def check_serving(endpoint: Any, requests: pd.DataFrame) -> str:
     running = serving.running(endpoint.name)
     if running is None or running.package_arn != endpoint.package_arn:
         raise RuntimeError("the local endpoint is not serving the promoted package")
-    rows = requests.drop(columns=["transaction_id"]).head(5).to_csv(header=False, index=False)
+    rows = requests.head(5).to_csv(header=False, index=False)
     if len(_predictions(endpoint.invoke(rows, content_type="text/csv", accept="application/json"))) != 5:
         raise RuntimeError("the new model did not answer every row")
     return running.package_arn
@@ -412,7 +415,7 @@ def write_html(report: DemoReport, path: Path, drift_report: Path | None) -> Pat
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}}td,th{{padding:3px 8px;text-align:left}}
 .num{{text-align:right}}.bar{{background:#4a7fb5;height:12px}}</style></head><body>
 <h1>mlops demo: the lifecycle on the embedded default</h1>
-<p>{report.rows:,} transactions; drift injected in the last {DRIFT_DAYS} days. The monitor's drift score was
+<p>{report.rows:,} events; drift injected in the last {DRIFT_DAYS} days. The monitor's drift score was
 {report.monitoring.get("drift_score", float("nan")):.3f} against a threshold of {report.monitoring.get("threshold", float("nan"))};
 the drift alarm went to {esc(report.alarm_state)}; the endpoint now serves {esc(report.serving_package_arn)}.</p>
 <h2>Timeline</h2><table>{bars}</table>

@@ -151,3 +151,19 @@ def test_a_malformed_use_case_is_refused_through_the_settings(copy: Path) -> Non
         SettingsError, match=r"mlops:use_case: pipelines.schema:RAW_SCHEMA: \(object\): expected"
     ):
         project.use_case(settings.load("dev", copy))
+
+
+def test_the_demo_refuses_a_use_case_that_does_not_fit_the_gates_before_starting(capsys) -> None:
+    from mlops_kit.cli import main
+
+    toy_without_auc = "tests.mlops_kit.test_usecase:NO_AUC"
+    assert main(["demo", "--use-case", toy_without_auc]) == 1
+    err = capsys.readouterr().err
+    assert "mlops:promotion.gates.roc_auc: toy reports no metric 'roc_auc'" in " ".join(err.split())
+    assert main(["demo", "--use-case", "tests.mlops_kit.test_usecase:NOTHING"]) == 1
+    assert "mlops:use_case" in capsys.readouterr().err
+
+
+NO_AUC = dataclasses.replace(
+    TOY, metrics=tuple(m for m in TOY.metrics if m.name != "roc_auc"), deciding_metric="pr_auc"
+)

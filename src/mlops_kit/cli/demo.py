@@ -20,7 +20,12 @@ def register(app: typer.Typer) -> None:
 
 def run(
     env: str = typer.Option("local", help="Environment (its runtime must be embedded)."),
-    rows: int = typer.Option(20_000, help="Transactions to generate."),
+    rows: int = typer.Option(20_000, help="Events to generate (the use case's sample data)."),
+    use_case: str | None = typer.Option(
+        None,
+        "--use-case",
+        help="Run another use case than the settings name (package.module:USE_CASE); it needs sample data with drift.",
+    ),
     report: Path = typer.Option(Path("demo-report.json"), help="Where to write the JSON report."),
     html: Path | None = typer.Option(
         None, help="Where to write the HTML report (default: next to the JSON)."
@@ -30,6 +35,13 @@ def run(
     from mlops_kit import demo
 
     config = settings.load(env)
+    if use_case:
+        import dataclasses
+
+        from mlops_kit import project
+
+        config = dataclasses.replace(config, use_case=use_case)
+        project.use_case(config)  # checked (and its gates against it) before anything starts
     if not config.embedded:
         raise settings.SettingsError(
             config.file,

@@ -131,15 +131,8 @@ def run_pipeline(
     progress: Progress | None = None,
 ) -> RunRecord:
     """Run the environment's training pipeline locally; raises PipelineFailed when it fails."""
-    platform = local_platform.ensure(settings, emulator.client)
-    from mlops_kit.features import store as feature_store  # the feature groups infra creates in AWS
-
-    feature_store.ensure_groups(settings, emulator.client, project.feature_groups(settings))
+    ctx = local_context(settings, emulator)
     root = project_root(settings.file.parent)
-    # The image is named by the hash of its sources; here the launcher runs those very sources.
-    ctx = pipeline_mod.context_for(
-        settings, platform.account_id, runtime.image_tag(root), platform.kms_key_arn
-    )
     definition = pipeline_mod.definition(settings, ctx)
     return execute(
         definition,
@@ -151,6 +144,30 @@ def run_pipeline(
         resume=resume,
         progress=progress,
         git_commit=_git_commit(root),
+    )
+
+
+def local_context(settings: Settings, emulator: Any) -> pipeline_mod.PipelineContext:
+    """The embedded platform (created where missing) as the pipeline's context."""
+    platform = local_platform.ensure(settings, emulator.client)
+    from mlops_kit.features import store as feature_store  # the feature groups infra creates in AWS
+
+    feature_store.ensure_groups(settings, emulator.client, project.feature_groups(settings))
+    root = project_root(settings.file.parent)
+    # The image is named by the hash of its sources; here the launcher runs those very sources.
+    return pipeline_mod.context_for(
+        settings, platform.account_id, runtime.image_tag(root), platform.kms_key_arn
+    )
+
+
+def input_data_uri(settings: Settings, emulator: Any) -> str:
+    """Where the local pipeline reads its raw data: its `InputData` parameter's default."""
+    definition = pipeline_mod.definition(settings, local_context(settings, emulator))
+    for parameter in definition.get("Parameters", []):
+        if parameter["Name"] == "InputData":
+            return str(parameter["DefaultValue"])
+    raise ValueError(
+        f"the pipeline {naming.pipeline(settings)} has no InputData parameter to upload data for"
     )
 
 
