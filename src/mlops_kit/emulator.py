@@ -85,10 +85,9 @@ class Emulator:
 
     def _wait_until_answering(self, deadline: float) -> None:
         while True:
-            try:
-                with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/data.json", timeout=2):
-                    return
-            except OSError:
+            if self.answers():
+                return
+            else:
                 if time.monotonic() > deadline:
                     self.stop()
                     raise EmulatorError(f"the emulator on port {self.port} does not answer") from None
@@ -114,10 +113,16 @@ class Emulator:
             return self._process.poll() is None
         return self.pid is not None and _alive(self.pid) and self.answers()
 
-    def answers(self) -> bool:
+    def is_alive(self) -> bool:
+        """Its process exists (whether or not it answers right now)."""
+        if self._process is not None:
+            return self._process.poll() is None
+        return self.pid is not None and _alive(self.pid)
+
+    def answers(self, timeout: float = 2.0) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/data.json", timeout=2):
-                return True
+            with urllib.request.urlopen(f"{self.endpoint_url}{PING_PATH}", timeout=timeout) as answer:
+                return answer.status == 200
         except OSError:
             return False
 
@@ -188,6 +193,12 @@ def running() -> Emulator | None:
     )
     if emulator.is_running():
         return emulator
+    if emulator.is_alive():
+        # Busy, not dead: forgetting it would start an empty emulator beside the one holding the state.
+        raise EmulatorError(
+            f"the emulator (pid {emulator.pid}, port {emulator.port}) is running but does not answer; "
+            "try again, or `mlops emulator stop`"
+        )
     path.unlink(missing_ok=True)
     return None
 
@@ -235,6 +246,22 @@ def _terminate_pid(pid: int, timeout: float = 10.0) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+PING_PATH = "/mlops-kit/ping"
+
+
+def _with_ping(app: Any) -> Any:
+    """moto's app plus a liveness route that costs the same whatever the emulator holds (moto's own
+    `/moto-api/data.json` serializes every resource: seconds once a pipeline has run)."""
+
+    def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") == PING_PATH:
+            start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+            return [b"ok"]
+        return app(environ, start_response)
+
+    return wsgi
+
+
 def _serve(port: int, ready_file: Path) -> None:
     """The child process: run moto's server until SIGTERM, after writing the bound port.
 
@@ -249,7 +276,7 @@ def _serve(port: int, ready_file: Path) -> None:
     )
     from werkzeug.serving import make_server
 
-    app = DomainDispatcherApplication(create_backend_app)
+    app = _with_ping(DomainDispatcherApplication(create_backend_app))
     try:
         server = make_server(HOST, port, app, threaded=True, request_handler=MotoRequestHandler)
     except OSError as exc:

@@ -87,3 +87,38 @@ def test_session_starts_and_stops_its_own_emulator() -> None:
         port = own.port
         assert own.answers()
     assert _port_is_free(port)
+
+
+def test_liveness_costs_the_same_whatever_the_emulator_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check asks the kit's ping route, never moto's data.json (which serializes every resource)."""
+    import urllib.request
+
+    asked: list[str] = []
+    real = urllib.request.urlopen
+
+    def spy(url, *args, **kwargs):
+        asked.append(url if isinstance(url, str) else url.full_url)
+        return real(url, *args, **kwargs)
+
+    with emu.Emulator() as running:
+        s3 = running.client("s3")
+        s3.create_bucket(Bucket="big")
+        for i in range(50):
+            s3.put_object(Bucket="big", Key=f"k{i}", Body=b"x" * 100_000)
+        monkeypatch.setattr(urllib.request, "urlopen", spy)
+        assert running.answers()
+    assert asked and all(url.endswith(emu.PING_PATH) for url in asked)
+
+
+def test_a_busy_emulator_is_not_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alive but slow to answer: an error, and the state file stays (no empty emulator started beside it)."""
+    emulator = emu.start_detached()
+    try:
+        monkeypatch.setattr(emu.Emulator, "answers", lambda self, timeout=2.0: False)
+        with pytest.raises(emu.EmulatorError, match="is running but does not answer"):
+            emu.running()
+        assert emu.state_file().is_file()
+    finally:
+        monkeypatch.undo()
+        emu.stop_recorded()
+    assert emu.running() is None and not emu.state_file().exists()

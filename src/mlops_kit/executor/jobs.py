@@ -28,6 +28,7 @@ from typing import Any
 from botocore.exceptions import ClientError, ParamValidationError
 
 from mlops_kit.executor.launch import Container, Launcher
+from mlops_kit.registry import metadata
 from mlops_kit.s3 import list_objects, split_uri
 
 
@@ -309,12 +310,43 @@ def run_training(step: str, job_name: str, request: dict[str, Any], env: JobEnv)
 
 
 def register_model(step: str, request: dict[str, Any], env: JobEnv) -> dict[str, Any]:
-    """CreateModelPackage against the emulator's registry; returns DescribeModelPackage's response."""
+    """CreateModelPackage against the emulator's registry, exactly once per execution and step: a run
+    resumed after a crash finds the package it registered (its `lineage:execution`) instead of making a
+    second one. The request carries the same key as its ClientToken, which SageMaker honours in AWS.
+    Returns DescribeModelPackage's response."""
     sagemaker = env.client("sagemaker")
+    properties = request.get("CustomerMetadataProperties") or {}
+    execution = properties.get(metadata.lineage_key("execution"), "")
+    token = _client_token(execution, step) if execution else None
     try:
-        arn = sagemaker.create_model_package(**request)["ModelPackageArn"]
+        arn = _registered(sagemaker, request["ModelPackageGroupName"], execution) if execution else None
+        if arn is None:
+            arn = sagemaker.create_model_package(**request, **({"ClientToken": token} if token else {}))[
+                "ModelPackageArn"
+            ]
+        described = sagemaker.describe_model_package(ModelPackageName=arn)
     except (ClientError, ParamValidationError) as exc:
         raise StepFailed(step, f"CreateModelPackage refused the request: {exc}") from None
-    described = sagemaker.describe_model_package(ModelPackageName=arn)
     described.pop("ResponseMetadata", None)
     return json.loads(json.dumps(described, default=str))
+
+
+def _client_token(execution: str, step: str) -> str:
+    """CreateModelPackage's idempotency token: [a-zA-Z0-9-], at most 36 characters."""
+    import hashlib
+
+    return hashlib.sha256(f"{execution}/{step}".encode()).hexdigest()[:36]
+
+
+def _registered(sagemaker: Any, group: str, execution: str) -> str | None:
+    """The package of `group` that this execution already registered, if any (newest first)."""
+    paginator = sagemaker.get_paginator("list_model_packages")
+    for page in paginator.paginate(
+        ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending"
+    ):
+        for summary in page.get("ModelPackageSummaryList", []):
+            described = sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+            lineage = metadata.lineage(described.get("CustomerMetadataProperties") or {})
+            if lineage.get("execution") == execution:
+                return summary["ModelPackageArn"]
+    return None
