@@ -112,7 +112,7 @@ def test_liveness_costs_the_same_whatever_the_emulator_holds(monkeypatch: pytest
 
 def test_a_busy_emulator_is_not_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
     """Alive but slow to answer: an error, and the state file stays (no empty emulator started beside it)."""
-    emulator = emu.start_detached()
+    emu.start_detached()
     try:
         monkeypatch.setattr(emu.Emulator, "answers", lambda self, timeout=2.0: False)
         with pytest.raises(emu.EmulatorError, match="is running but does not answer"):
