@@ -58,6 +58,7 @@ def get_pipeline(settings: Settings, ctx: PipelineContext):
         arguments=[
             "--max-rejected-fraction", training.max_rejected_fraction,
             "--ttl-hours", settings.features.ttl_hours,
+            "--future-tolerance-hours", training.future_tolerance_hours,
         ],
         inputs={"raw": input_data},
         outputs=["train", "test", "features", "quarantine"],

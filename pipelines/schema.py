@@ -10,7 +10,7 @@ RAW_SCHEMA: dict[str, Column] = {
     ID: Column("string", unique=True),
     "customer_id": Column("string"),
     "card_id": Column("string", nullable=True),
-    EVENT_TIME: Column("timestamp", minimum="2000-01-01", maximum="2100-01-01"),
+    EVENT_TIME: Column("timestamp", minimum="2000-01-01", maximum="2100-01-01", not_future=True),
     "amount": Column("float", minimum=0.01, maximum=1_000_000),
     "merchant_category": Column("string"),
     "channel": Column("string", domain=("pos", "online", "atm")),

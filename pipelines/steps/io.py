@@ -9,23 +9,13 @@ from typing import Any
 
 import pandas as pd
 
-READERS = {
-    ".csv": pd.read_csv,
-    ".parquet": pd.read_parquet,
-    ".jsonl": lambda p: pd.read_json(p, lines=True),
-    ".json": lambda p: pd.read_json(p, lines=True),
-}
+from mlops_kit import validation
 
 
 def read_table(folder: Path | str) -> pd.DataFrame:
-    """Every CSV, Parquet or JSON-lines file under `folder` (or the one file it names), concatenated."""
-    root = Path(folder)
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    files = [p for p in files if p.suffix.lower() in READERS]
-    if not files:
-        raise FileNotFoundError(f"no .csv, .parquet or .jsonl file under {root}")
-    frames = [READERS[p.suffix.lower()](p) for p in files]
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    """Every CSV, Parquet or JSON-lines file under `folder` (the kit's reader: undecodable bytes kept for
+    validation to quarantine, a file that cannot be read named)."""
+    return validation.read_table(folder)
 
 
 def write_parquet(frame: pd.DataFrame, path: Path | str) -> Path:

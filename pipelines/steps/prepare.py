@@ -49,9 +49,16 @@ class Prepared:
 
 
 def prepare(
-    raw: pd.DataFrame, max_rejected_fraction: float, test_fraction: float, ttl_hours: int
+    raw: pd.DataFrame,
+    max_rejected_fraction: float,
+    test_fraction: float,
+    ttl_hours: int,
+    future_tolerance_hours: float = 1.0,
+    now: pd.Timestamp | None = None,
 ) -> Prepared:
-    accepted, rejected, report = validate(raw, RAW_SCHEMA)
+    accepted, rejected, report = validate(
+        raw, RAW_SCHEMA, now=now, future_tolerance=pd.Timedelta(hours=future_tolerance_hours)
+    )
     if report.rejected_fraction > max_rejected_fraction:
         raise ValidationFailed(report, max_rejected_fraction)
     if report.accepted == 0:
@@ -98,14 +105,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-rejected-fraction", type=float, required=True)
     p.add_argument("--test-fraction", type=float, default=0.2)
     p.add_argument("--ttl-hours", type=int, default=24 * 7)
+    p.add_argument("--future-tolerance-hours", type=float, default=1.0)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    raw = read_table(args.raw)
     try:
-        prepared = prepare(raw, args.max_rejected_fraction, args.test_fraction, args.ttl_hours)
+        raw = read_table(args.raw)
+        prepared = prepare(
+            raw, args.max_rejected_fraction, args.test_fraction, args.ttl_hours, args.future_tolerance_hours
+        )
     except ValueError as exc:
         print(f"prepare failed: {exc}", file=sys.stderr)
         return 1

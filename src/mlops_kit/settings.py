@@ -99,6 +99,12 @@ class Training:
     processing_instance_type: str = _spec(instance_shape="ProcessingInstanceType")
     hyperparameters: dict[str, int | float | str] = _spec(default={})
     max_rejected_fraction: float = _spec(ge=0.0, le=1.0)
+    future_tolerance_hours: float = _spec(
+        default=1.0,
+        ge=0.0,
+        le=24 * 7,
+        doc="how far past now an event time may lie before its row is quarantined",
+    )
     retrain_schedule: str = _spec(default="", pattern=_SCHEDULE + "|^$")
     tuning_trials: int = _spec(default=0, ge=0, le=50)
     reader_accounts: list[str] = _spec(default=[], pattern=_ACCOUNT)

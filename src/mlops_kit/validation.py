@@ -27,6 +27,9 @@ class Column:
     domain: tuple[Any, ...] | None = None
     unique: bool = False
     label: bool = False
+    # A timestamp that may not lie in the future beyond `validate(..., future_tolerance=)`: event times
+    # from a broken clock would otherwise become the newest data (the test split, the online store).
+    not_future: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,12 +68,19 @@ class SchemaError(ValueError):
 
 
 def validate(
-    frame: pd.DataFrame, schema: dict[str, Column]
+    frame: pd.DataFrame,
+    schema: dict[str, Column],
+    *,
+    now: pd.Timestamp | None = None,
+    future_tolerance: pd.Timedelta = pd.Timedelta(hours=1),
 ) -> tuple[pd.DataFrame, pd.DataFrame, ValidationReport]:
     """Split `frame` into (accepted, rejected, report). Accepted rows carry the schema's types.
 
     `rejected` has the original values plus a `rejection_reasons` column ("column: reason; ...").
-    Raises SchemaError when a schema column is missing entirely, since no row can then be judged.
+    Every per-cell problem quarantines its row with the column and the reason (unparsable, not finite,
+    out of an integer's range, bytes that are not UTF-8, a time in the future); only a missing column
+    is an error (SchemaError), since no row can then be judged. `now` (default: the current time) and
+    `future_tolerance` bound the `not_future` timestamps.
     """
     missing = tuple(name for name in schema if name not in frame.columns)
     if missing:
@@ -87,11 +97,16 @@ def validate(
         if mask.any():
             reasons.setdefault(column, {})[reason] = mask
 
+    latest = (now if now is not None else pd.Timestamp.now(tz="UTC")) + future_tolerance
     for name, spec in schema.items():
         raw = frame[name]
-        values, unparsable = _typed(raw, spec.kind)
+        flag(name, "not valid UTF-8", _undecodable(raw))
+        values, unparsable, problems = _typed(raw, spec.kind)
         typed[name] = values
         flag(name, f"not a {spec.kind}", unparsable)
+        for reason, mask in problems.items():
+            flag(name, reason, mask)
+        unparsable = unparsable | np.logical_or.reduce([*problems.values(), np.zeros(n, dtype=bool)])
         null = values.isna().to_numpy() & ~unparsable
         if not spec.nullable:
             flag(name, "missing label" if spec.label else "null", null)
@@ -102,6 +117,12 @@ def validate(
         if spec.maximum is not None:
             high = _bound(spec.maximum, spec.kind)
             flag(name, f"above {spec.maximum}", present & (values > high).fillna(False).to_numpy())
+        if spec.not_future:
+            flag(
+                name,
+                f"in the future (after {latest.isoformat()})",
+                present & (values > latest).fillna(False).to_numpy(),
+            )
         if spec.domain is not None:
             flag(name, "outside the allowed values", present & ~values.isin(spec.domain).to_numpy())
         if spec.unique:
@@ -124,19 +145,67 @@ def validate(
     return accepted, rejected.reset_index(drop=True), report
 
 
-def _typed(raw: pd.Series, kind: Kind) -> tuple[pd.Series, np.ndarray]:
-    """The column in its schema type, and which non-null values could not be converted."""
+REPLACEMENT = "\ufffd"  # what a byte that is not UTF-8 decodes to
+INT64_LIMIT = 2.0**63  # beyond it a value cannot be an integer column's (and float64 loses units earlier)
+
+
+def _typed(raw: pd.Series, kind: Kind) -> tuple[pd.Series, np.ndarray, dict[str, np.ndarray]]:
+    """The column in its schema type, which non-null values could not be converted, and other per-cell
+    problems by reason (their cells become missing in the typed column)."""
+    none: dict[str, np.ndarray] = {}
     if kind == "string":
-        return raw.astype("string"), np.zeros(len(raw), dtype=bool)
+        return raw.astype("string"), np.zeros(len(raw), dtype=bool), none
     if kind == "timestamp":
         values = pd.to_datetime(raw, utc=True, errors="coerce", format="ISO8601")
-        return values, (values.isna() & raw.notna()).to_numpy()
+        return values, (values.isna() & raw.notna()).to_numpy(), none
     numbers = pd.to_numeric(raw, errors="coerce").astype("float64")
     unparsable = (numbers.isna() & raw.notna()).to_numpy()
+    infinite = np.isinf(numbers.to_numpy())
+    problems = {"not finite": infinite} if infinite.any() else {}
     if kind == "float":
-        return numbers, unparsable
-    fractional = (numbers.notna() & (np.floor(numbers) != numbers)).to_numpy()
-    return numbers.where(~fractional).astype("Int64"), unparsable | fractional
+        return numbers.where(~infinite), unparsable, problems
+    finite = numbers.where(~infinite)
+    huge = (finite.abs() >= INT64_LIMIT).fillna(False).to_numpy()
+    if huge.any():
+        problems["out of an integer's range"] = huge
+    finite = finite.where(~huge)
+    fractional = (finite.notna() & (np.floor(finite) != finite)).to_numpy()
+    return finite.where(~fractional).astype("Int64"), unparsable | fractional, problems
+
+
+def _undecodable(raw: pd.Series) -> np.ndarray:
+    """Text cells holding bytes that were not UTF-8 (`read_table` turns them into U+FFFD)."""
+    if raw.dtype != object and not pd.api.types.is_string_dtype(raw):
+        return np.zeros(len(raw), dtype=bool)
+    return raw.astype("string").str.contains(REPLACEMENT, regex=False, na=False).to_numpy(dtype=bool)
+
+
+def read_table(folder: Any) -> pd.DataFrame:
+    """Every CSV, Parquet or JSON-lines file under `folder` (or the one file it names), concatenated.
+
+    A CSV's bytes that are not UTF-8 become U+FFFD, for `validate` to quarantine their rows; a file that
+    cannot be read at all is an error naming it.
+    """
+    from pathlib import Path
+
+    readers = {
+        ".csv": lambda p: pd.read_csv(p, encoding="utf-8", encoding_errors="replace"),
+        ".parquet": pd.read_parquet,
+        ".jsonl": lambda p: pd.read_json(p, lines=True),
+        ".json": lambda p: pd.read_json(p, lines=True),
+    }
+    root = Path(folder)
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    files = [p for p in files if p.suffix.lower() in readers]
+    if not files:
+        raise FileNotFoundError(f"no .csv, .parquet or .jsonl file under {root}")
+    frames = []
+    for path in files:
+        try:
+            frames.append(readers[path.suffix.lower()](path))
+        except Exception as exc:  # whatever the reader says, the user needs to know which file
+            raise ValueError(f"{path}: cannot be read as {path.suffix.lower()[1:]}: {exc}") from None
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
 def _bound(value: float | str, kind: Kind) -> Any:

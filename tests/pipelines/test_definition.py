@@ -261,3 +261,14 @@ def test_the_cli_prints_a_definition_that_runs_only_the_projects_image(
         ACCOUNT, config.region, naming.image_repository(config), runtime.image_tag(ROOT)
     )
     assert set(_images(printed["Steps"])) == {expected}
+
+
+def test_prepare_gets_the_future_tolerance_of_the_settings(built) -> None:
+    from pipelines.schema import EVENT_TIME, RAW_SCHEMA
+
+    definition, _, _ = built["dev"]
+    prepare = next(s for s in definition["Steps"] if s["Name"] == "Prepare")["Arguments"]
+    arguments = prepare["AppSpecification"]["ContainerArguments"]
+    given = arguments[arguments.index("--future-tolerance-hours") + 1]
+    assert float(given) == settings.load("dev").training.future_tolerance_hours
+    assert RAW_SCHEMA[EVENT_TIME].not_future  # event times from a broken clock are quarantined
