@@ -38,7 +38,7 @@ class EmulatorError(RuntimeError):
 
 
 def state_file() -> Path:
-    """Where `mlops emulator start` records the running emulator ($MLOPS_STATE_DIR or ~/.mlops-kit)."""
+    """Where `mlops emulator start` records the running emulator (in the state folder: `mlops_kit.paths`)."""
     return paths.state_dir() / "emulator.json"
 
 

@@ -41,6 +41,9 @@ def serve(
     """Serve a model directory with SageMaker's container contract (/ping, /invocations) until stopped."""
     from mlops_kit.serving import server
 
+    if capture_to.startswith("s3://"):
+        _capture_to_the_emulator(capture_to)
+
     server.configure_logging()
     server.serve(
         server.ServerOptions(
@@ -59,6 +62,22 @@ def serve(
         ),
         on_ready=lambda bound: out.print(f"serving {model_dir} on http://{host}:{bound}", highlight=False),
     )
+
+
+def _capture_to_the_emulator(capture_to: str) -> None:
+    """A local server's s3:// capture goes to the running emulator, never to AWS: anyone can create a
+    bucket of the emulator's names in AWS, and the captured requests are the callers' data."""
+    import os
+
+    from mlops_kit import emulator as emu
+
+    running = emu.running()
+    if running is None:
+        raise emu.EmulatorError(
+            f"--capture-to {capture_to}: s3:// capture from a local server goes to the emulator, and none is "
+            "running (`mlops emulator start`); or capture to a folder"
+        )
+    os.environ.update(running.environ())  # the capture writer's boto3 client reads these
 
 
 def invoke(

@@ -14,7 +14,6 @@ import contextlib
 import http.client
 import io
 import json
-import os
 import tarfile
 import time
 import urllib.parse
@@ -61,7 +60,9 @@ class LocalEndpoint:
 
 
 def state_dir() -> Path:
-    return Path(os.environ.get("MLOPS_STATE_DIR") or Path.home() / ".mlops-kit") / "endpoints"
+    from mlops_kit import paths
+
+    return paths.state_dir() / "endpoints"
 
 
 def state_file(endpoint_name: str) -> Path:
