@@ -15,7 +15,10 @@ from rich.text import Text
 
 app = typer.Typer(
     name="mlops",
-    help="mlops-kit: a per-environment MLOps platform on AWS, with an embedded local default.",
+    help=(
+        "mlops-kit: a per-environment MLOps platform on AWS, with an embedded local default.\n\n"
+        "Exit codes: 0 ok, 1 error, 2 usage, 3 refused by a gate, 4 drift found (--fail-on-drift)."
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -41,8 +44,21 @@ _AREAS: list[tuple[str, str | None]] = [
 ]
 
 
+def _version(show: bool) -> None:
+    if show:
+        import importlib.metadata
+
+        print(f"mlops-kit {importlib.metadata.version('mlops-kit')}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.")) -> None:
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the kit's version and exit."
+    ),
+) -> None:
     _debug["on"] = debug
 
 

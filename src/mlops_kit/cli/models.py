@@ -7,8 +7,12 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from mlops_kit.cli import exit_codes
 
 out = Console()
+err = Console(stderr=True)
 app = typer.Typer(
     help="The model registry: packages, their stages, metrics and lineage.", no_args_is_help=True
 )
@@ -113,14 +117,15 @@ def promote(
         )
     except promotion.PromotionRefused as refused:
         _decision_table(refused.decision)
-        raise
+        err.print(Text.assemble(("refused:", "bold red"), " ", refused.decision.refusal()), soft_wrap=True)
+        raise typer.Exit(exit_codes.REFUSED) from None
     assert outcome.decision is not None
     _decision_table(outcome.decision)
     if dry_run:
         verdict = "would be promoted" if outcome.decision.approved else "would be refused"
         out.print(f"dry run: {outcome.package} {verdict}; nothing was changed", highlight=False)
         if not outcome.decision.approved:
-            raise typer.Exit(1)
+            raise typer.Exit(exit_codes.REFUSED)
         return
     _report(outcome)
 

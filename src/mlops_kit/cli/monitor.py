@@ -91,6 +91,9 @@ def run(
     end: str | None = typer.Option(None, help="Only events before this time (ISO 8601)."),
     emit_metrics: bool = typer.Option(True, help="Send CloudWatch metrics (the emulator's when embedded)."),
     retrain: bool | None = typer.Option(None, help="Start retraining on drift (default: the env's setting)."),
+    fail_on_drift: bool = typer.Option(
+        False, "--fail-on-drift", help="Exit with code 4 when the window drifted (after writing its files)."
+    ),
 ) -> None:
     """Monitor a window of captured requests against the baseline."""
     import pandas as pd
@@ -158,6 +161,10 @@ def run(
         if cloudwatch is not None and settings.embedded:
             alarms = metrics.evaluate_alarms(cloudwatch, prefix=f"{settings.prefix}-drift")
     _print_run(outcome.summary, out_dir, alarms)
+    if fail_on_drift and outcome.drifted:
+        from mlops_kit.cli import exit_codes
+
+        raise typer.Exit(exit_codes.DRIFT)
 
 
 def _print_run(summary: dict, out_dir: Path, alarms: dict[str, str]) -> None:

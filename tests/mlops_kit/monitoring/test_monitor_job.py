@@ -311,3 +311,23 @@ def test_the_log_line_names_quality_or_why_it_is_missing():
     assert job.describe(summary).endswith(
         "; model quality not measured: regression: label 'cat' (item 0) is not a number"
     )
+
+
+def test_fail_on_drift_exits_4_after_writing_the_run(
+    tmp_path, baseline_dir, capture_writer, training
+) -> None:
+    """A drifted window: the files are written, then the documented code 4 (0 without the flag)."""
+    from mlops_kit.cli import exit_codes, main
+
+    capture = capture_writer("drifted", transactions(1_000, seed=51, drifted=True))
+    common = ["monitor", "run", "--baseline", str(baseline_dir), "--capture", str(capture)]
+    common += ["--no-emit-metrics", "--no-retrain", "--task", "binary"]
+    assert main([*common, "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--out", str(tmp_path / "b"), "--fail-on-drift"]) == exit_codes.DRIFT
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["drifted"] is True
+    calm = capture_writer("calm", training.sample(2_000, random_state=0))  # the baseline's own data
+    quiet = ["monitor", "run", "--baseline", str(baseline_dir), "--capture", str(calm), "--no-emit-metrics"]
+    assert (
+        main([*quiet, "--no-retrain", "--task", "binary", "--out", str(tmp_path / "c"), "--fail-on-drift"])
+        == 0
+    )

@@ -44,7 +44,7 @@ def test_a_refusal_exits_non_zero_naming_the_gate(
 ) -> None:
     arn = world.package({**PASSING, "pr_auc": 0.05})
     code, out, err = run(capsys, "promote", "--to", "dev", "--package", arn, "--env", "dev")
-    assert code == 1
+    assert code == 3  # refused by a gate: not an error of the command
     assert "FAIL" in out and "min pr_auc is 0.0500, needs 0.1000" in err
     assert world.head("dev") is None and settings.load("dev").serving.model_package_arn == ""
 
@@ -56,7 +56,7 @@ def test_a_dry_run_shows_the_decision_and_its_exit_code(
     code, out, _ = run(capsys, "promote", "--to", "dev", "--latest", "--env", "dev", "--dry-run")
     assert code == 0 and "would be promoted" in out and "nothing was changed" in out
     code, out, _ = run(capsys, "promote", "--to", "prod", "--latest", "--env", "dev", "--dry-run")
-    assert code == 1 and "would be refused" in out and "stage order" in out
+    assert code == 3 and "would be refused" in out and "stage order" in out
     assert world.head("dev") is None and world.describe(arn)["ModelApprovalStatus"] == "PendingManualApproval"
 
 
