@@ -169,3 +169,23 @@ def test_an_init_use_case_runs_the_local_lifecycle(
         promotion.promote(weaker, emulator.client, stage="dev", package_arn=third.artifacts["model_package"])
     failed = [c.name for c in refused.value.decision.failures]
     assert failed == [gain.name] and refused.value.decision.basis == "same data"
+
+
+def test_a_fresh_project_runs_its_pipeline_with_no_data_prepared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`mlops pipeline run --env local` on a fresh project: the use case's sample data is seeded where
+    the pipeline reads, the run says so, and a model is registered."""
+    folder = _make(tmp_path / "fresh", "binary")
+    monkeypatch.setenv("MLOPS_PROJECT_DIR", str(folder))
+    monkeypatch.chdir(folder)
+    monkeypatch.syspath_prepend(str(folder))
+    assert main(["pipeline", "run", "--env", "local"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "no data under s3://fresh-local-raw-123456789012/events/: seeded 20,000 rows" in printed
+    from mlops_kit import executor
+
+    [run] = executor.list_runs()
+    assert run.status == "Succeeded" and run.artifacts["model_package"].endswith(
+        "model-package/fresh-local-models/1"
+    )

@@ -40,3 +40,41 @@ def generate(
     out.print(
         f"wrote {len(frame):,} {case.name} events ({case.label}: {case.task}) to {out_file}", highlight=False
     )
+
+
+@app.command()
+def upload(
+    source: Path = typer.Argument(..., help="A data file, or a folder of .csv/.parquet/.jsonl files."),
+    env: str = typer.Option("local", help="Environment: local goes to the running emulator, cloud to AWS."),
+    prefix: str = typer.Option("", help="Key prefix in the raw bucket (default: where the pipeline reads)."),
+) -> None:
+    """Put data where the environment's pipeline reads it (its InputData), or under --prefix."""
+    from mlops_kit import emulator as emu
+    from mlops_kit import executor, local_platform, naming, uploads
+
+    config = settings.load(env)
+    if config.embedded:
+        running = emu.running()
+        if running is None:
+            raise emu.EmulatorError(
+                "no emulator running: data uploaded to a temporary one would be gone when it stops; "
+                "run `mlops emulator start` first"
+            )
+        s3 = running.client("s3")
+        bucket = local_platform.ensure(config, running.client).buckets["raw"]
+        default = executor.input_data_uri(config, running)
+    else:
+        import boto3
+
+        account = boto3.client("sts", region_name=config.region).get_caller_identity()["Account"]
+        s3 = boto3.client("s3", region_name=config.region)
+        bucket = naming.bucket(config, "raw", account)
+        default = executor.input_data_uri(config, account_id=account)
+    target = f"s3://{bucket}/{prefix.strip('/')}/" if prefix else default
+    written = uploads.upload(
+        s3,
+        source,
+        target,
+        progress=lambda path, size: out.print(f"  {path} ({size:,} bytes)", highlight=False),
+    )
+    out.print(f"uploaded {len(written)} file(s) to {target}", highlight=False)

@@ -64,6 +64,7 @@ def run(
         out.print(f"started {arn}")
         return
     with emu.session(region=config.region, port=config.runtime.emulator_port) as running:
+        _local_inputs(config, running, parameters)
         with out.status("starting the pipeline", spinner="dots") as status:
 
             def progress(step: str, state: str, detail: str) -> None:
@@ -82,6 +83,30 @@ def run(
                 )
                 raise
     _summary(record, project.use_case(config).metric_names)
+
+
+def _local_inputs(config: settings.Settings, running: emu.Emulator, parameters: dict[str, str]) -> None:
+    """Local paths given as parameters go to the emulator first; with no data at all (a fresh clone),
+    the use case's sample data is seeded where the pipeline reads, and the run says so."""
+    from pathlib import Path
+
+    from mlops_kit import local_platform, uploads
+
+    s3 = running.client("s3")
+    bucket = local_platform.ensure(config, running.client).buckets["raw"]
+    for name, value in list(parameters.items()):
+        if not value.startswith("s3://") and Path(value).exists():
+            parameters[name] = uploads.local_input(s3, Path(value), bucket)
+            out.print(f"{name}: {value} uploaded to {parameters[name]}", highlight=False)
+    if "InputData" not in parameters:
+        uri = executor.input_data_uri(config, running)
+        seeded = uploads.seed_sample(config, s3, uri)
+        if seeded:
+            out.print(
+                f"no data under {uri}: seeded {seeded:,} rows of the use case's sample data "
+                "(mlops data upload puts yours there)",
+                highlight=False,
+            )
 
 
 def _summary(record: executor.RunRecord, metrics: tuple[str, ...]) -> None:

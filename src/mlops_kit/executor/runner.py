@@ -160,9 +160,16 @@ def local_context(settings: Settings, emulator: Any) -> pipeline_mod.PipelineCon
     )
 
 
-def input_data_uri(settings: Settings, emulator: Any) -> str:
-    """Where the local pipeline reads its raw data: its `InputData` parameter's default."""
-    definition = pipeline_mod.definition(settings, local_context(settings, emulator))
+def input_data_uri(settings: Settings, emulator: Any = None, account_id: str = "") -> str:
+    """Where the pipeline reads its raw data: its `InputData` parameter's default (locally with the
+    emulator's platform, in AWS for `account_id`)."""
+    if emulator is not None:
+        ctx = local_context(settings, emulator)
+    else:
+        ctx = pipeline_mod.context_for(
+            settings, account_id, runtime.image_tag(project_root(settings.file.parent))
+        )
+    definition = pipeline_mod.definition(settings, ctx)
     for parameter in definition.get("Parameters", []):
         if parameter["Name"] == "InputData":
             return str(parameter["DefaultValue"])
