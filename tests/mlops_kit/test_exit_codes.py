@@ -25,3 +25,14 @@ def test_the_codes_are_distinct_and_documented_in_help(capsys: pytest.CaptureFix
 def test_usage_errors_are_2_and_failures_1(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "list", "--bogus"]) == exit_codes.USAGE
     assert main(["pipeline", "definition", "--env", "nowhere"]) == exit_codes.ERROR
+
+
+def test_emulator_status_and_runs_list_as_json_and_piped(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    assert main(["emulator", "status", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out) == {"running": False}
+    assert main(["runs", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["runs", "list"]) == 0  # piped under pytest: a header line, tab-separated, not a table
+    assert capsys.readouterr().out.splitlines()[0].split("\t")[:3] == ["run", "environment", "status"]

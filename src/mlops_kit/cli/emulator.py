@@ -30,9 +30,21 @@ def stop() -> None:
 
 
 @app.command()
-def status() -> None:
+def status(
+    as_json: bool = typer.Option(False, "--json", help='{"running": ..., "endpoint_url": ..., "pid": ...}'),
+) -> None:
     """Say whether an emulator is running, and where. Exit code 1 when none is."""
+    import json
+
     running = emu.running()
+    if as_json:
+        state = {"running": running is not None}
+        if running is not None:
+            state |= {"endpoint_url": running.endpoint_url, "pid": running.pid, "port": running.port}
+        print(json.dumps(state))
+        if running is None:
+            raise typer.Exit(1)
+        return
     if running is None:
         out.print("no emulator running")
         raise typer.Exit(1)

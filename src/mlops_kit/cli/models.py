@@ -56,14 +56,24 @@ def _redeployer() -> Any:
 
 
 @app.command(name="list")
-def list_models(env: str = typer.Option("local", help="Environment whose registry to show.")) -> None:
+def list_models(
+    env: str = typer.Option("local", help="Environment whose registry to show."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document: the group and its packages."),
+) -> None:
     """Each package of the environment's registry: stage, approval, metrics, lineage, when promoted."""
+    import dataclasses
+    import json
+
     from mlops_kit import naming, project, settings
     from mlops_kit.registry import promotion
 
     config = settings.load(env)
     shown = project.use_case(config).metric_names
     rows = promotion.list_packages(config, _client_factory(config))
+    if as_json:
+        group = naming.model_package_group(config)
+        print(json.dumps({"group": group, "packages": [dataclasses.asdict(r) for r in rows]}, indent=2))
+        return
     if not rows:
         out.print(f"model package group {naming.model_package_group(config)} has no package yet")
         return
@@ -96,8 +106,11 @@ def promote(
         "", "--approved-by", envvar="MLOPS_APPROVED_BY", help="Who approved (required where settings say)."
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the decision; change nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print the decision (every check) as JSON."),
 ) -> None:
     """Check a stage's gates for a package and, if they pass, promote it (registry, audit, settings)."""
+    import json
+
     from mlops_kit import settings
     from mlops_kit.registry import promotion
 
@@ -116,14 +129,25 @@ def promote(
             redeploy=_redeployer(),
         )
     except promotion.PromotionRefused as refused:
-        _decision_table(refused.decision)
+        if as_json:
+            print(json.dumps(refused.decision.as_dict(), indent=2))
+        else:
+            _decision_table(refused.decision)
         err.print(Text.assemble(("refused:", "bold red"), " ", refused.decision.refusal()), soft_wrap=True)
         raise typer.Exit(exit_codes.REFUSED) from None
     assert outcome.decision is not None
-    _decision_table(outcome.decision)
+    if as_json:
+        done = {"sequence": outcome.sequence, "audit_key": outcome.audit_key, "settings_files": [
+            str(p) for p in outcome.settings_files]} if not dry_run else {}  # fmt: skip
+        print(json.dumps({**outcome.decision.as_dict(), "dry_run": dry_run, **done}, indent=2, default=str))
+        if not dry_run:
+            return
+    else:
+        _decision_table(outcome.decision)
     if dry_run:
         verdict = "would be promoted" if outcome.decision.approved else "would be refused"
-        out.print(f"dry run: {outcome.package} {verdict}; nothing was changed", highlight=False)
+        if not as_json:
+            out.print(f"dry run: {outcome.package} {verdict}; nothing was changed", highlight=False)
         if not outcome.decision.approved:
             raise typer.Exit(exit_codes.REFUSED)
         return

@@ -16,9 +16,22 @@ out = Console()
 
 
 @app.command("list")
-def list_runs() -> None:
+def list_runs(as_json: bool = typer.Option(False, "--json", help="Every recorded run, as JSON.")) -> None:
     """Recorded runs, newest first."""
-    table = Table("run", "environment", "status", "started", "deciding metric", "model package")
+    if as_json:
+        print(json.dumps([r.to_dict() for r in executor.list_runs()], indent=2, sort_keys=True, default=str))
+        return
+    columns = ("run", "environment", "status", "started", "deciding metric", "model package")
+    if not out.is_terminal:  # piped: one tab-separated line per run, nothing folded or cut
+        print("\t".join(columns))
+        for record in executor.list_runs():
+            name = _deciding_metric(record.environment)
+            value = record.metrics.get(name) if name else None
+            metric = f"{name} {value:.4f}" if isinstance(value, (int, float)) else ""
+            fields = (record.execution_id, record.environment, record.status, record.started, metric)
+            print("\t".join((*fields, record.artifacts.get("model_package", ""))))
+        return
+    table = Table(*columns)
     for record in executor.list_runs():
         name = _deciding_metric(record.environment)
         value = record.metrics.get(name) if name else None
