@@ -36,3 +36,13 @@ def test_emulator_status_and_runs_list_as_json_and_piped(capsys: pytest.CaptureF
     assert json.loads(capsys.readouterr().out) == []
     assert main(["runs", "list"]) == 0  # piped under pytest: a header line, tab-separated, not a table
     assert capsys.readouterr().out.splitlines()[0].split("\t")[:3] == ["run", "environment", "status"]
+
+
+def test_help_imports_no_pandas_boto3_or_sdk() -> None:
+    """`mlops --help` answers without the heavy imports (what makes it fast is what a test can check)."""
+    import subprocess
+    import sys
+
+    code = "import sys; from mlops_kit.cli import main; main(['--help']); print(sorted(m for m in ('pandas', 'boto3', 'sagemaker', 'pulumi') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"

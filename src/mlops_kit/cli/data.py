@@ -8,7 +8,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from mlops_kit import project, settings, usecase
+from mlops_kit import lazy, settings
+
+project = lazy.module("mlops_kit.project")
+usecase = lazy.module("mlops_kit.usecase")
 
 app = typer.Typer(help="The use case's sample data.", no_args_is_help=True)
 out = Console()

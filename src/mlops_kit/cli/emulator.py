@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from mlops_kit import emulator as emu
+from mlops_kit import lazy
+
+emu = lazy.module("mlops_kit.emulator")
 
 app = typer.Typer(help="The embedded AWS emulator (moto's server on 127.0.0.1).", no_args_is_help=True)
 out = Console()

@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from mlops_kit import emulator, project, settings
+from mlops_kit import lazy, settings
+
+pd = lazy.module("pandas")
+emulator = lazy.module("mlops_kit.emulator")
+project = lazy.module("mlops_kit.project")
 
 app = typer.Typer(help="The feature store: ingest records, read online values, point-in-time training sets.")
 out = Console()

@@ -9,9 +9,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mlops_kit import infra_plan
+from mlops_kit import lazy
 from mlops_kit import settings as settings_mod
-from mlops_kit.infra import policy
+
+infra_plan = lazy.module("mlops_kit.infra_plan")
+policy = lazy.module("mlops_kit.infra.policy")
 
 app = typer.Typer(
     help="The Pulumi program, previewed offline (no credentials needed), and the kit's policy pack.",

@@ -8,8 +8,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mlops_kit import emulator as emu
-from mlops_kit import executor, pipeline, project, runtime, settings
+from mlops_kit import lazy, settings
+
+emu = lazy.module("mlops_kit.emulator")
+executor = lazy.module("mlops_kit.executor")
+pipeline = lazy.module("mlops_kit.pipeline")
+project = lazy.module("mlops_kit.project")
+runtime = lazy.module("mlops_kit.runtime")
 
 app = typer.Typer(
     help="The training pipeline: its SageMaker definition, and running it.", no_args_is_help=True

@@ -9,7 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mlops_kit import executor
+from mlops_kit import lazy
+
+executor = lazy.module("mlops_kit.executor")
 
 app = typer.Typer(help="Recorded local pipeline runs.", no_args_is_help=True)
 out = Console()
