@@ -80,9 +80,9 @@ def test_an_evaluation_must_report_every_declared_metric() -> None:
 
 
 def test_raw_events_must_carry_the_label_entity_and_time() -> None:
-    with pytest.raises(UseCaseError, match=r"sample: columns: 3 rows without is_fraud, time"):
+    with pytest.raises(UseCaseError, match=r"sample: columns: 3 rows without label, time"):
         usecase.check_frame(TOY, pd.DataFrame({"id": [1, 2, 3]}), "sample")
-    usecase.check_frame(TOY, pd.DataFrame({"id": [1], "time": [0], "is_fraud": [0]}), "sample")
+    usecase.check_frame(TOY, pd.DataFrame({"id": [1], "time": [0], "label": [0]}), "sample")
 
 
 # --- the settings name the use case; gates are checked against it ---------------------------------------

@@ -114,7 +114,7 @@ class World:
             {
                 "good": label * 1.5 + rng.normal(0, 1, rows),
                 "weak": label * 0.2 + rng.normal(0, 1, rows),
-                "is_fraud": label,
+                "label": label,
             }
         )
         for part, chunk in enumerate((frame.iloc[: rows // 2], frame.iloc[rows // 2 :])):
