@@ -114,7 +114,7 @@ def test_a_package_of_another_model_group_is_refused(world: World) -> None:
     arn = world.package(group="someone-else-models")
     files = _files(world)
     with pytest.raises(
-        PromotionRefused, match="model group is someone-else-models, needs mlops-kit-dev-models"
+        PromotionRefused, match="model group is someone-else-models, needs kit-fixture-dev-models"
     ):
         promote(world, "dev", arn)
     _unchanged(world, files, arn, "dev")
