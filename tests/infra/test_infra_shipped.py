@@ -6,6 +6,7 @@ find the project from where Pulumi runs it, and must not lean on this repository
 
 from __future__ import annotations
 
+import ast
 import runpy
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from infra_fixtures import ROOT, make_root, planned
+from infra_fixtures import PROJECT, ROOT, make_root, planned
 
 from mlops_kit.infra import stack
 from mlops_kit.settings import SettingsError
@@ -49,24 +50,27 @@ def test_the_wheel_ships_the_program_its_components_and_the_policy_pack(tmp_path
     }
     assert expected <= names, sorted(expected - names)
     # the kit, not this repository: no top-level program folder and no use case in the wheel
-    assert not [n for n in names if n.startswith(("infra/", "pipelines/"))]
+    assert not [n for n in names if n.startswith(("infra/", "pipelines/", "tests/", "kit_fixture/"))]
 
 
-def test_the_projects_program_is_only_the_call_into_the_kit() -> None:
-    text = (ROOT / "infra" / "__main__.py").read_text()
-    assert [line for line in text.splitlines() if line.strip()] == PROGRAM
-    assert sorted(p.name for p in (ROOT / "infra").iterdir() if p.name != "__pycache__") == ["__main__.py"]
+@pytest.mark.parametrize("root", [ROOT, PROJECT], ids=["repository", "test-project"])
+def test_the_projects_program_is_only_the_call_into_the_kit(root: Path) -> None:
+    module = ast.parse((root / "infra" / "__main__.py").read_text())
+    if ast.get_docstring(module) is not None:  # `mlops init` writes one
+        module.body = module.body[1:]
+    assert [ast.unparse(statement) for statement in module.body] == PROGRAM
+    assert sorted(p.name for p in (root / "infra").iterdir() if p.name != "__pycache__") == ["__main__.py"]
 
 
 def test_a_verbatim_copy_of_the_program_plans_the_project_it_sits_in(tmp_path: Path) -> None:
     """The root comes from the program Pulumi runs: an environment only this copy's project has is found
     (the kit's own location, inside this repository, would find the repository's environments)."""
-    root = make_root(tmp_path, {"elsewhere": (ROOT / "environments" / "Pulumi.dev.yaml").read_text()})
-    (root / "infra").unlink()  # make_root links this repository's program folder: copy it instead
+    root = make_root(tmp_path, {"elsewhere": (PROJECT / "environments" / "Pulumi.dev.yaml").read_text()})
+    (root / "infra").unlink()  # make_root links the test project's program folder: copy it instead
     (root / "infra").mkdir()
-    shutil.copy(ROOT / "infra" / "__main__.py", root / "infra" / "__main__.py")
+    shutil.copy(PROJECT / "infra" / "__main__.py", root / "infra" / "__main__.py")
     plan = planned("elsewhere", root)
-    assert plan.outputs["pipeline_name"] == "mlops-kit-elsewhere-training"
+    assert plan.outputs["pipeline_name"] == "kit-fixture-elsewhere-training"
 
 
 def _program(folder: Path) -> Path:
@@ -102,14 +106,14 @@ def test_the_program_needs_a_running_main_module(monkeypatch: pytest.MonkeyPatch
         stack.program_root()
 
 
-def test_importing_the_program_does_not_import_this_repositorys_use_case() -> None:
-    """`pipelines` is importable here (the working folder is on the path), yet the kit leaves it alone."""
+def test_importing_the_program_does_not_import_the_projects_use_case() -> None:
+    """`kit_fixture` is importable here (the working folder is on the path), yet the kit leaves it alone."""
     probe = (
         "import sys, importlib.util, mlops_kit.infra.stack;"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pipelines'));"
-        "print(importlib.util.find_spec('pipelines') is not None)"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'kit_fixture'));"
+        "print(importlib.util.find_spec('kit_fixture') is not None)"
     )
     out = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, check=True, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", probe], cwd=PROJECT, check=True, capture_output=True, text=True, timeout=120
     ).stdout.split()
     assert out == ["[]", "True"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from infra_fixtures import APPROVED, ROOT, SHIPPED, load, make_root, planned, with_changes
+from infra_fixtures import APPROVED, PROJECT, SHIPPED, load, make_root, planned, with_changes
 
 from mlops_kit import infra_plan, naming, runtime
 from mlops_kit import settings as settings_mod
@@ -81,11 +81,11 @@ def test_an_environment_serving_a_model_gets_an_endpoint_that_passes_the_pack(se
     for env in ("devserving", "prodserving"):
         plan = planned(env, serving_root)
         assert validators.violations(stack_resources(plan)) == []
-        endpoint = plan.one("aws:sagemaker/endpoint:Endpoint", f"mlops-kit-{env}-serving-endpoint")
-        assert endpoint.inputs["name"] == f"mlops-kit-{env}-endpoint"
+        endpoint = plan.one("aws:sagemaker/endpoint:Endpoint", f"kit-fixture-{env}-serving-endpoint")
+        assert endpoint.inputs["name"] == f"kit-fixture-{env}-endpoint"
         model = plan.of_type("aws:sagemaker/model:Model")[0]
         assert model.inputs["primaryContainer"]["modelPackageName"] == APPROVED
-        monitor = plan.one("aws:scheduler/schedule:Schedule", f"mlops-kit-{env}-monitoring-schedule")
+        monitor = plan.one("aws:scheduler/schedule:Schedule", f"kit-fixture-{env}-monitoring-schedule")
         assert monitor.inputs["state"] == "ENABLED"
     prod = planned("prodserving", serving_root)
     assert prod.of_type("aws:sagemaker/monitoringSchedule:MonitoringSchedule")  # native monitor opted in
@@ -100,7 +100,9 @@ def test_an_environment_serving_a_model_gets_an_endpoint_that_passes_the_pack(se
 def test_prod_differs_from_dev_only_through_settings(tmp_path):
     """The same settings under another environment name give the same stack, name for name."""
     root = make_root(tmp_path, {"qa": (load("prod").file).read_text()})
-    changes = infra_plan.diff(planned("qa", root), planned("prod", root), "mlops-kit-qa", "mlops-kit-prod")
+    changes = infra_plan.diff(
+        planned("qa", root), planned("prod", root), "kit-fixture-qa", "kit-fixture-prod"
+    )
     assert changes, "the environment name must show somewhere (tags)"
     for change in changes:
         assert change.kind == "changed", change
@@ -108,7 +110,7 @@ def test_prod_differs_from_dev_only_through_settings(tmp_path):
 
 
 def test_dev_and_prod_differ_where_their_settings_do():
-    changes = infra_plan.diff(planned("dev"), planned("prod"), "mlops-kit-dev", "mlops-kit-prod")
+    changes = infra_plan.diff(planned("dev"), planned("prod"), "kit-fixture-dev", "kit-fixture-prod")
     by_path = {(c.name, c.path): (c.a, c.b) for c in changes if c.kind == "changed"}
     assert by_path[("{prefix}-capture", "forceDestroy")] == (True, False)
     assert by_path[("{prefix}-capture-lifecycle", "rules.1.expiration.days")] == (14, 90)
@@ -124,7 +126,7 @@ def test_approval_without_reviewers_is_refused_when_github_is_managed(tmp_path):
         infra_plan.plan("strict", root)
 
 
-def project_image(env: str, root: Path = ROOT) -> str:
+def project_image(env: str, root: Path = PROJECT) -> str:
     """What the pipeline definition must name: computed here from the kit's own functions."""
     settings = settings_mod.load(env, root)
     return runtime.image_uri(
@@ -154,8 +156,8 @@ def test_the_runtime_image_is_pushed_to_the_environments_own_hardened_repository
     image = plan.one(IMAGE, f"{prefix}-runtime-image")
     assert image.inputs["push"] is True
     assert image.inputs["tags"] == [expected]
-    assert image.inputs["context"] == {"location": os.path.relpath(ROOT)}
-    assert image.inputs["dockerfile"] == {"location": os.path.relpath(ROOT / runtime.DOCKERFILE)}
+    assert image.inputs["context"] == {"location": os.path.relpath(PROJECT)}
+    assert image.inputs["dockerfile"] == {"location": os.path.relpath(PROJECT / runtime.DOCKERFILE)}
     assert plan.outputs["image_uri"] == expected
     assert plan.outputs["image_repository_url"] == expected.rsplit(":", 1)[0]
     # the code travels in the image: nothing is uploaded to S3 for the jobs
@@ -194,7 +196,7 @@ def image_references(plan: infra_plan.Plan) -> list[tuple[str, str]]:
     return found
 
 
-def check_only_the_project_image(plan: infra_plan.Plan, env: str, root: Path = ROOT) -> None:
+def check_only_the_project_image(plan: infra_plan.Plan, env: str, root: Path = PROJECT) -> None:
     settings = settings_mod.load(env, root)
     expected = project_image(env, root)
     registry = expected.split("/", 1)[0]
@@ -273,16 +275,16 @@ def test_the_same_sources_give_the_same_image_and_definition_and_a_change_gives_
 
     def image_and_definition() -> tuple[str, str]:
         plan = infra_plan.plan("dev", root)
-        (tag,) = plan.one(IMAGE, "mlops-kit-dev-runtime-image").inputs["tags"]
-        return tag, plan.one(PIPELINE, "mlops-kit-dev-training-pipeline").inputs["pipelineDefinition"]
+        (tag,) = plan.one(IMAGE, "kit-fixture-dev-runtime-image").inputs["tags"]
+        return tag, plan.one(PIPELINE, "kit-fixture-dev-training-pipeline").inputs["pipelineDefinition"]
 
     first, again = image_and_definition(), image_and_definition()
     assert first == again
     assert first[0] == project_image("dev", root)
     assert first[0] in first[1]
 
-    (root / "pipelines" / "__init__.py").write_text(
-        (root / "pipelines" / "__init__.py").read_text() + "\n# a change to the code\n"
+    (root / "kit_fixture" / "__init__.py").write_text(
+        (root / "kit_fixture" / "__init__.py").read_text() + "\n# a change to the code\n"
     )
     changed = image_and_definition()
     assert changed[0] != first[0] and changed[0] == project_image("dev", root)

@@ -19,7 +19,7 @@ def test_data_generate_writes_the_file(tmp_path: Path, capsys: pytest.CaptureFix
     target = tmp_path / "t.csv"
     assert main(["data", "generate", "--rows", "500", "--out", str(target), "--seed", "3"]) == 0
     assert len(pd.read_csv(target)) == 500
-    assert "wrote 500 card-fraud events (is_fraud: binary)" in " ".join(capsys.readouterr().out.split())
+    assert "wrote 500 kit-fixture events (label: binary)" in " ".join(capsys.readouterr().out.split())
 
 
 def test_errors_are_one_line_on_stderr_without_traceback(

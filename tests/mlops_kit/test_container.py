@@ -54,18 +54,18 @@ def test_the_executor_starts_what_the_image_starts() -> None:
     assert environment["PATH"].split(":")[0] == str(LAUNCHER.python_bin)
     assert environment["PYTHONPATH"] == str(ROOT)  # the image's WORKDIR, /app
     processing = launch.Container(
-        entrypoint=container.processing_command("pipelines.steps.prepare"),
+        entrypoint=container.processing_command("kit_fixture.steps.prepare"),
         arguments=["--raw", "/opt/ml/processing/input/raw"],
         root=Path("/tmp/x"),
     )
     assert LAUNCHER.argv(processing) == [
-        "python3", "-m", "pipelines.steps.prepare", "--raw", "/tmp/x/opt/ml/processing/input/raw",
+        "python3", "-m", "kit_fixture.steps.prepare", "--raw", "/tmp/x/opt/ml/processing/input/raw",
     ]  # fmt: skip
     docker = launch.DockerLauncher("mlops-kit:ci").argv(processing)
     assert docker[-5:] == [
         "mlops-kit:ci",
         "-m",
-        "pipelines.steps.prepare",
+        "kit_fixture.steps.prepare",
         "--raw",
         "/opt/ml/processing/input/raw",
     ]

@@ -1,4 +1,8 @@
-"""The runtime image, the lock and the code agree: the parity checks `make test` runs."""
+"""The runtime image, the lock and the code agree: the parity checks `make test` runs.
+
+The checks read this repository's image (its Dockerfile, lock and what it copies: the kit and whichever
+use case the repository holds); the modules a pipeline runs are those of the kit's test project.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,13 @@ import pytest
 from mlops_kit import container, runtime
 
 ROOT = Path(__file__).resolve().parents[2]
+PROJECT = ROOT / "tests" / "project"  # the kit's test project
 HADOLINT = Path(sys.executable).parent / "hadolint"
+KIT = "src/mlops_kit"
+# The use case's package the image copies besides the kit (this repository's example, or its replacement).
+[USE_CASE] = [
+    s for s in runtime.copied_sources(ROOT / runtime.DOCKERFILE) if s != KIT and (ROOT / s).is_dir()
+]
 
 
 def test_the_project_passes_every_parity_check() -> None:
@@ -28,7 +38,7 @@ def project(tmp_path: Path) -> Path:
     """A copy of what the checks read, to break one thing at a time."""
     for name in ("Dockerfile", ".python-version", "pyproject.toml", "uv.lock"):
         shutil.copy(ROOT / name, tmp_path / name)
-    for name in ("src/mlops_kit", "pipelines"):
+    for name in (KIT, USE_CASE):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     assert runtime.check(tmp_path) == []
     return tmp_path
@@ -62,13 +72,13 @@ def test_a_lock_out_of_date_with_pyproject_is_refused(project: Path) -> None:
 
 
 def test_code_newer_than_the_images_python_is_refused(project: Path) -> None:
-    (project / "pipelines" / "newer.py").write_text("type Row = dict[str, float]\n")
+    (project / USE_CASE / "newer.py").write_text("type Row = dict[str, float]\n")
     [problem] = runtime.check(project)
-    assert problem.startswith("pipelines/newer.py:1: not valid Python 3.11")
+    assert problem.startswith(f"{USE_CASE}/newer.py:1: not valid Python 3.11")
 
 
 def test_a_copy_pattern_cannot_hide_files_from_the_tag(project: Path) -> None:
-    _edit(project / "Dockerfile", "COPY pipelines /app/pipelines", "COPY pipe* /app/pipelines")
+    _edit(project / "Dockerfile", f"COPY {USE_CASE} ", f"COPY {USE_CASE[:-1]}* ")
     with pytest.raises(runtime.ImageError, match="name files and folders, not patterns"):
         runtime.image_tag(project)
 
@@ -76,12 +86,12 @@ def test_a_copy_pattern_cannot_hide_files_from_the_tag(project: Path) -> None:
 def test_the_tag_is_a_hash_of_what_the_image_holds(project: Path) -> None:
     tag = runtime.image_tag(project)
     assert tag == runtime.image_tag(project) and len(tag) == runtime.TAG_LENGTH
-    (project / "pipelines" / "__pycache__").mkdir(exist_ok=True)
-    (project / "pipelines" / "__pycache__" / "x.pyc").write_bytes(b"compiled")
+    (project / USE_CASE / "__pycache__").mkdir(exist_ok=True)
+    (project / USE_CASE / "__pycache__" / "x.pyc").write_bytes(b"compiled")
     assert runtime.image_tag(project) == tag  # caches are not sources
     (project / "README.md").write_text("docs are not in the image\n")
     assert runtime.image_tag(project) == tag
-    _edit(project / "pipelines" / "steps" / "train.py", "import", "import  ")
+    _edit(project / USE_CASE / "__init__.py", "import", "import  ")
     assert runtime.image_tag(project) != tag
 
 
@@ -112,28 +122,45 @@ def test_every_module_the_pipeline_runs_is_in_the_image(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every module the built definition starts (processing entry points, the training module), and the
-    monitoring job, resolve inside the image's WORKDIR from what the Dockerfile copies there."""
+    monitoring job: the use case's resolve inside the image's WORKDIR from what its Dockerfile copies
+    there, the kit's come with the kit (copied here, installed from the lock in a project of `mlops init`)."""
     from mlops_kit import pipeline, settings
 
     monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path))
-    copied = {}
-    for item in runtime.instructions((ROOT / "Dockerfile").read_text()):
-        words = item.arguments.split()
-        if item.keyword == "COPY" and not words[0].startswith("--") and words[-1].startswith("/app/"):
-            copied[words[-1].removeprefix("/app/")] = ROOT / words[0]
+    copied = image_folders(PROJECT)
     config = settings.load("dev")
     definition = pipeline.definition(
-        config, pipeline.context_for(config, "123456789012", runtime.image_tag(ROOT))
+        config, pipeline.context_for(config, "123456789012", runtime.image_tag(PROJECT))
     )
     text = json.dumps(definition)
     modules = set(re.findall(r'"python3", "-m", "([\w.]+)"', text))
     modules |= set(re.findall(rf'"{container.TRAIN_MODULE_VARIABLE}": "([\w.]+)"', text))
-    assert len(modules) >= 5  # prepare, features, evaluate, baseline, train
-    for module in modules | {"mlops_kit.monitoring.job", "mlops_kit.container"}:
-        top, _, rest = module.partition(".")
-        assert top in copied, f"{module}: the image does not copy {top}"
-        path = copied[top].joinpath(*rest.split(".")) if rest else copied[top]
-        assert path.with_suffix(".py").is_file() or (path / "__init__.py").is_file(), module
+    assert len(modules) >= 4  # prepare, evaluate, baseline, train
+    assert "mlops_kit" not in copied and {m.partition(".")[0] for m in modules} == {"kit_fixture"}
+    for module in modules:
+        assert module_file(copied, module), f"{module}: the image does not copy it"
+    kit = {"mlops_kit": ROOT / KIT}
+    for module in ("mlops_kit.monitoring.job", "mlops_kit.container"):
+        assert module_file(kit, module), module
+    assert not module_file(copied, "kit_fixture.absent")
+
+
+def image_folders(root: Path) -> dict[str, Path]:
+    """{top-level name under the image's WORKDIR: its source} from the Dockerfile's COPY lines."""
+    copied = {}
+    for item in runtime.instructions((root / runtime.DOCKERFILE).read_text()):
+        words = item.arguments.split()
+        if item.keyword == "COPY" and not words[0].startswith("--") and words[-1].startswith("/app/"):
+            copied[words[-1].removeprefix("/app/")] = root / words[0]
+    return copied
+
+
+def module_file(copied: dict[str, Path], module: str) -> bool:
+    top, _, rest = module.partition(".")
+    if top not in copied:
+        return False
+    path = copied[top].joinpath(*rest.split(".")) if rest else copied[top]
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
 
 
 def test_this_environment_is_the_lock() -> None:

@@ -9,11 +9,11 @@ import yaml
 from mlops_kit import settings
 from mlops_kit.settings import SettingsError
 
-ROOT = Path(__file__).resolve().parents[2]
+PROJECT = Path(__file__).resolve().parents[1] / "project"  # the kit's test project, which the suite loads
 
 
 def _document(env: str = "dev") -> dict:
-    return yaml.safe_load((ROOT / "environments" / f"Pulumi.{env}.yaml").read_text())
+    return yaml.safe_load((PROJECT / "environments" / f"Pulumi.{env}.yaml").read_text())
 
 
 def _load(tmp_path: Path, document: dict, env: str = "dev") -> settings.Settings:
@@ -39,7 +39,7 @@ def _reject(tmp_path: Path, mutate, key: str, words: str) -> SettingsError:
 def test_every_shipped_environment_loads(env: str) -> None:
     loaded = settings.load(env)
     assert loaded.env == env
-    assert loaded.prefix == f"mlops-kit-{env}"
+    assert loaded.prefix == f"kit-fixture-{env}"
     assert loaded.serving.instance_type in settings.instance_types("ProductionVariantInstanceType")
 
 

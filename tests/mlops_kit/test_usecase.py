@@ -15,7 +15,7 @@ from mlops_kit.settings import SettingsError
 from mlops_kit.usecase import Direction, Metric, UseCaseError
 from tests.mlops_kit.registry.toy_use_case import USE_CASE as TOY
 
-ROOT = Path(__file__).resolve().parents[2]
+PROJECT = Path(__file__).resolve().parents[1] / "project"  # the kit's test project
 WHERE = "tests:USE_CASE"
 
 
@@ -80,9 +80,9 @@ def test_an_evaluation_must_report_every_declared_metric() -> None:
 
 
 def test_raw_events_must_carry_the_label_entity_and_time() -> None:
-    with pytest.raises(UseCaseError, match=r"sample: columns: 3 rows without is_fraud, time"):
+    with pytest.raises(UseCaseError, match=r"sample: columns: 3 rows without label, time"):
         usecase.check_frame(TOY, pd.DataFrame({"id": [1, 2, 3]}), "sample")
-    usecase.check_frame(TOY, pd.DataFrame({"id": [1], "time": [0], "is_fraud": [0]}), "sample")
+    usecase.check_frame(TOY, pd.DataFrame({"id": [1], "time": [0], "label": [0]}), "sample")
 
 
 # --- the settings name the use case; gates are checked against it ---------------------------------------
@@ -90,8 +90,8 @@ def test_raw_events_must_carry_the_label_entity_and_time() -> None:
 
 @pytest.fixture
 def copy(tmp_path: Path) -> Path:
-    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
-    shutil.copytree(ROOT / "environments", tmp_path / "environments")
+    shutil.copy(PROJECT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    shutil.copytree(PROJECT / "environments", tmp_path / "environments")
     return tmp_path
 
 
@@ -102,16 +102,20 @@ def _edit(root: Path, old: str, new: str, env: str = "dev") -> Path:
     return path
 
 
-def test_the_examples_use_case_is_what_the_settings_name() -> None:
-    from pipelines import USE_CASE
+def test_the_use_case_is_what_the_settings_name() -> None:
+    from kit_fixture import USE_CASE
 
     assert project.use_case(settings.load("dev")) is USE_CASE
+    assert [g.name for g in project.feature_groups(settings.load("dev"))] == [
+        "entity-profile",
+        "entity-activity",
+    ]
 
 
 def test_a_gate_on_a_metric_the_use_case_does_not_report_is_refused(copy: Path) -> None:
     _edit(copy, "roc_auc: {min: 0.75}", "rmse: {max: 40}")
     with pytest.raises(
-        SettingsError, match=r"mlops:promotion.gates.rmse: card-fraud reports no metric 'rmse'"
+        SettingsError, match=r"mlops:promotion.gates.rmse: kit-fixture reports no metric 'rmse'"
     ):
         project.use_case(settings.load("dev", copy))
 
@@ -124,7 +128,7 @@ def test_the_cli_refuses_a_bad_gate_before_any_job_runs(copy: Path, monkeypatch,
     assert main(["pipeline", "definition", "--env", "dev", "--account-id", "123456789012"]) == 1
     err = capsys.readouterr().err.strip()
     assert (
-        "mlops:promotion.gates.rmse: card-fraud reports no metric 'rmse'" in err
+        "mlops:promotion.gates.rmse: kit-fixture reports no metric 'rmse'" in err
         and len(err.splitlines()) == 1
     )
 
@@ -140,15 +144,15 @@ def test_a_gate_without_bounds_or_with_crossed_bounds_is_refused(copy: Path, gat
 
 
 def test_a_use_case_reference_that_does_not_resolve_names_the_key(copy: Path) -> None:
-    _edit(copy, "mlops:use_case: pipelines:USE_CASE", "mlops:use_case: pipelines:NOTHING")
-    with pytest.raises(SettingsError, match=r"mlops:use_case: 'pipelines' has no 'NOTHING'"):
+    _edit(copy, "mlops:use_case: kit_fixture:USE_CASE", "mlops:use_case: kit_fixture:NOTHING")
+    with pytest.raises(SettingsError, match=r"mlops:use_case: 'kit_fixture' has no 'NOTHING'"):
         project.use_case(settings.load("dev", copy))
 
 
 def test_a_malformed_use_case_is_refused_through_the_settings(copy: Path) -> None:
-    _edit(copy, "mlops:use_case: pipelines:USE_CASE", "mlops:use_case: pipelines.schema:RAW_SCHEMA")
+    _edit(copy, "mlops:use_case: kit_fixture:USE_CASE", "mlops:use_case: kit_fixture.features:FEATURES")
     with pytest.raises(
-        SettingsError, match=r"mlops:use_case: pipelines.schema:RAW_SCHEMA: \(object\): expected"
+        SettingsError, match=r"mlops:use_case: kit_fixture.features:FEATURES: \(object\): expected"
     ):
         project.use_case(settings.load("dev", copy))
 

@@ -1,8 +1,8 @@
 """The GitHub Actions workflows, parsed and held to the kit's CI/CD rules.
 
 Each rule is a function returning the problems it finds, so every rule is shown to pass on the real
-workflows and to catch a deliberately broken copy. The stacks are compared with environments/, never
-with a list written here.
+workflows and to catch a deliberately broken copy. The stacks are compared with this repository's
+environments/ (which its workflows read through `mlops ci`), never with a list written here.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def step_using(job: dict[str, Any], action: str) -> dict[str, Any]:
 
 
 def aws_settings() -> list[settings.Settings]:
-    loaded = [settings.load(env) for env in settings.environments()]
+    loaded = [settings.load(env, ROOT) for env in settings.environments(ROOT)]
     return [s for s in loaded if s.runtime.kind == "aws"]
 
 
@@ -434,9 +434,9 @@ def test_pr_matrices_are_generated_from_environments() -> None:
     assert pr["preview"]["strategy"]["matrix"] == "${{ fromJSON(needs.stacks.outputs.aws) }}"
     assert pr["plan"]["strategy"]["matrix"] == "${{ fromJSON(needs.stacks.outputs.all) }}"
     # What that command prints: the AWS stacks previewed, every stack planned.
-    loaded = [settings.load(env) for env in settings.environments()]
+    loaded = [settings.load(env, ROOT) for env in settings.environments(ROOT)]
     assert {row["env"] for row in ci.matrix(loaded, "3")["include"]} == {s.env for s in aws_settings()}
-    assert {row["env"] for row in ci.matrix(loaded, "3", True)["include"]} == set(settings.environments())
+    assert {row["env"] for row in ci.matrix(loaded, "3", True)["include"]} == set(settings.environments(ROOT))
 
 
 def test_pr_builds_the_runtime_image_and_runs_the_lifecycle_inside_it() -> None:
@@ -493,14 +493,14 @@ def test_deploy_tests_first_then_every_aws_stack_one_after_the_other() -> None:
         order.append(previous)
     assert sorted(order) == sorted(stages), f"not one chain: {order}"
     # Stages that need an approval come after those that don't (prod last).
-    approval = [settings.load(env).promotion.approval_required for env in order]
+    approval = [settings.load(env, ROOT).promotion.approval_required for env in order]
     assert approval == sorted(approval)
     assert approval[-1] is True
 
 
 def test_each_deploy_job_runs_in_its_github_environment_with_its_own_deploy_role() -> None:
     for env, job in deploy_jobs(load("deploy")).items():
-        expected = settings.load(env)
+        expected = settings.load(env, ROOT)
         assert job["environment"] == expected.cicd.github_environment == env
         assert job["permissions"] == {"contents": "read", "id-token": "write"}
         assert any(

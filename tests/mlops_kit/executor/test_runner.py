@@ -15,7 +15,7 @@ from mlops_kit import container, local_platform, naming, pipeline, runtime, sett
 from mlops_kit.executor import PipelineFailed, launch, runner
 
 ENV = settings.load("local")
-ROOT = Path(__file__).resolve().parents[3]
+PROJECT = Path(__file__).resolve().parents[2] / "project"  # the kit's test project, ENV's
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def ctx(platform) -> pipeline.PipelineContext:
         buckets=platform.buckets,
         model_package_group=platform.model_package_group,
         image_uri=runtime.image_uri(
-            platform.account_id, "us-east-1", naming.image_repository(ENV), runtime.image_tag(ROOT)
+            platform.account_id, "us-east-1", naming.image_repository(ENV), runtime.image_tag(PROJECT)
         ),
     )
 
@@ -288,7 +288,7 @@ def _training(ctx, tag: str, **hyperparameters: str) -> dict[str, Any]:
         "Arguments": {
             "AlgorithmSpecification": {"TrainingImage": ctx.image_uri, "TrainingInputMode": "File"},
             "HyperParameters": {"max_iter": "50", **hyperparameters},
-            "Environment": {container.TRAIN_MODULE_VARIABLE: "tests.mlops_kit.executor.fit_entry"},
+            "Environment": {container.TRAIN_MODULE_VARIABLE: "kit_fixture.probe_train"},
             "InputDataConfig": [
                 {
                     "ChannelName": "train",
@@ -351,7 +351,7 @@ def test_a_failed_training_job_reports_its_failure_file(emulator, ctx) -> None:
     tag = uuid.uuid4().hex
     s3.put_object(Bucket=ctx.buckets["artifacts"], Key=f"data/{tag}/data.txt", Body=b"rows")
     definition = {"Version": "2020-12-01", "Parameters": [], "Steps": [_training(ctx, tag, fail="true")]}
-    with pytest.raises(PipelineFailed, match="fit_entry exited with code 1: fit_entry: asked to fail"):
+    with pytest.raises(PipelineFailed, match="probe_train exited with code 1: probe_train: asked to fail"):
         runner.execute(definition, settings=ENV, emulator=emulator, ctx=ctx)
 
 

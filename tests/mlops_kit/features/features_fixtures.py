@@ -7,8 +7,8 @@ import pandas as pd
 from mlops_kit.features import Feature, FeatureGroup, FeatureType
 
 GROUP = FeatureGroup(
-    name="card-usage",
-    record_identifier=Feature("customer_id", FeatureType.STRING),
+    name="entity-usage",
+    record_identifier=Feature("entity_id", FeatureType.STRING),
     event_time=Feature("event_time", FeatureType.STRING),
     features=(
         Feature("txn_count", FeatureType.INTEGRAL),
@@ -20,5 +20,5 @@ NOW = pd.Timestamp("2026-01-10T00:00:00Z").timestamp()  # the online store's clo
 
 
 def records(*rows: tuple) -> pd.DataFrame:
-    """Records of GROUP from (customer_id, event_time, txn_count, amount_sum, channel) tuples."""
+    """Records of GROUP from (entity_id, event_time, txn_count, amount_sum, channel) tuples."""
     return pd.DataFrame(rows, columns=GROUP.column_names)

@@ -24,31 +24,29 @@ def recorded(emulator):
 
 
 def test_ingest_then_get_then_training_set(recorded, tmp_path: Path, capsys):
-    customer = f"c-{uuid.uuid4().hex[:8]}"
+    entity = f"e-{uuid.uuid4().hex[:8]}"
     now = pd.Timestamp.now(tz="UTC").floor("s")  # recent, so the online TTL has not run out
     profile = pd.DataFrame(
         {
-            "customer_id": [customer, customer],
+            "entity_id": [entity, entity],
             "event_time": [(now - pd.Timedelta("2h")).isoformat(), (now - pd.Timedelta("1h")).isoformat()],
             "tenure_days": [30, 31],
-            "home_channel": ["pos", "online"],
+            "home_segment": ["a", "b"],
         }
     )
     data = tmp_path / "profile.csv"
     profile.to_csv(data, index=False)
-    assert main(["features", "ingest", "--group", "customer-profile", "--data", str(data)]) == 0
+    assert main(["features", "ingest", "--group", "entity-profile", "--data", str(data)]) == 0
     assert "offline files written 2" in capsys.readouterr().out
-    assert main(["features", "ingest", "--group", "customer-profile", "--data", str(data)]) == 0
+    assert main(["features", "ingest", "--group", "entity-profile", "--data", str(data)]) == 0
     assert "offline files written 0, already there 2" in capsys.readouterr().out.replace("\n", " ")
 
-    assert main(["features", "get", "--group", "customer-profile", "--id", customer]) == 0
-    assert json.loads(capsys.readouterr().out)["home_channel"] == "online"
+    assert main(["features", "get", "--group", "entity-profile", "--id", entity]) == 0
+    assert json.loads(capsys.readouterr().out)["home_segment"] == "b"
 
     entities = tmp_path / "entities.parquet"
     times = [now - pd.Timedelta("90min"), now - pd.Timedelta("3h")]
-    pd.DataFrame({"customer_id": [customer] * 2, "event_time": times, "is_fraud": [1, 0]}).to_parquet(
-        entities
-    )
+    pd.DataFrame({"entity_id": [entity] * 2, "event_time": times, "label": [1, 0]}).to_parquet(entities)
     out = tmp_path / "set.parquet"
     code = main(
         [
@@ -57,7 +55,7 @@ def test_ingest_then_get_then_training_set(recorded, tmp_path: Path, capsys):
             "--entities",
             str(entities),
             "--group",
-            "customer-profile",
+            "entity-profile",
             "--out",
             str(out),
         ]
@@ -65,25 +63,25 @@ def test_ingest_then_get_then_training_set(recorded, tmp_path: Path, capsys):
     assert code == 0
     frame = pd.read_parquet(out)
     assert frame["tenure_days"].tolist()[0] == 30 and pd.isna(frame["tenure_days"].tolist()[1])
-    assert frame["is_fraud"].tolist() == [1, 0]
+    assert frame["label"].tolist() == [1, 0]
 
 
 def test_a_bad_batch_fails_with_the_problems_named(recorded, tmp_path: Path, capsys):
     data = tmp_path / "bad.csv"
-    pd.DataFrame(
-        {"customer_id": ["x"], "event_time": ["2026-01-01T00:00:00Z"], "tenure_days": ["old"]}
-    ).to_csv(data, index=False)
-    assert main(["features", "ingest", "--group", "customer-profile", "--data", str(data)]) == 1
+    pd.DataFrame({"entity_id": ["x"], "event_time": ["2026-01-01T00:00:00Z"], "tenure_days": ["old"]}).to_csv(
+        data, index=False
+    )
+    assert main(["features", "ingest", "--group", "entity-profile", "--data", str(data)]) == 1
     err = capsys.readouterr().err
-    assert "missing columns: home_channel" in err and "tenure_days: expected Integral" in err
+    assert "missing columns: home_segment" in err and "tenure_days: expected Integral" in err
 
 
 def test_get_of_an_unknown_entity_exits_1(recorded, capsys):
-    assert main(["features", "get", "--group", "customer-profile", "--id", "nobody-" + uuid.uuid4().hex]) == 1
+    assert main(["features", "get", "--group", "entity-profile", "--id", "nobody-" + uuid.uuid4().hex]) == 1
     assert "no live record" in capsys.readouterr().out
 
 
 def test_without_a_running_emulator_the_commands_say_how_to_start_one(tmp_path: Path, capsys):
     assert not os.path.exists(state_file())
-    assert main(["features", "get", "--group", "customer-profile", "--id", "c1"]) == 1
+    assert main(["features", "get", "--group", "entity-profile", "--id", "c1"]) == 1
     assert "mlops emulator start" in capsys.readouterr().err

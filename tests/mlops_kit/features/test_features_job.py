@@ -7,12 +7,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from kit_fixture import data, feature_groups
 
 from mlops_kit import project, settings
 from mlops_kit.features import job
 from mlops_kit.features import store as feature_store
-from pipelines import synthetic
-from pipelines.feature_transforms import compute_aggregates
 
 ENV = settings.load("local")
 
@@ -34,20 +33,20 @@ def _args(records: Path, out: Path) -> list[str]:
 
 
 def test_ingests_every_group_and_reports_it(aws, tmp_path: Path) -> None:
-    frame = synthetic.generate(synthetic.GeneratorOptions(rows=300, seed=4))
+    frame = data.sample(300, seed=4)
     records = tmp_path / "records"
     records.mkdir()
-    for name, group_frame in compute_aggregates(frame).items():
+    for name, group_frame in feature_groups.records(frame).items():
         group_frame.to_parquet(records / f"{name}.parquet")
     assert job.main(_args(records, tmp_path / "out")) == 0
     report = json.loads((tmp_path / "out" / "ingest.json").read_text())
-    assert set(report) == {"customer-profile", "transaction-aggregates"}
+    assert set(report) == {"entity-profile", "entity-activity"}
     assert all(r["rows"] > 0 for r in report.values())
     # Ingesting the same records again writes no new files: the job can be retried safely.
     assert job.main(_args(records, tmp_path / "again")) == 0
     again = json.loads((tmp_path / "again" / "ingest.json").read_text())
     assert all(r["files_written"] == 0 for r in again.values())
-    # The generator's events are old: read them back with the same long TTL the job wrote with.
+    # The sample's events are old: read them back with the same long TTL the job wrote with.
     store = feature_store.connect_named(
         project.feature_groups(ENV),
         lambda g: f"{ENV.prefix}-{g.name}",
@@ -55,14 +54,14 @@ def test_ingests_every_group_and_reports_it(aws, tmp_path: Path) -> None:
         "dynamodb",
         aws.client,
     )
-    customer = frame["customer_id"].iloc[-1]
-    assert store.get("transaction-aggregates", customer) is not None
+    entity = frame["entity_id"].iloc[-1]
+    assert store.get("entity-activity", entity) is not None
 
 
 def test_refuses_records_of_an_undeclared_group(aws, tmp_path: Path, capsys) -> None:
     records = tmp_path / "records"
     records.mkdir()
-    synthetic.generate(synthetic.GeneratorOptions(rows=10)).to_parquet(records / "payments.parquet")
+    data.sample(10).to_parquet(records / "payments.parquet")
     assert job.main(_args(records, tmp_path / "out")) == 1
     assert "undeclared groups payments" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -45,7 +45,7 @@ def test_a_batch_splits_into_one_file_per_event_hour():
     files = plan(batch)
     assert [f.key.split("/")[-2] for f in files] == ["hour=03", "hour=04"]
     assert all(LAYOUT.fullmatch(f.key) for f in files)
-    assert files[0].table.column("customer_id").to_pylist() == ["c1", "c2"]
+    assert files[0].table.column("entity_id").to_pylist() == ["c1", "c2"]
 
 
 def test_the_plan_does_not_depend_on_row_order():

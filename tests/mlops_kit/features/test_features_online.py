@@ -28,7 +28,7 @@ def test_the_latest_record_per_entity_wins_and_ties_go_to_the_later_row():
     latest = {r.record_id: r for r in latest_per_entity(batch)}
     assert latest["c1"].values["txn_count"] == "2"
     assert latest["c2"].values == {
-        "customer_id": "c2",
+        "entity_id": "c2",
         "event_time": "2026-01-05T10:00:00.000Z",
         "txn_count": "3",
         "amount_sum": "3.5",
@@ -46,7 +46,7 @@ def test_a_late_record_does_not_replace_a_newer_one(dynamo):
     assert dynamo.get(GROUP, "c1")["txn_count"] == 2
     dynamo.put(validate(GROUP, records(("c1", "2026-01-05T12:00:00Z", 4, 4.0, "pos"))))  # same time: a fix
     assert dynamo.get(GROUP, "c1") == {
-        "customer_id": "c1",
+        "entity_id": "c1",
         "event_time": "2026-01-05T12:00:00.000Z",
         "txn_count": 4,
         "amount_sum": 4.0,
@@ -92,9 +92,9 @@ def test_aws_put_sends_putrecord_to_the_online_store_only_with_the_ttl():
         "put_record",
         {},
         {
-            "FeatureGroupName": "p-e-card-usage",
+            "FeatureGroupName": "p-e-entity-usage",
             "Record": [
-                {"FeatureName": "customer_id", "ValueAsString": "c1"},
+                {"FeatureName": "entity_id", "ValueAsString": "c1"},
                 {"FeatureName": "event_time", "ValueAsString": "2026-01-05T12:00:00.000Z"},
                 {"FeatureName": "txn_count", "ValueAsString": "2"},
                 {"FeatureName": "channel", "ValueAsString": "pos"},
@@ -112,7 +112,7 @@ def test_aws_put_sends_putrecord_to_the_online_store_only_with_the_ttl():
 def test_aws_get_and_batch_get_decode_typed_values():
     client, stub = _runtime()
     wire = [
-        {"FeatureName": "customer_id", "ValueAsString": "c1"},
+        {"FeatureName": "entity_id", "ValueAsString": "c1"},
         {"FeatureName": "amount_sum", "ValueAsString": "2.5"},
     ]
     stub.add_response(
@@ -134,7 +134,7 @@ def test_aws_get_and_batch_get_decode_typed_values():
         assert store.get(GROUP, "c9") is None
         assert store.batch_get(GROUP, ["c1", "c9", "c1"]) == {
             "c1": {
-                "customer_id": "c1",
+                "entity_id": "c1",
                 "event_time": None,
                 "txn_count": None,
                 "amount_sum": 2.5,

@@ -30,7 +30,7 @@ def _offline(
 
 
 def _entities(*rows: tuple[str, str]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["customer_id", "event_time"])
+    return pd.DataFrame(rows, columns=["entity_id", "event_time"])
 
 
 FEATURES = records(
@@ -89,13 +89,13 @@ def test_a_deleted_latest_record_gives_nulls():
 def test_several_groups_join_side_by_side():
     other = FeatureGroup(
         "profile",
-        Feature("customer_id", FeatureType.STRING),
+        Feature("entity_id", FeatureType.STRING),
         Feature("event_time", FeatureType.FRACTIONAL),
         (Feature("tenure_days", FeatureType.INTEGRAL),),
     )
     profile = pd.DataFrame(
         {
-            "customer_id": ["c1"],
+            "entity_id": ["c1"],
             "event_time": [pd.Timestamp("2026-01-01T11:00Z").timestamp()],
             "tenure_days": [7],
         }
@@ -109,7 +109,7 @@ def test_several_groups_join_side_by_side():
 def test_a_feature_name_that_clashes_with_an_entity_column_is_refused():
     entities = _entities(("c1", "2026-01-01T12:00:00Z")).assign(channel="x")
     with pytest.raises(
-        ValueError, match="feature channel of card-usage clashes with a column of the entities"
+        ValueError, match="feature channel of entity-usage clashes with a column of the entities"
     ):
         point_in_time(entities, [(GROUP, _offline(FEATURES))], DAY)
 
@@ -120,7 +120,7 @@ def test_entity_times_that_are_not_times_are_refused():
 
 
 def test_records_missing_a_feature_column_are_refused():
-    with pytest.raises(ValueError, match="card-usage: the feature records have no column channel"):
+    with pytest.raises(ValueError, match="entity-usage: the feature records have no column channel"):
         point_in_time(
             _entities(("c1", "2026-01-01T12:00:00Z")), [(GROUP, FEATURES.drop(columns=["channel"]))], DAY
         )
@@ -172,7 +172,7 @@ def test_parquet_files_give_what_the_same_records_in_memory_give(tmp_path: Path)
 
 
 def test_records_of_an_unknown_kind_are_refused():
-    with pytest.raises(TypeError, match="card-usage: feature records must be an Arrow table or dataset"):
+    with pytest.raises(TypeError, match="entity-usage: feature records must be an Arrow table or dataset"):
         point_in_time(_entities(("c1", "2026-01-01T12:00:00Z")), [(GROUP, FEATURES.to_dict())], DAY)
 
 
@@ -183,17 +183,17 @@ def test_values_equal_a_merge_asof_reference_on_random_data(kind: str, tmp_path:
     n, m = 3000, 800
     feats = pd.DataFrame(
         {
-            "customer_id": rng.choice([f"c{i}" for i in range(60)], n),
+            "entity_id": rng.choice([f"c{i}" for i in range(60)], n),
             "ts": base + pd.to_timedelta(rng.integers(0, 10 * 86400, n), unit="s"),
             "txn_count": rng.integers(0, 100, n),
             "amount_sum": rng.random(n),
             "channel": rng.choice(["pos", "atm"], n),
         }
-    ).drop_duplicates(["customer_id", "ts"])
+    ).drop_duplicates(["entity_id", "ts"])
     feats["event_time"] = feats["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     entities = pd.DataFrame(
         {
-            "customer_id": rng.choice([f"c{i}" for i in range(70)], m),
+            "entity_id": rng.choice([f"c{i}" for i in range(70)], m),
             "event_time": base + pd.to_timedelta(rng.integers(0, 11 * 86400, m), unit="s"),
             "label": rng.integers(0, 2, m),
         }
@@ -207,7 +207,7 @@ def test_values_equal_a_merge_asof_reference_on_random_data(kind: str, tmp_path:
             feats.rename(columns={"event_time": "iso"}).sort_values("ts"),
             left_on="event_time",
             right_on="ts",
-            by="customer_id",
+            by="entity_id",
             tolerance=pd.Timedelta(ttl),
             direction="backward",
         )

@@ -33,7 +33,7 @@ def test_connect_creates_the_feature_group_in_the_emulator_as_infra_would(store,
     described = aws("sagemaker").describe_feature_group(
         FeatureGroupName=naming.feature_group(local_settings, GROUP.name)
     )
-    assert described["RecordIdentifierFeatureName"] == "customer_id"
+    assert described["RecordIdentifierFeatureName"] == "entity_id"
     assert described["FeatureDefinitions"] == GROUP.feature_definitions()
     assert store.offline.locate(GROUP).bucket.startswith(f"{local_settings.prefix}-features-")
 
@@ -64,7 +64,7 @@ def test_late_records_land_in_their_event_hour_and_never_hide_newer_values(store
     assert hours == ["hour=10", "hour=11", "hour=12"]
     assert store.get(GROUP, "c1")["txn_count"] == 2  # online keeps the latest by event time
     entities = pd.DataFrame(
-        {"customer_id": ["c1", "c1"], "event_time": ["2026-01-05T11:30:00Z", "2026-01-05T12:30:00Z"]}
+        {"entity_id": ["c1", "c1"], "event_time": ["2026-01-05T11:30:00Z", "2026-01-05T12:30:00Z"]}
     )
     frame = training_set(store, entities, [GROUP.name])
     assert frame["txn_count"].tolist() == [9, 2]  # the late record answers for the time it describes
@@ -75,7 +75,7 @@ def test_a_corrected_record_for_the_same_event_time_wins_by_write_time(store):
     fix = records(("c2", "2026-01-06T08:00:00Z", 1, 6.0, "atm"))
     ingest(store, GROUP.name, fix, write_time=NOW + 60)
     frame = training_set(
-        store, pd.DataFrame({"customer_id": ["c2"], "event_time": ["2026-01-06T09:00:00Z"]}), [GROUP]
+        store, pd.DataFrame({"entity_id": ["c2"], "event_time": ["2026-01-06T09:00:00Z"]}), [GROUP]
     )
     assert frame["amount_sum"].tolist() == [6.0]
     assert store.get(GROUP, "c2")["amount_sum"] == 6.0
@@ -85,34 +85,36 @@ def test_training_set_keeps_every_entity_row_and_its_labels(store):
     ingest(store, GROUP.name, BATCH, write_time=NOW)
     entities = pd.DataFrame(
         {
-            "customer_id": ["c2", "c1", "nobody", "c1"],
+            "entity_id": ["c2", "c1", "nobody", "c1"],
             "event_time": pd.to_datetime(
                 ["2026-01-07T00:00", "2026-01-05T11:00", "2026-01-07T00:00", "2026-01-01T00:00"]
             ),
-            "is_fraud": [1, 0, 0, 1],
+            "label": [1, 0, 0, 1],
         },
         index=[10, 11, 12, 13],
     )
     frame = training_set(store, entities, [GROUP.name])
     assert frame.index.tolist() == [10, 11, 12, 13]
-    assert frame["is_fraud"].tolist() == [1, 0, 0, 1]
+    assert frame["label"].tolist() == [1, 0, 0, 1]
     assert frame["amount_sum"].tolist()[:2] == [5.0, 10.0]
     assert frame[["txn_count", "amount_sum", "channel"]].iloc[2:].isna().all().all()
 
 
 def test_training_set_with_no_stored_records_gives_nulls(store):
-    entities = pd.DataFrame({"customer_id": ["c1"], "event_time": ["2026-01-05T11:00:00Z"]})
+    entities = pd.DataFrame({"entity_id": ["c1"], "event_time": ["2026-01-05T11:00:00Z"]})
     frame = training_set(store, entities, [GROUP.name])
     assert frame["amount_sum"].isna().all() and len(frame) == 1
 
 
 def test_training_set_needs_the_groups_columns(store):
-    with pytest.raises(ValueError, match="card-usage needs entity columns event_time"):
-        training_set(store, pd.DataFrame({"customer_id": ["c1"]}), [GROUP.name])
+    with pytest.raises(ValueError, match="entity-usage needs entity columns event_time"):
+        training_set(store, pd.DataFrame({"entity_id": ["c1"]}), [GROUP.name])
 
 
 def test_an_unknown_group_is_named_with_the_known_ones(store):
-    with pytest.raises(FeatureStoreError, match="no feature group 'nope'; this project declares: card-usage"):
+    with pytest.raises(
+        FeatureStoreError, match="no feature group 'nope'; this project declares: entity-usage"
+    ):
         ingest(store, "nope", BATCH)
 
 
@@ -141,7 +143,7 @@ def test_a_cloud_environment_without_the_group_deployed_says_what_to_do(aws, loc
     store = connect(
         cloud, lambda service: sagemaker if service == "sagemaker" else aws(service), groups=[GROUP]
     )
-    with pytest.raises(FeatureStoreError, match="feature group mlops-kit-local-card-usage not found"):
+    with pytest.raises(FeatureStoreError, match=f"feature group {cloud.prefix}-entity-usage not found"):
         ingest(store, GROUP.name, BATCH)
 
 
@@ -169,13 +171,13 @@ def test_fill_missing_takes_only_what_a_record_lacks_in_one_fetch_per_group():
 
     requests = pd.DataFrame(
         {
-            "customer_id": ["c1", "c1", "nobody", None],
+            "entity_id": ["c1", "c1", "nobody", None],
             "amount_sum": [None, 7.5, None, None],
             "amount": [1.0, 2.0, 3.0, 4.0],
         }
     )
     filled = fill_missing(requests, [GROUP], fetch)
-    assert calls == [("card-usage", ["c1", "nobody"])]
+    assert calls == [("entity-usage", ["c1", "nobody"])]
     assert filled["amount_sum"].tolist()[:2] == [40.0, 7.5]  # a value the record holds is kept
     assert filled["txn_count"].tolist()[:2] == [4.0, 4.0] and filled["channel"].tolist()[:2] == ["pos", "pos"]
     assert filled.iloc[2:][["txn_count", "amount_sum", "channel"]].isna().all().all()  # unknown, no id
@@ -187,7 +189,7 @@ def test_fill_missing_fetches_nothing_for_complete_records_or_rows_without_the_k
     def fetch(group, ids):
         raise AssertionError(f"fetched {ids}")
 
-    complete = pd.DataFrame({"customer_id": ["c1"], "txn_count": [1], "amount_sum": [1.0], "channel": ["x"]})
+    complete = pd.DataFrame({"entity_id": ["c1"], "txn_count": [1], "amount_sum": [1.0], "channel": ["x"]})
     pd.testing.assert_frame_equal(fill_missing(complete, [GROUP], fetch), complete)
     keyless = pd.DataFrame({"amount": [1.0]})
     pd.testing.assert_frame_equal(fill_missing(keyless, [GROUP], fetch), keyless)
@@ -196,7 +198,7 @@ def test_fill_missing_fetches_nothing_for_complete_records_or_rows_without_the_k
 def test_request_filler_fills_records_from_the_online_store_and_passes_plain_rows(store):
     ingest(store, GROUP.name, BATCH, write_time=NOW)
     fill = request_filler(store)
-    filled = fill(pd.DataFrame({"customer_id": ["c2"], "amount_sum": [None]}))
+    filled = fill(pd.DataFrame({"entity_id": ["c2"], "amount_sum": [None]}))
     assert filled[["txn_count", "amount_sum", "channel"]].iloc[0].tolist() == [1.0, 5.0, "atm"]
     rows = np.zeros((1, 3))
     assert fill(rows) is rows

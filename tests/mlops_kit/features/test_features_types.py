@@ -11,7 +11,7 @@ from mlops_kit.features import Feature, FeatureGroup, FeatureType
 
 def test_feature_definitions_list_key_event_time_and_features_in_order():
     assert GROUP.feature_definitions() == [
-        {"FeatureName": "customer_id", "FeatureType": "String"},
+        {"FeatureName": "entity_id", "FeatureType": "String"},
         {"FeatureName": "event_time", "FeatureType": "String"},
         {"FeatureName": "txn_count", "FeatureType": "Integral"},
         {"FeatureName": "amount_sum", "FeatureType": "Fractional"},
@@ -40,7 +40,7 @@ def test_values_round_trip_through_the_online_wire_form(kind, value, wire):
 
 
 def test_unknown_feature_lookup_names_the_group_and_its_columns():
-    with pytest.raises(KeyError, match="card-usage: no feature 'nope'"):
+    with pytest.raises(KeyError, match="entity-usage: no feature 'nope'"):
         GROUP.feature("nope")
 
 

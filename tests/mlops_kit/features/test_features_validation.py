@@ -48,7 +48,7 @@ def test_missing_and_unknown_columns_are_named():
         validate(GROUP, frame)
     assert caught.value.problems == [
         "missing columns: amount_sum",
-        "unknown columns (not features of card-usage): surprise",
+        "unknown columns (not features of entity-usage): surprise",
     ]
 
 
@@ -78,10 +78,10 @@ def test_null_record_ids_and_event_times_are_counted():
     with pytest.raises(BatchRejected) as caught:
         validate(GROUP, frame)
     assert caught.value.problems == [
-        "column customer_id: 1 rows with a null record id",
+        "column entity_id: 1 rows with a null record id",
         "column event_time: 2 rows with a null event time",
     ]
-    assert "card-usage: batch of 3 rows rejected, nothing written" in str(caught.value)
+    assert "entity-usage: batch of 3 rows rejected, nothing written" in str(caught.value)
 
 
 def test_unparseable_event_times_are_counted():

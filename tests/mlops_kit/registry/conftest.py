@@ -11,21 +11,21 @@ import boto3
 import pytest
 from botocore.config import Config
 from moto import mock_aws
-from registry_fixtures import ROOT, World, make_world
+from registry_fixtures import PROJECT, World, make_world
 
 TOY = "tests.mlops_kit.registry.toy_use_case:USE_CASE"
 
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Pulumi.yaml and environments/ copied, so promotions rewrite the copy and never the repository."""
+    """The test project's Pulumi.yaml and environments/ copied, so promotions rewrite the copy, never it."""
     root = tmp_path / "project"
     root.mkdir()
-    shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
-    shutil.copytree(ROOT / "environments", root / "environments")
-    for path in (root / "environments").glob("*.yaml"):  # the tests' own use case, not the example's
+    shutil.copy(PROJECT / "Pulumi.yaml", root / "Pulumi.yaml")
+    shutil.copytree(PROJECT / "environments", root / "environments")
+    for path in (root / "environments").glob("*.yaml"):  # the registry tests' own use case
         path.write_text(
-            path.read_text().replace("mlops:use_case: pipelines:USE_CASE", f"mlops:use_case: {TOY}")
+            path.read_text().replace("mlops:use_case: kit_fixture:USE_CASE", f"mlops:use_case: {TOY}")
         )
     monkeypatch.setenv("MLOPS_PROJECT_DIR", str(root))
     return root

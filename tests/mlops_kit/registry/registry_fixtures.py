@@ -17,7 +17,7 @@ from mlops_kit import local_platform, naming, runtime
 from mlops_kit import settings as settings_mod
 from mlops_kit.registry import packages
 
-ROOT = Path(__file__).resolve().parents[3]
+PROJECT = Path(__file__).resolve().parents[2] / "project"  # the kit's test project
 # The project's image (any tag of it runs locally): what the pipeline registers every package with.
 PROJECT_IMAGE = runtime.image_uri(
     "123456789012", "us-east-1", naming.image_repository(settings_mod.load("local")), "0" * runtime.TAG_LENGTH
@@ -114,7 +114,7 @@ class World:
             {
                 "good": label * 1.5 + rng.normal(0, 1, rows),
                 "weak": label * 0.2 + rng.normal(0, 1, rows),
-                "is_fraud": label,
+                "label": label,
             }
         )
         for part, chunk in enumerate((frame.iloc[: rows // 2], frame.iloc[rows // 2 :])):

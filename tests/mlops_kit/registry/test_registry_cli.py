@@ -36,7 +36,7 @@ def test_promote_then_list(world: World, cli: Any, capsys: pytest.CaptureFixture
     assert settings.load("dev").serving.model_package_arn == arn
     code, out, _ = run(capsys, "models", "list", "--env", "dev")
     assert code == 0
-    assert "mlops-kit-dev-models" in out and "Approved" in out and "exec-1" in out and "0.9000" in out
+    assert "kit-fixture-dev-models" in out and "Approved" in out and "exec-1" in out and "0.9000" in out
 
 
 def test_a_refusal_exits_non_zero_naming_the_gate(

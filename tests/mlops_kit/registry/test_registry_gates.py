@@ -12,7 +12,7 @@ from mlops_kit.settings import Gate, Promotion
 from mlops_kit.usecase import Direction, Metric
 
 STAGES = ("dev", "staging", "prod")
-GROUP = "mlops-kit-dev-models"
+GROUP = "kit-fixture-dev-models"
 GOOD = {"roc_auc": 0.9, "pr_auc": 0.5, "segment_gap": 0.05}
 GATES = Promotion(
     stage="staging", gates={"roc_auc": Gate(min=0.8), "pr_auc": Gate(min=0.15), "segment_gap": Gate(max=0.2)}

@@ -114,7 +114,7 @@ def test_a_package_of_another_model_group_is_refused(world: World) -> None:
     arn = world.package(group="someone-else-models")
     files = _files(world)
     with pytest.raises(
-        PromotionRefused, match="model group is someone-else-models, needs mlops-kit-dev-models"
+        PromotionRefused, match="model group is someone-else-models, needs kit-fixture-dev-models"
     ):
         promote(world, "dev", arn)
     _unchanged(world, files, arn, "dev")
@@ -138,7 +138,7 @@ def test_the_challenger_must_beat_the_champion_on_recorded_metrics(project: Path
 
 def test_champion_and_challenger_are_rescored_on_the_same_rows(world: World) -> None:
     test_set = world.test_set()
-    lineage = {"test": test_set, "label": "is_fraud"}
+    lineage = {"test": test_set, "label": "label"}
     champion = world.package(column="good", lineage=lineage)
     promote(world, "dev", champion)
     # The challenger's recorded metrics look better, but on the same rows it is the weaker model.
@@ -156,7 +156,7 @@ def test_champion_and_challenger_are_rescored_on_the_same_rows(world: World) -> 
 def test_a_recorded_test_set_that_is_missing_is_an_error(world: World) -> None:
     champion = world.package()
     promote(world, "dev", champion)
-    lineage = {"test": f"s3://{world.bucket}/nothing-here", "label": "is_fraud"}
+    lineage = {"test": f"s3://{world.bucket}/nothing-here", "label": "label"}
     with pytest.raises(PromotionError, match="nothing-here: no parquet file"):
         promote(world, "dev", world.package(lineage=lineage))
     assert world.head("dev")["sequence"] == 1
@@ -297,7 +297,7 @@ def test_each_model_is_measured_with_its_own_helper_module(world: World) -> None
         return key
 
     data = world.root / "rows.parquet"
-    pd.DataFrame({"a": [1.0, 2.0], "b": [5.0, 6.0], "is_fraud": [0, 1]}).to_parquet(data)
+    pd.DataFrame({"a": [1.0, 2.0], "b": [5.0, 6.0], "label": [0, 1]}).to_parquet(data)
     measured = []
     for column in ("a", "b"):
         arn = world.package()
@@ -339,7 +339,7 @@ def test_a_planted_inference_script_cannot_read_the_promoters_credentials(world:
         tar.addfile(info, io.BytesIO(planted.encode()))
     world.client("s3").put_object(Bucket=world.bucket, Key="planted/model.tar.gz", Body=buffer.getvalue())
     data = world.root / "rows.parquet"
-    pd.DataFrame({"a": [0.2, 0.9], "is_fraud": [0, 1]}).to_parquet(data)
+    pd.DataFrame({"a": [0.2, 0.9], "label": [0, 1]}).to_parquet(data)
     arn = world.package()
     sagemaker = _FixedModel(world.client("sagemaker"), arn, f"s3://{world.bucket}/planted/model.tar.gz")
     rescore.measure(world.settings, world.client("s3"), sagemaker, arn, data, world.root / "m")

@@ -11,8 +11,8 @@ from mlops_kit import settings
 from mlops_kit.registry.settings_edit import rewrite_text, write_package
 from mlops_kit.settings import SettingsError
 
-ROOT = Path(__file__).resolve().parents[3]
-ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/mlops-kit-dev-models/3"
+PROJECT = Path(__file__).resolve().parents[2] / "project"  # the kit's test project
+ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/kit-fixture-dev-models/3"
 
 
 def _changed(before: str, after: str) -> list[str]:
@@ -27,12 +27,12 @@ def _changed(before: str, after: str) -> list[str]:
 def test_every_shipped_file_changes_in_the_package_line_only(tmp_path: Path, env: str) -> None:
     (tmp_path / "environments").mkdir()
     path = tmp_path / "environments" / f"Pulumi.{env}.yaml"
-    before = (ROOT / "environments" / f"Pulumi.{env}.yaml").read_text()
+    before = (PROJECT / "environments" / f"Pulumi.{env}.yaml").read_text()
     path.write_text(before)
     assert write_package(path, ARN) is True
     after = path.read_text()
     assert _changed(before, after) == ['-    model_package_arn: ""', f'+    model_package_arn: "{ARN}"']
-    reloaded, original = settings.load_file(path), settings.load_file(ROOT / "environments" / path.name)
+    reloaded, original = settings.load_file(path), settings.load_file(PROJECT / "environments" / path.name)
     assert reloaded.serving.model_package_arn == ARN
     assert reloaded.serving == original.serving.__class__(
         **{**vars(original.serving), "model_package_arn": ARN}

@@ -10,13 +10,13 @@ import pytest
 from mlops_kit import settings
 from mlops_kit.settings import SettingsError
 
-ROOT = Path(__file__).resolve().parents[3]
+PROJECT = Path(__file__).resolve().parents[2] / "project"  # the kit's test project
 
 
 def _project(tmp_path: Path, project_config: str, env: str = "dev") -> Path:
     (tmp_path / "environments").mkdir(parents=True)
-    shutil.copy(ROOT / "environments" / f"Pulumi.{env}.yaml", tmp_path / "environments")
-    (tmp_path / "Pulumi.yaml").write_text("name: mlops-kit\nruntime: python\n" + project_config)
+    shutil.copy(PROJECT / "environments" / f"Pulumi.{env}.yaml", tmp_path / "environments")
+    (tmp_path / "Pulumi.yaml").write_text("name: kit-fixture\nruntime: python\n" + project_config)
     return tmp_path / "environments" / f"Pulumi.{env}.yaml"
 
 
@@ -29,7 +29,7 @@ def test_the_shipped_stages_come_from_the_project_file() -> None:
 
 
 def test_a_settings_file_alone_has_no_stages(tmp_path: Path) -> None:
-    shutil.copy(ROOT / "environments" / "Pulumi.prod.yaml", tmp_path)
+    shutil.copy(PROJECT / "environments" / "Pulumi.prod.yaml", tmp_path)
     assert settings.load_file(tmp_path / "Pulumi.prod.yaml").stages == ()
 
 

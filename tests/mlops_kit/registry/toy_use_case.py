@@ -10,7 +10,7 @@ import pandas as pd
 from mlops_kit.usecase import Direction, EntryPoints, LabelType, Metric, Task, UseCase
 
 HERE = "tests.mlops_kit.registry.toy_use_case"
-LABEL = "is_fraud"
+LABEL = "label"
 
 USE_CASE = UseCase(
     name="toy",

@@ -14,7 +14,7 @@ from mlops_kit import settings
 from mlops_kit.emulator import state_file
 from mlops_kit.features import connect, ingest
 
-NAMES = ["amount", "txn_count_24h", "amount_sum_24h"]
+NAMES = ["x1", "count_24h", "x1_sum_24h"]  # a request's x1; the test project's entity-activity group
 SCRIPT = "def predict_fn(data, model):\n    return model.predict_proba(data)[:, 1]\n"
 
 
@@ -27,38 +27,31 @@ def recorded(emulator):
     return emulator
 
 
-def _aggregates(customer: str, count: int, total: float) -> pd.DataFrame:
+def _activity(entity: str, count: int, total: float) -> pd.DataFrame:
     now = pd.Timestamp.now(tz="UTC").floor("s")  # recent, so the online TTL has not run out
     return pd.DataFrame(
         {
-            "customer_id": [customer],
+            "entity_id": [entity],
             "event_time": [(now - pd.Timedelta("1h")).isoformat()],
-            "txn_count_1h": [1],
-            "txn_count_24h": [count],
-            "txn_count_7d": [count],
-            "amount_sum_1h": [total],
-            "amount_sum_24h": [total],
-            "amount_mean_7d": [total / count],
+            "count_1h": [1],
+            "count_24h": [count],
+            "x1_sum_24h": [total],
         }
     )
 
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_record_without_aggregates_gets_the_online_values(recorded, tmp_path: Path, workers: int):
-    customer = f"c-{uuid.uuid4().hex[:8]}"
-    ingest(
-        connect(settings.load("local"), recorded.client),
-        "transaction-aggregates",
-        _aggregates(customer, 5, 1.5),
-    )
+    entity = f"e-{uuid.uuid4().hex[:8]}"
+    ingest(connect(settings.load("local"), recorded.client), "entity-activity", _activity(entity, 5, 1.5))
     model = fitted_model(names=NAMES)
     folder = write_model_dir(tmp_path / "model", script=SCRIPT, model=model)
     server = start_server(folder, tmp_path, "--feature-store-env", "local", "--workers", str(workers))
     try:
         records = [
-            {"customer_id": customer, "amount": 0.3},  # the aggregates come from the store
-            {"customer_id": customer, "amount": 0.3, "txn_count_24h": 0, "amount_sum_24h": -2.0},  # kept
-            {"customer_id": customer, "amount": 0.3, "amount_sum_24h": -2.0},  # only the count is filled
+            {"entity_id": entity, "x1": 0.3},  # the aggregates come from the store
+            {"entity_id": entity, "x1": 0.3, "count_24h": 0, "x1_sum_24h": -2.0},  # kept
+            {"entity_id": entity, "x1": 0.3, "x1_sum_24h": -2.0},  # only the count is filled
         ]
         rows = pd.DataFrame([[0.3, 5, 1.5], [0.3, 0, -2.0], [0.3, 5, -2.0]], columns=NAMES)
         for _ in range(2 * workers):  # a connection each: either worker may answer, each with its own store
@@ -66,9 +59,7 @@ def test_a_record_without_aggregates_gets_the_online_values(recorded, tmp_path: 
             assert status == 200, body
             assert json.loads(body) == pytest.approx(model.predict_proba(rows)[:, 1].tolist())
         assert len(set(json.loads(body))) == 3  # the three rows really differ
-        status, _, body = server.invoke(
-            json.dumps([{"customer_id": "nobody", "amount": 0.3}]), "application/json"
-        )
+        status, _, body = server.invoke(json.dumps([{"entity_id": "nobody", "x1": 0.3}]), "application/json")
         assert status == 500  # no record and no value: the model gets NaN, which this one refuses
     finally:
         server.stop()

@@ -217,7 +217,7 @@ def test_transform_job_request_is_valid_for_sagemaker(config) -> None:
     request = batch.transform_job_request(
         config, "m", "s3://in/x", "s3://out/", kms_key_id="arn:aws:kms:k", now=0
     )
-    assert request["TransformJobName"] == "mlops-kit-local-batch-19700101000000"
+    assert request["TransformJobName"] == "kit-fixture-local-batch-19700101000000"
     assert request["TransformInput"]["SplitType"] == "Line" and request["BatchStrategy"] == "MultiRecord"
     client = botocore.session.get_session().create_client(
         "sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"

@@ -94,22 +94,23 @@ def test_multiclass_and_regressors_match_sklearn():
     assert _same(trees.accelerate(multi).predict_proba(rows), multi.predict_proba(rows))
 
 
-def test_the_projects_pipeline_matches_on_dataframes():
-    from pipelines import model as fraud_model
-    from pipelines import synthetic
+def test_a_use_cases_pipeline_matches_on_dataframes():
+    """A use case's estimator as `mlops init` writes it (the test project's): ordinal-encoded categories
+    into gradient-boosted trees, fed a DataFrame with gaps and categories it never saw."""
+    from kit_fixture import data
+    from kit_fixture.features import build_features
+    from kit_fixture.steps.train import make_estimator
 
-    frame = synthetic.generate(synthetic.GeneratorOptions(rows=3000, seed=3))
+    frame = data.sample(3000, seed=3)
     rng = np.random.default_rng(3)
-    for column in fraud_model.REQUEST_COLUMNS:  # aggregates as the feature store would give them
-        if column not in frame.columns:
-            frame[column] = np.where(rng.random(len(frame)) < 0.1, np.nan, rng.exponential(5, len(frame)))
-    features = fraud_model.build_features(frame)
-    estimator = fraud_model.make_estimator({"max_iter": 30}, seed=3).fit(features, frame["is_fraud"])
+    frame.loc[rng.random(len(frame)) < 0.1, "x3"] = np.nan  # gaps, as a feature store's lookups leave
+    features = build_features(frame)
+    estimator = make_estimator({"max_iter": 30}, seed=3).fit(features, frame["label"])
     fast = trees.accelerate(estimator)
     assert isinstance(fast, trees.Accelerated)
     odd = features.head(200).copy()
-    odd.loc[odd.index[::5], "merchant_category"] = "never-seen"
-    odd.loc[odd.index[::7], "amount"] = np.nan
+    odd.loc[odd.index[::5], "segment"] = "never-seen"
+    odd.loc[odd.index[::7], "x1"] = np.nan
     assert _same(fast.predict_proba(odd), estimator.predict_proba(odd))
 
 

@@ -1,4 +1,5 @@
-"""A training module for the executor's tests: what script mode gives it, written into the model."""
+"""A training module for the executor's tests (not the use case's): what script mode gives it, written
+into the model; `--fail true` makes it fail."""
 
 import json
 import os
@@ -7,7 +8,7 @@ import sys
 if __name__ == "__main__":
     args = dict(zip(sys.argv[1::2], sys.argv[2::2], strict=True))
     if args.get("--fail") == "true":
-        sys.exit("fit_entry: asked to fail")
+        sys.exit("probe_train: asked to fail")
     with open(os.path.join(os.environ["SM_CHANNEL_TRAIN"], "data.txt")) as f:
         data = f.read()
     with open(os.path.join(os.environ["SM_MODEL_DIR"], "model.json"), "w") as f:

@@ -1,0 +1,1 @@
+"""The pipeline's steps: each a pure core and a thin main() whose container paths are defaults."""
