@@ -206,6 +206,7 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
             deploy_role_name=naming.deploy_role(settings),
             preview_role_name=naming.preview_role(settings),
             image_repository=image_repository,
+            endpoint_name=endpoint_name,
             state_backend=settings.cicd.state_backend,
             secrets_provider=settings.cicd.secrets_provider,
             manage_github=settings.cicd.manage_github,

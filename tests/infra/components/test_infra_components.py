@@ -515,6 +515,7 @@ def cicd_args(**changes) -> CicdArgs:
         deploy_role_name="p-e-deploy",
         preview_role_name="p-e-preview",
         image_repository=REPOSITORY,
+        endpoint_name="p-e-endpoint",
         state_backend="s3://state",
         secrets_provider="awskms://alias/s",
         manage_github=False,

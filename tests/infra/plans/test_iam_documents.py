@@ -13,6 +13,7 @@ KEY = "arn:aws:kms:us-east-1:123456789012:key/abc"
 ROLE = "arn:aws:iam::123456789012:role/mlops-kit-dev-sagemaker"
 BUCKETS = ["mlops-kit-dev-raw-123456789012", "mlops-kit-dev-artifacts-123456789012"]
 REPOSITORY = "mlops-kit-dev-runtime"
+ENDPOINT = "mlops-kit-dev-endpoint"
 REPOSITORY_ARN = "arn:aws:ecr:us-east-1:123456789012:repository/mlops-kit-dev-runtime"
 PUSH_ACTIONS = {
     "ecr:InitiateLayerUpload",
@@ -35,6 +36,11 @@ def execution() -> dict:
     )
 
 
+def deploy(scope: iam.Scope = SCOPE, **changes) -> dict:
+    options = {"environment": "dev", "image_repository": REPOSITORY, "endpoint": ENDPOINT, **changes}
+    return iam.deploy_policy(scope, **options)
+
+
 def all_documents() -> list[dict]:
     return [
         execution(),
@@ -42,6 +48,7 @@ def all_documents() -> list[dict]:
             SCOPE,
             environment="dev",
             image_repository=REPOSITORY,
+            endpoint="mlops-kit-dev-endpoint",
             state_backend="s3://state-bucket/prefix",
             secrets_provider="awskms://alias/secrets?region=us-east-1",
         ),
@@ -105,7 +112,7 @@ def test_execution_role_touches_only_its_buckets_key_and_group():
 
 
 def test_deploy_policy_is_scoped_to_the_environment_prefix():
-    doc = iam.deploy_policy(SCOPE, environment="dev", image_repository=REPOSITORY)
+    doc = deploy(SCOPE)
     for stmt in doc["Statement"]:
         if stmt["Resource"] == ["*"]:
             # unscoped statements name their actions: no service-wide wildcard on every resource
@@ -174,7 +181,7 @@ def test_image_repository_arn_refuses_wildcards(name):
 
 
 def test_deploy_policy_manages_and_pushes_to_its_own_repository_only():
-    doc = iam.deploy_policy(SCOPE, environment="dev", image_repository=REPOSITORY)
+    doc = deploy(SCOPE)
     assert_only_own_repository(doc)
     repository = next(s for s in doc["Statement"] if s["Sid"] == "ImageRepository")
     manages = {"ecr:CreateRepository", "ecr:PutLifecyclePolicy", "ecr:DeleteRepository"}
@@ -193,12 +200,8 @@ def test_preview_policy_reads_its_own_repository_only():
 
 
 def test_deploy_policy_manages_the_oidc_provider_only_when_the_stack_owns_it():
-    owns = iam.deploy_policy(
-        SCOPE, environment="dev", image_repository=REPOSITORY, manages_oidc_provider=True
-    )
-    references = iam.deploy_policy(
-        SCOPE, environment="dev", image_repository=REPOSITORY, manages_oidc_provider=False
-    )
+    owns = deploy(SCOPE, manages_oidc_provider=True)
+    references = deploy(SCOPE, manages_oidc_provider=False)
     assert any(s["Sid"] == "GithubOidcProvider" for s in owns["Statement"])
     assert not any(s["Sid"] == "GithubOidcProvider" for s in references["Statement"])
 
@@ -227,7 +230,7 @@ def test_state_backend_and_secrets_provider_parsing():
     assert iam.state_backend_bucket("https://api.pulumi.com") == ""
     assert iam.secrets_key_alias("awskms://alias/name?region=us-east-1") == "alias/name"
     assert iam.secrets_key_alias("passphrase") == ""
-    no_state = iam.deploy_policy(SCOPE, environment="dev", image_repository=REPOSITORY)
+    no_state = deploy(SCOPE)
     assert not any(s["Sid"].startswith("State") for s in no_state["Statement"])
 
 
@@ -270,3 +273,97 @@ def test_statement_needs_actions_and_resources():
 def test_documents_are_json_serialisable_and_stable():
     assert json.dumps(execution(), sort_keys=True) == json.dumps(execution(), sort_keys=True)
     assert iam.glue_database_name("mlops-kit-dev") == "mlops_kit_dev_features"
+
+
+# ---- how a policy is read ----------------------------------------------------------------------------
+
+
+def test_allows_reads_a_policy_as_iam_does():
+    doc = iam.document(
+        iam.statement(["s3:Get*"], ["arn:aws:s3:::b/*"], sid="Reads"),
+        iam.statement(["iam:PutRolePolicy"], ["arn:aws:iam::1:role/p-*"], sid="Roles"),
+        iam.statement(["iam:*"], ["arn:aws:iam::1:role/p-deploy"], sid="NotSelf", effect="Deny"),
+        iam.statement(
+            ["s3:GetObject"],
+            ["arn:aws:s3:::b/secret/*"],
+            sid="MaybeDenied",
+            effect="Deny",
+            condition={"Bool": {"aws:SecureTransport": "false"}},
+        ),
+    )
+    assert iam.allows(doc, "s3:GetObject", "arn:aws:s3:::b/a/key")
+    assert iam.allows(doc, "S3:getobject", "arn:aws:s3:::b/a/key")  # action names ignore case
+    assert not iam.allows(doc, "s3:PutObject", "arn:aws:s3:::b/a/key")
+    assert not iam.allows(doc, "s3:GetObject", "arn:aws:s3:::other/key")
+    assert iam.allows(doc, "iam:PutRolePolicy", "arn:aws:iam::1:role/p-sagemaker")
+    assert not iam.allows(doc, "iam:PutRolePolicy", "arn:aws:iam::1:role/p-deploy")  # the Deny wins
+    assert not iam.allows(doc, "iam:PutRolePolicy", "arn:aws:iam::1:role/q-sagemaker")
+    # a Deny with a condition may not apply: the reading leans towards "allowed"
+    assert iam.allows(doc, "s3:GetObject", "arn:aws:s3:::b/secret/x")
+
+
+def test_allows_reads_not_action_and_not_resource():
+    doc = {
+        "Statement": [
+            {"Effect": "Allow", "NotAction": ["iam:*"], "Resource": "*"},
+            {"Effect": "Deny", "Action": "s3:*", "NotResource": ["arn:aws:s3:::mine/*"]},
+        ]
+    }
+    assert iam.allows(doc, "s3:GetObject", "arn:aws:s3:::mine/k")
+    assert not iam.allows(doc, "s3:GetObject", "arn:aws:s3:::theirs/k")
+    assert not iam.allows(doc, "iam:GetRole", "arn:aws:iam::1:role/r")
+
+
+# ---- autoscaling: the alarms Application Auto Scaling creates ----------------------------------------
+
+TRACKING = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:TargetTracking-endpoint/{}/variant/AllTraffic-{}"
+TRACKING_ACTIONS = ("cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms")
+
+
+@pytest.mark.parametrize("suffix", ["AlarmHigh-1a2b3c4d-0000-4e5f-8a9b-0123456789ab", "AlarmLow-99"])
+def test_deploy_role_may_create_its_endpoints_target_tracking_alarms(suffix):
+    """PutScalingPolicy checks the caller may put, describe and delete the alarms it names after the
+    scalable target; with only `alarm:<prefix>-*` the first deploy of an autoscaled endpoint failed there."""
+    doc = deploy()
+    for action in TRACKING_ACTIONS:
+        assert iam.allows(doc, action, TRACKING.format(ENDPOINT, suffix)), action
+
+
+@pytest.mark.parametrize(
+    "alarm",
+    [
+        TRACKING.format("mlops-kit-prod-endpoint", "AlarmHigh-1"),  # another environment's endpoint
+        TRACKING.format("mlops-kit-dev-endpoint-2", "AlarmHigh-1"),  # a look-alike name
+        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:TargetTracking-table/orders-AlarmHigh-1",
+        "arn:aws:cloudwatch:us-east-1:999999999999:alarm:"
+        "TargetTracking-endpoint/mlops-kit-dev-endpoint/variant/AllTraffic-AlarmHigh-1",
+    ],
+)
+def test_deploy_role_may_not_create_other_target_tracking_alarms(alarm):
+    doc = deploy()
+    assert not iam.allows(doc, "cloudwatch:PutMetricAlarm", alarm)
+    assert not iam.allows(doc, "cloudwatch:DeleteAlarms", alarm)
+
+
+def test_deploy_role_creates_only_application_auto_scalings_sagemaker_service_role():
+    doc = deploy()
+    (stmt,) = [s for s in doc["Statement"] if "iam:CreateServiceLinkedRole" in s["Action"]]
+    assert stmt["Condition"] == {
+        "StringEquals": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}
+    }
+    own = (
+        "arn:aws:iam::123456789012:role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+        "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+    )
+    other = (
+        "arn:aws:iam::123456789012:role/aws-service-role/ecs.application-autoscaling.amazonaws.com/"
+        "AWSServiceRoleForApplicationAutoScaling_ECSService"
+    )
+    assert iam.allows(doc, "iam:CreateServiceLinkedRole", own)
+    assert not iam.allows(doc, "iam:CreateServiceLinkedRole", other)
+
+
+@pytest.mark.parametrize("endpoint", ["", "*", "mlops-kit-*"])
+def test_target_tracking_alarms_need_a_plain_endpoint_name(endpoint):
+    with pytest.raises(ValueError, match="plain name"):
+        iam.target_tracking_alarms_arn(SCOPE, endpoint)

@@ -31,6 +31,7 @@ class CicdArgs:
     deploy_role_name: str
     preview_role_name: str
     image_repository: str  # the runtime image's ECR repository: the deploy role pushes to it
+    endpoint_name: str  # the endpoint the deploy role creates and autoscales
     state_backend: str
     secrets_provider: str
     manage_github: bool
@@ -82,6 +83,7 @@ class Cicd(pulumi.ComponentResource):
                         scope(account),
                         environment=args.environment,
                         image_repository=args.image_repository,
+                        endpoint=args.endpoint_name,
                         state_backend=args.state_backend,
                         secrets_provider=args.secrets_provider,
                         manages_oidc_provider=not args.oidc_provider_arn,

@@ -7,14 +7,21 @@ checked against botocore's service models; the components only serialise them. N
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from mlops_kit.infra.plans.serving import scaling_resource_id
 
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 GITHUB_OIDC_URL = f"https://{GITHUB_OIDC_HOST}"
 GITHUB_AUDIENCE = "sts.amazonaws.com"
 MONITORING_NAMESPACE = "mlops-kit/monitoring"
+# Application Auto Scaling's service-linked role for SageMaker variants: it creates the target-tracking
+# alarms (its managed policy allows cloudwatch:PutMetricAlarm/DeleteAlarms on alarm:TargetTracking*).
+AUTOSCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
+AUTOSCALING_SERVICE_ROLE = "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
 
 Document = dict[str, Any]
 
@@ -291,6 +298,20 @@ def execution_role_policy(
     )
 
 
+def target_tracking_alarms_arn(scope: Scope, endpoint: str) -> str:
+    """The alarms Application Auto Scaling names for a target-tracking policy on the endpoint's variant."""
+    if not endpoint or "*" in endpoint or "?" in endpoint:
+        raise ValueError(f"endpoint must be a plain name, got {endpoint!r}")
+    return scope.arn("cloudwatch", f"alarm:TargetTracking-{scaling_resource_id(endpoint)}-*")
+
+
+def autoscaling_service_role_arn(scope: Scope) -> str:
+    return (
+        f"arn:{scope.partition}:iam::{scope.account_id}:role/aws-service-role/{AUTOSCALING_SERVICE}/"
+        f"{AUTOSCALING_SERVICE_ROLE}"
+    )
+
+
 def image_repository_arn(scope: Scope, repository: str) -> str:
     """The environment's own ECR repository: the only one its roles pull from or push to."""
     if not repository or "*" in repository or "?" in repository:
@@ -361,6 +382,7 @@ def deploy_policy(
     *,
     environment: str,
     image_repository: str,
+    endpoint: str,
     state_backend: str = "",
     secrets_provider: str = "",
     manages_oidc_provider: bool = True,
@@ -465,6 +487,16 @@ def deploy_policy(
             sid="AlarmsAndDashboards",
         ),
         statement(["cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource"], ["*"], sid="ReadAlarms"),
+        # Target tracking: Application Auto Scaling creates and deletes the policy's alarms itself, with
+        # its service-linked role, under names it chooses (`TargetTracking-<resource id>-AlarmHigh-<uuid>`,
+        # `...-AlarmLow-...`), and first checks that the caller of PutScalingPolicy could do the same (its
+        # "permissions validation": PutMetricAlarm, DescribeAlarms, DeleteAlarms). So the deploy role gets
+        # those three on this environment's endpoint's target-tracking alarms, and nothing wider.
+        statement(
+            ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms"],
+            [target_tracking_alarms_arn(scope, endpoint)],
+            sid="TargetTrackingAlarms",
+        ),
         statement(
             [
                 "application-autoscaling:RegisterScalableTarget",
@@ -479,13 +511,13 @@ def deploy_policy(
             ["*"],
             sid="Autoscaling",
         ),
+        # The first RegisterScalableTarget of a SageMaker variant in the account creates Application Auto
+        # Scaling's service-linked role, as the caller: that one role, for that one service.
         statement(
             ["iam:CreateServiceLinkedRole"],
-            [
-                f"arn:{scope.partition}:iam::{scope.account_id}:role/aws-service-role/"
-                "sagemaker.application-autoscaling.amazonaws.com/*"
-            ],
+            [autoscaling_service_role_arn(scope)],
             sid="AutoscalingServiceRole",
+            condition={"StringEquals": {"iam:AWSServiceName": AUTOSCALING_SERVICE}},
         ),
     ]
     if manages_oidc_provider:
@@ -580,3 +612,41 @@ def actions(doc: Document) -> list[str]:
         value = stmt.get("Action", [])
         out.extend([value] if isinstance(value, str) else value)
     return out
+
+
+def _pattern(value: str, *, ignore_case: bool) -> re.Pattern[str]:
+    """An IAM wildcard (`*` any run of characters, `/` and `:` included; `?` one character) as a regex."""
+    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in value)
+    return re.compile(f"^{body}$", re.IGNORECASE if ignore_case else 0)
+
+
+def _matches(patterns: Any, value: str, *, ignore_case: bool) -> bool:
+    listed = [patterns] if isinstance(patterns, str) else list(patterns or [])
+    return any(_pattern(p, ignore_case=ignore_case).match(value) for p in listed)
+
+
+def _applies(stmt: Mapping[str, Any], action: str, resource: str) -> bool:
+    if "Action" in stmt:
+        acts = _matches(stmt["Action"], action, ignore_case=True)
+    else:
+        acts = not _matches(stmt.get("NotAction"), action, ignore_case=True)
+    if "Resource" in stmt:
+        on = _matches(stmt["Resource"], resource, ignore_case=False)
+    else:
+        on = not _matches(stmt.get("NotResource"), resource, ignore_case=False)
+    return acts and on
+
+
+def allows(doc: Document, action: str, resource: str) -> bool:
+    """Whether one identity policy lets `action` on `resource`, as IAM reads it: an explicit Deny wins,
+    else any Allow. Conditions are not evaluated, and the answer leans towards "allowed": a conditional
+    Allow counts as allowing and a conditional Deny as not denying. So `not allows(...)` is a proof that
+    the document cannot grant the call, whatever the request carries."""
+    statements = doc.get("Statement", [])
+    statements = [statements] if isinstance(statements, Mapping) else statements
+    if any(
+        s.get("Effect") == "Deny" and not s.get("Condition") and _applies(s, action, resource)
+        for s in statements
+    ):
+        return False
+    return any(s.get("Effect") == "Allow" and _applies(s, action, resource) for s in statements)
