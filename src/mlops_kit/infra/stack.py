@@ -30,7 +30,7 @@ from mlops_kit.infra.components.serving import Serving, ServingArgs
 from mlops_kit.infra.components.storage import Storage, StorageArgs
 from mlops_kit.infra.components.training import Training, TrainingArgs
 from mlops_kit.infra.plans import github as gh
-from mlops_kit.infra.plans import images
+from mlops_kit.infra.plans import iam, images
 from mlops_kit.infra.plans.iam import glue_database_name
 from mlops_kit.infra.plans.tags import tags as tags_for
 from mlops_kit.settings import Settings
@@ -41,6 +41,12 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
     from mlops_kit import pipeline  # the pipeline definition JSON (imports the sagemaker SDK: slow)
 
     tags = tags_for(settings)
+    roles = iam.role_names(
+        settings.prefix,
+        jobs=naming.execution_role(settings),
+        deploy=naming.deploy_role(settings),
+        preview=naming.preview_role(settings),
+    )
     account_id = aws.get_caller_identity_output().account_id
     bucket_names = {
         purpose: account_id.apply(lambda account, purpose=purpose: naming.bucket(settings, purpose, account))
@@ -89,7 +95,8 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
             prefix=settings.prefix,
             region=settings.region,
             account_id=account_id,
-            role_name=naming.execution_role(settings),
+            role_name=roles.jobs,
+            scheduler_role_name=roles.retrain_scheduler,
             buckets=storage.buckets,
             kms_key_arn=storage.kms_key_arn,
             model_package_group=naming.model_package_group(settings),
@@ -133,6 +140,7 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
             endpoint_name=endpoint_name,
             serving=serves,
             role_arn=training.role_arn,
+            invoker_role_name=roles.monitoring_invoker,
             kms_key_arn=storage.kms_key_arn,
             capture_bucket=storage.buckets["capture"],
             monitoring_bucket=storage.buckets["monitoring"],
@@ -203,8 +211,7 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
             github_repository=settings.cicd.github_repository,
             github_environment=settings.cicd.github_environment,
             oidc_provider_arn=settings.cicd.oidc_provider_arn,
-            deploy_role_name=naming.deploy_role(settings),
-            preview_role_name=naming.preview_role(settings),
+            roles=roles,
             image_repository=image_repository,
             endpoint_name=endpoint_name,
             state_backend=settings.cicd.state_backend,

@@ -23,7 +23,7 @@ from mlops_kit.infra.components.runtime import Runtime, RuntimeArgs
 from mlops_kit.infra.components.serving import Serving, ServingArgs
 from mlops_kit.infra.components.storage import Storage, StorageArgs
 from mlops_kit.infra.components.training import Training, TrainingArgs
-from mlops_kit.infra.plans import images
+from mlops_kit.infra.plans import iam, images
 from mlops_kit.infra.plans.github import Reviewer
 from mlops_kit.infra.policy import validators
 from mlops_kit.naming import BUCKET_PURPOSES
@@ -36,6 +36,7 @@ REPOSITORY = "p-e-runtime"
 TAG = "0123456789abcdef0123456789abcdef"
 IMAGE = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{REPOSITORY}:{TAG}"
 REPOSITORY_ARN = f"arn:aws:ecr:us-east-1:123456789012:repository/{REPOSITORY}"
+ROLES = iam.role_names("p-e", jobs="p-e-sagemaker", deploy="p-e-deploy", preview="p-e-preview")
 
 
 def run(build):
@@ -162,6 +163,7 @@ def training_args(**changes) -> tuple[TrainingArgs, list]:
         region="us-east-1",
         account_id="123456789012",
         role_name="p-e-sagemaker",
+        scheduler_role_name="p-e-retrain-scheduler",
         buckets=dict(BUCKETS),
         kms_key_arn=KEY,
         model_package_group="p-e-models",
@@ -386,6 +388,7 @@ def monitoring_args(**changes) -> MonitoringArgs:
         endpoint_name="p-e-endpoint",
         serving=True,
         role_arn=ROLE,
+        invoker_role_name="p-e-monitoring-invoker",
         kms_key_arn=KEY,
         capture_bucket=BUCKETS["capture"],
         monitoring_bucket=BUCKETS["monitoring"],
@@ -512,8 +515,7 @@ def cicd_args(**changes) -> CicdArgs:
         github_repository="org/repo",
         github_environment="e-env",
         oidc_provider_arn="",
-        deploy_role_name="p-e-deploy",
-        preview_role_name="p-e-preview",
+        roles=ROLES,
         image_repository=REPOSITORY,
         endpoint_name="p-e-endpoint",
         state_backend="s3://state",

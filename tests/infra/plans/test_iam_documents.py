@@ -14,6 +14,12 @@ ROLE = "arn:aws:iam::123456789012:role/mlops-kit-dev-sagemaker"
 BUCKETS = ["mlops-kit-dev-raw-123456789012", "mlops-kit-dev-artifacts-123456789012"]
 REPOSITORY = "mlops-kit-dev-runtime"
 ENDPOINT = "mlops-kit-dev-endpoint"
+ROLES = iam.role_names(
+    "mlops-kit-dev",
+    jobs="mlops-kit-dev-sagemaker",
+    deploy="mlops-kit-dev-deploy",
+    preview="mlops-kit-dev-preview",
+)
 REPOSITORY_ARN = "arn:aws:ecr:us-east-1:123456789012:repository/mlops-kit-dev-runtime"
 PUSH_ACTIONS = {
     "ecr:InitiateLayerUpload",
@@ -37,7 +43,13 @@ def execution() -> dict:
 
 
 def deploy(scope: iam.Scope = SCOPE, **changes) -> dict:
-    options = {"environment": "dev", "image_repository": REPOSITORY, "endpoint": ENDPOINT, **changes}
+    options = {
+        "environment": "dev",
+        "image_repository": REPOSITORY,
+        "endpoint": ENDPOINT,
+        "roles": ROLES,
+        **changes,
+    }
     return iam.deploy_policy(scope, **options)
 
 
@@ -49,6 +61,7 @@ def all_documents() -> list[dict]:
             environment="dev",
             image_repository=REPOSITORY,
             endpoint="mlops-kit-dev-endpoint",
+            roles=ROLES,
             state_backend="s3://state-bucket/prefix",
             secrets_provider="awskms://alias/secrets?region=us-east-1",
         ),

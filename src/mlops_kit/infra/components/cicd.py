@@ -28,8 +28,7 @@ class CicdArgs:
     github_repository: str
     github_environment: str
     oidc_provider_arn: str  # empty: create the provider
-    deploy_role_name: str
-    preview_role_name: str
+    roles: iam.RoleNames  # the stack's roles: the deploy and preview roles are made here
     image_repository: str  # the runtime image's ECR repository: the deploy role pushes to it
     endpoint_name: str  # the endpoint the deploy role creates and autoscales
     state_backend: str
@@ -65,7 +64,7 @@ class Cicd(pulumi.ComponentResource):
         deploy_subject = iam.github_subject(args.github_repository, environment=args.github_environment)
         deploy = aws.iam.Role(
             f"{name}-deploy-role",
-            name=args.deploy_role_name,
+            name=args.roles.deploy,
             description=f"pulumi up for {args.prefix}, from GitHub environment {args.github_environment}",
             assume_role_policy=pulumi.Output.from_input(provider_arn).apply(
                 lambda arn: json.dumps(iam.github_trust(arn, deploy_subject))
@@ -84,6 +83,7 @@ class Cicd(pulumi.ComponentResource):
                         environment=args.environment,
                         image_repository=args.image_repository,
                         endpoint=args.endpoint_name,
+                        roles=args.roles,
                         state_backend=args.state_backend,
                         secrets_provider=args.secrets_provider,
                         manages_oidc_provider=not args.oidc_provider_arn,
@@ -96,7 +96,7 @@ class Cicd(pulumi.ComponentResource):
         preview_subject = iam.github_subject(args.github_repository)
         preview = aws.iam.Role(
             f"{name}-preview-role",
-            name=args.preview_role_name,
+            name=args.roles.preview,
             description=f"read-only pulumi preview of {args.prefix} for pull requests",
             assume_role_policy=pulumi.Output.from_input(provider_arn).apply(
                 lambda arn: json.dumps(iam.github_trust(arn, preview_subject))

@@ -24,6 +24,7 @@ class MonitoringArgs:
     endpoint_name: str
     serving: bool  # is there an endpoint to watch? If not, the schedule exists but is disabled
     role_arn: pulumi.Input[str]
+    invoker_role_name: str  # the role the schedule and the retraining rule start pipelines with
     kms_key_arn: pulumi.Input[str]
     capture_bucket: pulumi.Input[str]
     monitoring_bucket: pulumi.Input[str]
@@ -99,7 +100,7 @@ class Monitoring(pulumi.ComponentResource):
         started = [pipeline.arn] + ([args.training_pipeline_arn] if args.retrain_on_drift else [])
         invoker = aws.iam.Role(
             f"{name}-invoker",
-            name=f"{args.prefix}-monitoring-invoker",
+            name=args.invoker_role_name,
             description="Lets the monitoring schedule and the retraining rule start their pipelines",
             assume_role_policy=pulumi.Output.from_input(args.account_id).apply(
                 lambda account: json.dumps(

@@ -25,6 +25,7 @@ class TrainingArgs:
     region: str
     account_id: pulumi.Input[str]
     role_name: str
+    scheduler_role_name: str  # the retraining schedule's, when there is one
     buckets: dict[str, pulumi.Input[str]]  # purpose -> name
     kms_key_arn: pulumi.Input[str]
     model_package_group: str
@@ -127,7 +128,7 @@ class Training(pulumi.ComponentResource):
         if args.retrain_schedule:
             invoker = aws.iam.Role(
                 f"{name}-scheduler-role",
-                name=f"{args.prefix}-retrain-scheduler",
+                name=args.scheduler_role_name,
                 assume_role_policy=pulumi.Output.from_input(args.account_id).apply(
                     lambda account: json.dumps(
                         iam.service_trust("scheduler.amazonaws.com", account_id=account)

@@ -20,6 +20,19 @@ GITHUB_AUDIENCE = "sts.amazonaws.com"
 MONITORING_NAMESPACE = "mlops-kit/monitoring"
 # Application Auto Scaling's service-linked role for SageMaker variants: it creates the target-tracking
 # alarms (its managed policy allows cloudwatch:PutMetricAlarm/DeleteAlarms on alarm:TargetTracking*).
+# The IAM writes that change what a role may do, or who may assume it: the CI roles never get them on
+# a CI role (itself included).
+ROLE_WRITES = (
+    "iam:Put*",
+    "iam:Attach*",
+    "iam:Detach*",
+    "iam:Delete*",
+    "iam:Update*",
+    "iam:Create*",
+    "iam:Tag*",
+    "iam:Untag*",
+    "iam:PassRole",
+)
 AUTOSCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
 AUTOSCALING_SERVICE_ROLE = "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
 
@@ -104,11 +117,47 @@ class Scope:
             f"{self.account_id if account else ''}:{resource}"
         )
 
+    def role_arn(self, name: str) -> str:
+        return f"arn:{self.partition}:iam::{self.account_id}:role/{name}"
+
     def bucket_arns(self, buckets: Iterable[str]) -> list[str]:
         names = sorted(buckets)
         return [f"arn:{self.partition}:s3:::{b}" for b in names] + [
             f"arn:{self.partition}:s3:::{b}/*" for b in names
         ]
+
+
+@dataclass(frozen=True)
+class RoleNames:
+    """Every role one environment's stack creates, by name. The service roles are those AWS services
+    assume, which `pulumi up` in CI manages; the CI roles are those GitHub Actions assume, which only an
+    administrator changes."""
+
+    jobs: str  # the pipeline's jobs and the pipeline itself (`mlops_kit.naming.execution_role`)
+    monitoring_invoker: str  # the schedule and the retraining rule start pipelines with it
+    retrain_scheduler: str  # the periodic retraining schedule's
+    deploy: str
+    preview: str
+
+    @property
+    def service(self) -> tuple[str, ...]:
+        return (self.jobs, self.monitoring_invoker, self.retrain_scheduler)
+
+    @property
+    def ci(self) -> tuple[str, ...]:
+        return (self.deploy, self.preview)
+
+
+def role_names(prefix: str, *, jobs: str, deploy: str, preview: str) -> RoleNames:
+    """The names of an environment's roles: those the kit looks up by name come from `mlops_kit.naming`,
+    the others are `<prefix>-<purpose>`."""
+    return RoleNames(
+        jobs=jobs,
+        monitoring_invoker=f"{prefix}-monitoring-invoker",
+        retrain_scheduler=f"{prefix}-retrain-scheduler",
+        deploy=deploy,
+        preview=preview,
+    )
 
 
 def key_policy(scope: Scope) -> Document:
@@ -383,6 +432,7 @@ def deploy_policy(
     environment: str,
     image_repository: str,
     endpoint: str,
+    roles: RoleNames,
     state_backend: str = "",
     secrets_provider: str = "",
     manages_oidc_provider: bool = True,
@@ -391,8 +441,9 @@ def deploy_policy(
     tagged with the environment, for KMS keys whose ARNs carry no name), its own image repository (manage
     it, push the runtime image to it), and nothing else.
 
-    The role can change roles under its own prefix, itself included; that is inherent to a stack that
-    manages its own deploy role, and why the first `pulumi up` is run by an administrator."""
+    Of the stack's roles it changes only those the services assume (`roles.service`); the CI roles
+    (`roles.ci`: itself and the preview role) it may read but never change, so a change to them is applied
+    by an administrator, as the first `pulumi up` is."""
     p = scope.prefix
     arn = scope.arn
     tagged = {"StringEquals": {"aws:ResourceTag/environment": environment}}
@@ -444,23 +495,37 @@ def deploy_policy(
         statement(["sagemaker:List*", "sagemaker:Search"], ["*"], sid="SageMakerLists"),
         statement(
             [
+                "iam:GetRole",
+                "iam:GetRolePolicy",
+                "iam:ListRolePolicies",
+                "iam:ListAttachedRolePolicies",
+                "iam:ListInstanceProfilesForRole",
+            ],
+            [scope.role_arn(f"{p}-*")],
+            sid="ReadRoles",
+        ),
+        # Changes only to the roles the services assume, each by name: never to a CI role (its own
+        # included), so no run of CI can widen what CI may do.
+        statement(
+            [
                 "iam:CreateRole",
                 "iam:DeleteRole",
-                "iam:GetRole",
                 "iam:UpdateRole",
                 "iam:UpdateAssumeRolePolicy",
                 "iam:TagRole",
                 "iam:UntagRole",
                 "iam:PutRolePolicy",
-                "iam:GetRolePolicy",
                 "iam:DeleteRolePolicy",
-                "iam:ListRolePolicies",
-                "iam:ListAttachedRolePolicies",
-                "iam:ListInstanceProfilesForRole",
                 "iam:PassRole",
             ],
-            [f"arn:{scope.partition}:iam::{scope.account_id}:role/{p}-*"],
-            sid="Roles",
+            [scope.role_arn(r) for r in roles.service],
+            sid="ManageServiceRoles",
+        ),
+        statement(
+            list(ROLE_WRITES),
+            [scope.role_arn(r) for r in roles.ci],
+            sid="NeverChangeCiRoles",
+            effect="Deny",
         ),
         statement(
             ["glue:*"],
