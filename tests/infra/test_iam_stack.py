@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import botocore.session
 import pytest
-from infra_fixtures import SHIPPED, planned
+from infra_fixtures import ROOT, SHIPPED, planned
 
 from mlops_kit import infra_plan
+from mlops_kit import settings as settings_mod
 from mlops_kit.infra.plans import iam
 
 ROLE = "aws:iam/role:Role"
@@ -173,3 +174,28 @@ def test_no_role_carries_a_managed_policy_it_could_version(serving_root, env):
     assert plan.of_type("aws:iam/policy:Policy") == []
     assert plan.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") == []
     assert all(not r.inputs.get("managedPolicyArns") for r in plan.of_type(ROLE))
+
+
+# ---- 2d. each stack's own state ----------------------------------------------------------------------
+
+
+def checkpoint(bucket: str, stack: str) -> str:
+    return f"arn:aws:s3:::{bucket}/.pulumi/stacks/mlops-kit/{stack}.json"
+
+
+@pytest.mark.parametrize("env", EVERY)
+def test_ci_roles_use_their_own_stacks_state_only(serving_root, env):
+    root = serving_root if env in SERVING else ROOT
+    bucket = iam.state_backend_bucket(settings_mod.load(env, root).cicd.state_backend)
+    stack_roles = roles(plan_of(env, serving_root))
+    deploy, preview = (stack_roles[f"mlops-kit-{env}-{kind}"] for kind in ("deploy", "preview"))
+    if not bucket:  # no S3 backend (the local environment): no state grant at all
+        assert not any(s.get("Sid", "").startswith("State") for d in deploy.documents for s in d["Statement"])
+        return
+    assert allows(deploy, "s3:PutObject", checkpoint(bucket, env))
+    assert allows(preview, "s3:GetObject", checkpoint(bucket, env))
+    assert not allows(preview, "s3:PutObject", checkpoint(bucket, env))
+    for other in set(EVERY) - {env}:
+        assert not allows(deploy, "s3:PutObject", checkpoint(bucket, other)), other
+        assert not allows(deploy, "s3:GetObject", checkpoint(bucket, other)), other
+        assert not allows(preview, "s3:GetObject", checkpoint(bucket, other)), other

@@ -216,6 +216,8 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
             endpoint_name=endpoint_name,
             state_backend=settings.cicd.state_backend,
             secrets_provider=settings.cicd.secrets_provider,
+            pulumi_project=pulumi.get_project(),
+            stack=pulumi.get_stack(),
             manage_github=settings.cicd.manage_github,
             reviewers=tuple(
                 gh.reviewers(

@@ -520,6 +520,8 @@ def cicd_args(**changes) -> CicdArgs:
         endpoint_name="p-e-endpoint",
         state_backend="s3://state",
         secrets_provider="awskms://alias/s",
+        pulumi_project="p",
+        stack="e",
         manage_github=False,
         reviewers=(),
         tags=TAGS,

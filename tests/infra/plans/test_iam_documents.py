@@ -53,6 +53,14 @@ def deploy(scope: iam.Scope = SCOPE, **changes) -> dict:
     return iam.deploy_policy(scope, **options)
 
 
+STATE = iam.state_objects("s3://state-bucket", project="mlops-kit", stack="dev")
+SECRETS = "awskms://alias/secrets?region=us-east-1"
+
+
+def preview(state: iam.StateObjects | None = STATE) -> dict:
+    return iam.preview_policy(SCOPE, image_repository=REPOSITORY, state=state, secrets_provider=SECRETS)
+
+
 def all_documents() -> list[dict]:
     return [
         execution(),
@@ -62,15 +70,10 @@ def all_documents() -> list[dict]:
             image_repository=REPOSITORY,
             endpoint="mlops-kit-dev-endpoint",
             roles=ROLES,
-            state_backend="s3://state-bucket/prefix",
+            state=iam.state_objects("s3://state-bucket/prefix", project="mlops-kit", stack="dev"),
             secrets_provider="awskms://alias/secrets?region=us-east-1",
         ),
-        iam.preview_policy(
-            SCOPE,
-            image_repository=REPOSITORY,
-            state_backend="s3://state-bucket",
-            secrets_provider="awskms://alias/secrets",
-        ),
+        preview(),
         iam.start_pipelines_policy(["arn:aws:sagemaker:us-east-1:123456789012:pipeline/x"]),
     ]
 
@@ -220,12 +223,7 @@ def test_deploy_policy_manages_the_oidc_provider_only_when_the_stack_owns_it():
 
 
 def test_preview_policy_is_read_only_except_the_state_lock():
-    doc = iam.preview_policy(
-        SCOPE,
-        image_repository=REPOSITORY,
-        state_backend="s3://state-bucket",
-        secrets_provider="awskms://alias/secrets",
-    )
+    doc = preview()
     writes = (
         "Put", "Create", "Delete", "Update", "Start", "Stop", "Tag", "Untag", "Pass",
         "Initiate", "Upload", "Complete",  # an image push
@@ -235,7 +233,9 @@ def test_preview_policy_is_read_only_except_the_state_lock():
         risky = [v for v in verbs if v.startswith(writes)]
         if risky:
             assert stmt["Sid"] == "StateLocks"
-            assert stmt["Resource"] == ["arn:aws:s3:::state-bucket/.pulumi/locks/*"]
+            assert stmt["Resource"] == [
+                "arn:aws:s3:::state-bucket/.pulumi/locks/organization/mlops-kit/dev/*"
+            ]
 
 
 def test_state_backend_and_secrets_provider_parsing():
@@ -243,8 +243,6 @@ def test_state_backend_and_secrets_provider_parsing():
     assert iam.state_backend_bucket("https://api.pulumi.com") == ""
     assert iam.secrets_key_alias("awskms://alias/name?region=us-east-1") == "alias/name"
     assert iam.secrets_key_alias("passphrase") == ""
-    no_state = deploy(SCOPE)
-    assert not any(s["Sid"].startswith("State") for s in no_state["Statement"])
 
 
 def test_key_policy_lets_the_account_administer_and_cloudwatch_deliver():
@@ -380,3 +378,97 @@ def test_deploy_role_creates_only_application_auto_scalings_sagemaker_service_ro
 def test_target_tracking_alarms_need_a_plain_endpoint_name(endpoint):
     with pytest.raises(ValueError, match="plain name"):
         iam.target_tracking_alarms_arn(SCOPE, endpoint)
+
+
+# ---- state: the stack's own objects and the key -------------------------------------------------------
+
+OBJECT = "arn:aws:s3:::state-bucket/.pulumi/"
+OWN_WRITES = [
+    "stacks/mlops-kit/dev.json",
+    "stacks/mlops-kit/dev.json.bak",
+    "stacks/mlops-kit/dev.json.gz",
+    "stacks/mlops-kit/dev.pulumi-tags",
+    "history/mlops-kit/dev/dev-1700000000000000000.history.json",
+    "history/mlops-kit/dev/dev-1700000000000000000.checkpoint.json",
+    "backups/mlops-kit/dev/dev.1700000000000000000.json",
+    "journal/mlops-kit/dev/0001.json",
+    "locks/organization/mlops-kit/dev/5f0e-lock.json",
+]
+OTHER_STACKS = [
+    "stacks/mlops-kit/prod.json",
+    "stacks/mlops-kit/devserving.json",  # a stack whose name starts with this one's
+    "stacks/other-project/dev.json",
+    "history/mlops-kit/prod/prod-1.history.json",
+    "backups/mlops-kit/staging/staging.1.json",
+    "journal/mlops-kit/prod/0001.json",
+    "locks/organization/mlops-kit/prod/5f0e-lock.json",
+    "locks/organization/mlops-kit/devserving/5f0e-lock.json",
+]
+
+
+def test_deploy_role_writes_its_own_stacks_state_and_no_other():
+    doc = deploy(state=STATE, secrets_provider=SECRETS)
+    for key in OWN_WRITES:
+        for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
+            assert iam.allows(doc, action, OBJECT + key), (action, key)
+    for key in OTHER_STACKS:
+        for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
+            assert not iam.allows(doc, action, OBJECT + key), (action, key)
+    assert iam.allows(doc, "s3:GetObject", OBJECT + "meta.yaml")
+    assert not iam.allows(doc, "s3:PutObject", OBJECT + "meta.yaml")  # the backend's, set up once
+
+
+def test_preview_role_reads_its_own_stacks_state_and_takes_only_its_lock():
+    doc = preview()
+    own = OBJECT + "stacks/mlops-kit/dev.json"
+    lock = OBJECT + "locks/organization/mlops-kit/dev/5f0e-lock.json"
+    assert iam.allows(doc, "s3:GetObject", own) and not iam.allows(doc, "s3:PutObject", own)
+    assert iam.allows(doc, "s3:PutObject", lock) and iam.allows(doc, "s3:DeleteObject", lock)
+    for key in OTHER_STACKS:
+        assert not iam.allows(doc, "s3:GetObject", OBJECT + key), key
+        assert not iam.allows(doc, "s3:PutObject", OBJECT + key), key
+    assert not iam.allows(doc, "s3:PutObject", OBJECT + "history/mlops-kit/dev/dev-1.history.json")
+
+
+def test_state_in_a_folder_of_the_bucket():
+    state = iam.state_objects("s3://state-bucket/team-a/?region=us-east-1", project="mlops-kit", stack="dev")
+    assert (state.bucket, state.folder) == ("state-bucket", "team-a/")
+    doc = deploy(state=state)
+    assert iam.allows(
+        doc, "s3:PutObject", "arn:aws:s3:::state-bucket/team-a/.pulumi/stacks/mlops-kit/dev.json"
+    )
+    assert not iam.allows(doc, "s3:PutObject", OBJECT + "stacks/mlops-kit/dev.json")  # outside the folder
+
+
+@pytest.mark.parametrize(("project", "stack"), [("mlops-kit", "*"), ("*", "dev"), ("a/b", "dev"), ("p", "")])
+def test_state_objects_need_plain_project_and_stack_names(project, stack):
+    with pytest.raises(ValueError, match="plain"):
+        iam.state_objects("s3://state-bucket", project=project, stack=stack)
+
+
+def test_no_state_statements_without_an_s3_backend():
+    assert iam.state_objects("https://api.pulumi.com", project="p", stack="s") is None
+    doc = deploy(state=None, secrets_provider="default")
+    assert not any(s["Sid"].startswith("State") for s in doc["Statement"])
+
+
+def test_the_state_key_is_used_through_s3_for_this_stacks_objects_only():
+    """KMS, through S3, only with this stack's objects (or the bucket, for a Bucket Key) as context; the
+    secrets provider decrypts with no context, so there the key alone is the scope."""
+    for doc in (deploy(state=STATE, secrets_provider=SECRETS), preview()):
+        by_sid = {s["Sid"]: s for s in doc["Statement"]}
+        via_s3 = by_sid["StateObjectsKey"]
+        assert via_s3["Condition"]["ForAnyValue:StringEquals"] == {"kms:ResourceAliases": "alias/secrets"}
+        like = via_s3["Condition"]["StringLike"]
+        assert like["kms:ViaService"] == "s3.*.amazonaws.com"
+        contexts = like["kms:EncryptionContext:aws:s3:arn"]
+        assert "arn:aws:s3:::state-bucket" in contexts
+        assert OBJECT + "stacks/mlops-kit/dev.*" in contexts
+        assert not any("prod" in c for c in contexts)
+        secrets = by_sid["StateSecrets"]
+        assert secrets["Action"] == ["kms:Decrypt"]  # the data key was encrypted once, at stack init
+        assert secrets["Condition"] == {"ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/secrets"}}
+        kms = {
+            a for s in doc["Statement"] for a in s["Action"] if a.startswith("kms:") and "State" in s["Sid"]
+        }
+        assert kms == {"kms:Decrypt", "kms:GenerateDataKey"}

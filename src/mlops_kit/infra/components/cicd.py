@@ -33,6 +33,8 @@ class CicdArgs:
     endpoint_name: str  # the endpoint the deploy role creates and autoscales
     state_backend: str
     secrets_provider: str
+    pulumi_project: str  # the Pulumi project and stack whose state the roles may use, and no other's
+    stack: str
     manage_github: bool
     reviewers: tuple[gh.Reviewer, ...]
     tags: dict[str, str]
@@ -61,6 +63,8 @@ class Cicd(pulumi.ComponentResource):
         def scope(account: str) -> iam.Scope:
             return iam.Scope(account, args.region, args.prefix)
 
+        state = iam.state_objects(args.state_backend, project=args.pulumi_project, stack=args.stack)
+
         deploy_subject = iam.github_subject(args.github_repository, environment=args.github_environment)
         deploy = aws.iam.Role(
             f"{name}-deploy-role",
@@ -84,7 +88,7 @@ class Cicd(pulumi.ComponentResource):
                         image_repository=args.image_repository,
                         endpoint=args.endpoint_name,
                         roles=args.roles,
-                        state_backend=args.state_backend,
+                        state=state,
                         secrets_provider=args.secrets_provider,
                         manages_oidc_provider=not args.oidc_provider_arn,
                     )
@@ -113,7 +117,7 @@ class Cicd(pulumi.ComponentResource):
                     iam.preview_policy(
                         scope(account),
                         image_repository=args.image_repository,
-                        state_backend=args.state_backend,
+                        state=state,
                         secrets_provider=args.secrets_provider,
                     )
                 )

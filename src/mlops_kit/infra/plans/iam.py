@@ -393,37 +393,124 @@ def secrets_key_alias(provider: str) -> str:
     return provider[len("awskms://") :].split("?", 1)[0]
 
 
-def _state_statements(scope: Scope, state_backend: str, secrets_provider: str, *, write: bool) -> list:
+@dataclass(frozen=True)
+class StateObjects:
+    """Where Pulumi's S3 ("DIY") backend keeps one stack of one project, under the backend's folder
+    (pulumi/pulumi pkg/backend/diy, project layout): the checkpoint `.pulumi/stacks/<project>/<stack>.json`
+    with its `.json.bak`, compressed forms and `.pulumi-tags`; `.pulumi/history/<project>/<stack>/`,
+    `.pulumi/backups/...` and `.pulumi/journal/...` for updates; the locks under
+    `.pulumi/locks/<fully qualified stack name>/`, which is `organization/<project>/<stack>`; and the
+    backend's own `.pulumi/meta.yaml`, which every command reads."""
+
+    bucket: str
+    folder: str  # "" or "<prefix>/"
+    project: str
+    stack: str
+    partition: str = "aws"
+
+    def _arn(self, key: str) -> str:
+        return f"arn:{self.partition}:s3:::{self.bucket}/{self.folder}.pulumi/{key}"
+
+    @property
+    def bucket_arn(self) -> str:
+        return f"arn:{self.partition}:s3:::{self.bucket}"
+
+    @property
+    def meta(self) -> str:
+        return self._arn("meta.yaml")
+
+    @property
+    def checkpoint(self) -> str:
+        """`<stack>.json`, `.json.bak`, `.json.gz`, `.pulumi-tags`: `<stack>.` bounds the name."""
+        return self._arn(f"stacks/{self.project}/{self.stack}.*")
+
+    @property
+    def update_records(self) -> list[str]:
+        return [
+            self._arn(f"{kind}/{self.project}/{self.stack}/*") for kind in ("history", "backups", "journal")
+        ]
+
+    @property
+    def locks(self) -> str:
+        return self._arn(f"locks/organization/{self.project}/{self.stack}/*")
+
+
+def state_objects(backend: str, *, project: str, stack: str, partition: str = "aws") -> StateObjects | None:
+    """The stack's own objects in an `s3://bucket[/folder]` backend; None for other backends."""
+    bucket = state_backend_bucket(backend)
+    if not bucket:
+        return None
+    for what, name in (("project", project), ("stack", stack)):
+        if not name or any(c in name for c in "*?/"):
+            raise ValueError(f"the state of a stack needs a plain {what} name, got {name!r}")
+    path = backend[len("s3://") + len(bucket) :].split("?", 1)[0].strip("/")
+    return StateObjects(bucket, f"{path}/" if path else "", project, stack, partition)
+
+
+def _state_statements(
+    scope: Scope, state: StateObjects | None, secrets_provider: str, *, write: bool
+) -> list[dict[str, Any]]:
+    """One stack's state, no other's: its objects in the backend bucket and the secrets key.
+
+    The stack's objects only; but listing the bucket is granted whole: S3 answers a request for a key that
+    does not exist (a stack's absent `.pulumi-tags`, a checkpoint's compressed form) with 404 only to a
+    caller who may list the bucket, and with 403 otherwise, which Pulumi reports as an error. A listing
+    shows other stacks' names, not their contents."""
     out = []
-    if bucket := state_backend_bucket(state_backend):
+    alias = secrets_key_alias(secrets_provider)
+    if state is not None:
         out.append(
-            statement(
-                ["s3:ListBucket", "s3:GetBucketLocation"],
-                [f"arn:{scope.partition}:s3:::{bucket}"],
-                sid="StateBucket",
-            )
+            statement(["s3:ListBucket", "s3:GetBucketLocation"], [state.bucket_arn], sid="StateBucket")
         )
-        objects = ["s3:GetObject"] + (["s3:PutObject", "s3:DeleteObject"] if write else [])
-        out.append(statement(objects, [f"arn:{scope.partition}:s3:::{bucket}/*"], sid="StateObjects"))
-        if not write:
-            # a preview still takes and releases the DIY backend's lock
+        if write:
+            out.append(statement(["s3:GetObject"], [state.meta], sid="StateBackend"))
+            objects = [state.checkpoint, *state.update_records, state.locks]
+            out.append(
+                statement(["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], objects, sid="StateObjects")
+            )
+        else:
+            # a preview reads the checkpoint, and takes and releases the stack's lock (reading the
+            # locks others hold, to say who holds them)
+            out.append(
+                statement(["s3:GetObject"], [state.meta, state.checkpoint, state.locks], sid="StateRead")
+            )
+            out.append(statement(["s3:PutObject", "s3:DeleteObject"], [state.locks], sid="StateLocks"))
+        if alias:
+            # S3 encrypts the state objects with the key (SSE-KMS), asking KMS on the caller's behalf with
+            # the object's ARN, or the bucket's with an S3 Bucket Key, as encryption context: this stack's
+            # objects and the bucket only.
+            contexts = [state.bucket_arn, state.meta, state.checkpoint, *state.update_records, state.locks]
             out.append(
                 statement(
-                    ["s3:PutObject", "s3:DeleteObject"],
-                    [f"arn:{scope.partition}:s3:::{bucket}/.pulumi/locks/*"],
-                    sid="StateLocks",
+                    ["kms:Decrypt", "kms:GenerateDataKey"],
+                    [scope.arn("kms", "key/*")],
+                    sid="StateObjectsKey",
+                    condition={
+                        "ForAnyValue:StringEquals": {"kms:ResourceAliases": alias},
+                        "StringLike": {
+                            "kms:ViaService": f"s3.*.{_dns_suffix(scope.partition)}",
+                            "kms:EncryptionContext:aws:s3:arn": contexts,
+                        },
+                    },
                 )
             )
-    if alias := secrets_key_alias(secrets_provider):
+    if alias:
+        # Pulumi's awskms secrets provider (gocloud.dev secrets/awskms) decrypts the stack's data key
+        # (`encryptedkey` in the stack's settings file) with no encryption context, so the key alone is
+        # the scope there; the data key was encrypted once, by `pulumi stack init`, by an administrator.
         out.append(
             statement(
-                ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                ["kms:Decrypt"],
                 [scope.arn("kms", "key/*")],
                 sid="StateSecrets",
                 condition={"ForAnyValue:StringEquals": {"kms:ResourceAliases": alias}},
             )
         )
     return out
+
+
+def _dns_suffix(partition: str) -> str:
+    return "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
 
 
 def deploy_policy(
@@ -433,7 +520,7 @@ def deploy_policy(
     image_repository: str,
     endpoint: str,
     roles: RoleNames,
-    state_backend: str = "",
+    state: StateObjects | None = None,
     secrets_provider: str = "",
     manages_oidc_provider: bool = True,
 ) -> Document:
@@ -600,12 +687,12 @@ def deploy_policy(
                 sid="GithubOidcProvider",
             )
         )
-    statements += _state_statements(scope, state_backend, secrets_provider, write=True)
+    statements += _state_statements(scope, state, secrets_provider, write=True)
     return document(*statements)
 
 
 def preview_policy(
-    scope: Scope, *, image_repository: str, state_backend: str = "", secrets_provider: str = ""
+    scope: Scope, *, image_repository: str, state: StateObjects | None = None, secrets_provider: str = ""
 ) -> Document:
     """What `pulumi preview` on a pull request needs: read what the stack manages, and its state."""
     p = scope.prefix
@@ -661,7 +748,7 @@ def preview_policy(
             sid="ReadOnly",
         ),
     ]
-    statements += _state_statements(scope, state_backend, secrets_provider, write=False)
+    statements += _state_statements(scope, state, secrets_provider, write=False)
     return document(*statements)
 
 
