@@ -472,3 +472,31 @@ def test_the_state_key_is_used_through_s3_for_this_stacks_objects_only():
             a for s in doc["Statement"] for a in s["Action"] if a.startswith("kms:") and "State" in s["Sid"]
         }
         assert kms == {"kms:Decrypt", "kms:GenerateDataKey"}
+
+
+# ---- keys ----------------------------------------------------------------------------------------------
+
+KEY_IN_ACCOUNT = "arn:aws:kms:us-east-1:123456789012:key/0f1e2d3c-0000-4000-8000-000000000000"
+
+
+def test_no_ci_role_creates_keys():
+    """kms:CreateKey has no resource to scope it by; the environment's key is the administrator's first
+    `pulumi up`'s, and CI manages only keys tagged with its environment."""
+    for doc in (deploy(state=STATE, secrets_provider=SECRETS), preview()):
+        assert not iam.allows(doc, "kms:CreateKey", "*")  # CreateKey names no key: IAM checks `*`
+    keys = next(s for s in deploy()["Statement"] if s["Sid"] == "ManageTaggedKeys")
+    assert iam.allows(deploy(), "kms:EnableKeyRotation", KEY_IN_ACCOUNT)  # the nearest case: its own key
+    assert keys["Condition"] == {"StringEquals": {"aws:ResourceTag/environment": "dev"}}
+    assert not any(
+        "kms:TagResource" in s["Action"] or "kms:*" in s["Action"]
+        for s in deploy()["Statement"]
+        if not s.get("Condition") and s["Effect"] == "Allow"
+    ), "tagging an untagged key `environment=dev` would hand it to ManageTaggedKeys"
+
+
+def test_no_document_grants_a_kms_write_on_every_resource():
+    for doc in all_documents():
+        for stmt in doc["Statement"]:
+            if stmt["Resource"] == ["*"]:
+                kms = [a for a in stmt["Action"] if a.startswith("kms:")]
+                assert all(a.split(":")[1].startswith(("Describe", "Get", "List")) for a in kms), stmt

@@ -540,7 +540,11 @@ def deploy_policy(
             [f"arn:{scope.partition}:s3:::{p}-*", f"arn:{scope.partition}:s3:::{p}-*/*"],
             sid="Buckets",
         ),
-        statement(["kms:CreateKey", "kms:ListAliases", "kms:ListKeys"], ["*"], sid="CreateKeys"),
+        # No kms:CreateKey, which has no resource to scope it by: the environment's one key is created by
+        # the first, administrator's, `pulumi up`. A condition would not make it safe: CreateKey with tags
+        # also needs kms:TagResource on every key of the account (AWS KMS's rule), and a role that may tag
+        # any key `environment=<env>` could take over any untagged key through ManageTaggedKeys below.
+        statement(["kms:ListAliases", "kms:ListKeys"], ["*"], sid="ListKeys"),
         statement(["kms:*"], [arn("kms", "key/*")], sid="ManageTaggedKeys", condition=tagged),
         statement(
             ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"],
