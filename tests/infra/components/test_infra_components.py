@@ -323,9 +323,15 @@ def test_runtime_refuses_a_root_without_a_dockerfile(tmp_path):
 
 def serving_args(**changes) -> ServingArgs:
     args = ServingArgs(
+        prefix="p-e",
+        region="us-east-1",
+        account_id="123456789012",
         endpoint_name="p-e-endpoint",
         model_package_arn="arn:aws:sagemaker:us-east-1:123456789012:model-package/p-e-models/1",
-        role_arn=ROLE,
+        role_name="p-e-serving",
+        artifacts_bucket=BUCKETS["artifacts"],
+        training_pipeline="p-e-training",
+        image_repository=REPOSITORY,
         instance_type="ml.m5.large",
         instance_count=2,
         capture_percent=20,
@@ -373,6 +379,20 @@ def test_serving_captures_encrypts_rolls_back_and_scales():
         == "SageMakerVariantInvocationsPerInstance"
     )
     assert plan.outputs["endpoint"] == "p-e-endpoint"
+    # the model runs with the endpoint's own role, made here, and only once its policy is in place
+    role = plan.one("aws:iam/role:Role", "sv-role")
+    assert role.inputs["name"] == "p-e-serving"
+    assert model["executionRoleArn"] == "arn:aws:iam::123456789012:role/p-e-serving"
+    policy = plan.one("aws:iam/rolePolicy:RolePolicy", "sv-role-policy")
+    assert policy.urn in plan.one("aws:sagemaker/model:Model", "sv-model").dependencies
+    statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+    assert statements["ModelArtifacts"]["Resource"] == [
+        f"arn:aws:s3:::{BUCKETS['artifacts']}/pipelines/p-e-training/*"
+    ]
+    assert statements["DataCapture"]["Resource"] == [
+        f"arn:aws:s3:::{BUCKETS['capture']}/datacapture/p-e-endpoint/*"
+    ]
+    assert statements["ImagePulls"]["Resource"] == [REPOSITORY_ARN]
 
 
 def test_serving_refuses_something_that_is_not_a_package_arn():
@@ -387,8 +407,10 @@ def monitoring_args(**changes) -> MonitoringArgs:
         account_id="123456789012",
         endpoint_name="p-e-endpoint",
         serving=True,
-        role_arn=ROLE,
+        role_name="p-e-monitoring",
         invoker_role_name="p-e-monitoring-invoker",
+        image_repository=REPOSITORY,
+        native_model_monitor=False,
         kms_key_arn=KEY,
         capture_bucket=BUCKETS["capture"],
         monitoring_bucket=BUCKETS["monitoring"],
@@ -450,6 +472,12 @@ def test_monitoring_closes_the_loop_from_drift_to_retraining():
     assert target["arn"].endswith(":pipeline/p-e-training")
     invoker = json.loads(plan.one("aws:iam/rolePolicy:RolePolicy", "mo-invoker-policy").inputs["policy"])
     assert len(invoker["Statement"][0]["Resource"]) == 2
+    # the pipeline and its job run with the monitor's own role, made here
+    role = "arn:aws:iam::123456789012:role/p-e-monitoring"
+    assert plan.one("aws:iam/role:Role", "mo-role").inputs["name"] == "p-e-monitoring"
+    pipeline = plan.one("aws:sagemaker/pipeline:Pipeline", "mo-pipeline")
+    assert pipeline.inputs["roleArn"] == role and step["Arguments"]["RoleArn"] == role
+    assert plan.one("aws:iam/rolePolicy:RolePolicy", "mo-role-policy").urn in pipeline.dependencies
     dashboard = json.loads(
         plan.one("aws:cloudwatch/dashboard:Dashboard", "mo-dashboard").inputs["dashboardBody"]
     )

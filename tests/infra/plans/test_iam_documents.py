@@ -11,7 +11,10 @@ from mlops_kit.infra.plans import iam
 SCOPE = iam.Scope("123456789012", "us-east-1", "mlops-kit-dev")
 KEY = "arn:aws:kms:us-east-1:123456789012:key/abc"
 ROLE = "arn:aws:iam::123456789012:role/mlops-kit-dev-sagemaker"
-BUCKETS = ["mlops-kit-dev-raw-123456789012", "mlops-kit-dev-artifacts-123456789012"]
+MONITORING_ROLE = "arn:aws:iam::123456789012:role/mlops-kit-dev-monitoring"
+BUCKETS = {
+    p: f"mlops-kit-dev-{p}-123456789012" for p in ("raw", "features", "artifacts", "capture", "monitoring")
+}
 REPOSITORY = "mlops-kit-dev-runtime"
 ENDPOINT = "mlops-kit-dev-endpoint"
 ROLES = iam.role_names(
@@ -30,8 +33,8 @@ PUSH_ACTIONS = {
 }
 
 
-def execution() -> dict:
-    return iam.execution_role_policy(
+def jobs() -> dict:
+    return iam.jobs_role_policy(
         SCOPE,
         role_arn=ROLE,
         buckets=BUCKETS,
@@ -39,6 +42,30 @@ def execution() -> dict:
         model_package_group="mlops-kit-dev-models",
         glue_database="mlops_kit_dev_features",
         image_repository=REPOSITORY,
+    )
+
+
+def endpoint() -> dict:
+    return iam.endpoint_role_policy(
+        SCOPE,
+        endpoint=ENDPOINT,
+        model_artifacts_uri=f"s3://{BUCKETS['artifacts']}/pipelines/mlops-kit-dev-training/",
+        capture_bucket=BUCKETS["capture"],
+        kms_key_arn=KEY,
+        image_repository=REPOSITORY,
+    )
+
+
+def monitoring(*, native: bool = False) -> dict:
+    return iam.monitoring_role_policy(
+        SCOPE,
+        role_arn=MONITORING_ROLE,
+        endpoint=ENDPOINT,
+        capture_bucket=BUCKETS["capture"],
+        monitoring_bucket=BUCKETS["monitoring"],
+        kms_key_arn=KEY,
+        image_repository=REPOSITORY,
+        native_model_monitor=native,
     )
 
 
@@ -63,7 +90,9 @@ def preview(state: iam.StateObjects | None = STATE) -> dict:
 
 def all_documents() -> list[dict]:
     return [
-        execution(),
+        jobs(),
+        endpoint(),
+        monitoring(native=True),
         iam.deploy_policy(
             SCOPE,
             environment="dev",
@@ -109,11 +138,24 @@ def test_no_document_grants_star_on_star():
             assert not ("*" in actions and "*" in stmt["Resource"]), stmt
 
 
-def test_execution_role_touches_only_its_buckets_key_and_group():
-    doc = execution()
-    resources = {r for s in doc["Statement"] for r in s["Resource"]}
-    s3 = {r for r in resources if r.startswith("arn:aws:s3")}
-    assert s3 == {f"arn:aws:s3:::{b}" for b in BUCKETS} | {f"arn:aws:s3:::{b}/*" for b in BUCKETS}
+def s3_resources(doc: dict) -> set[str]:
+    return {r for s in doc["Statement"] for r in s["Resource"] if r.startswith("arn:aws:s3")}
+
+
+def test_jobs_role_reads_raw_data_writes_features_and_artifacts_and_deletes_nothing():
+    doc = jobs()
+    s3 = "arn:aws:s3:::mlops-kit-dev-{}-123456789012"
+    assert s3_resources(doc) == {s3.format(p) for p in ("raw", "features", "artifacts")} | {
+        s3.format(p) + "/*" for p in ("raw", "features", "artifacts")
+    }
+    assert iam.allows(doc, "s3:GetObject", s3.format("raw") + "/transactions/2024.csv")
+    assert not iam.allows(doc, "s3:PutObject", s3.format("raw") + "/transactions/2024.csv")
+    assert iam.allows(doc, "s3:PutObject", s3.format("artifacts") + "/pipelines/x/model.tar.gz")
+    assert iam.allows(doc, "s3:PutObject", s3.format("features") + "/offline-store/x.parquet")
+    for purpose in BUCKETS:
+        assert not iam.allows(doc, "s3:DeleteObject", s3.format(purpose) + "/any")
+    for purpose in ("capture", "monitoring"):  # the endpoint's and the monitor's, never the jobs'
+        assert not iam.allows(doc, "s3:GetObject", s3.format(purpose) + "/any")
     kms_statements = [s for s in doc["Statement"] if any(a.startswith("kms:") for a in s["Action"])]
     assert all(s["Resource"] == [KEY] for s in kms_statements)
     registry = next(s for s in doc["Statement"] if s.get("Sid") == "ModelRegistry")
@@ -122,9 +164,89 @@ def test_execution_role_touches_only_its_buckets_key_and_group():
     passing = next(s for s in doc["Statement"] if s["Action"] == ["iam:PassRole"])
     assert passing["Resource"] == [ROLE]
     assert passing["Condition"]["StringEquals"]["iam:PassedToService"] == "sagemaker.amazonaws.com"
-    # its metrics only in the monitor's namespace
+    assert not any("cloudwatch:PutMetricData" in s["Action"] for s in doc["Statement"])
+
+
+def test_jobs_role_needs_the_buckets_it_reads_and_writes():
+    with pytest.raises(ValueError, match="features"):
+        iam.jobs_role_policy(
+            SCOPE,
+            role_arn=ROLE,
+            buckets={p: b for p, b in BUCKETS.items() if p != "features"},
+            kms_key_arn=KEY,
+            model_package_group="g",
+            glue_database="d",
+            image_repository=REPOSITORY,
+        )
+
+
+MODEL = "arn:aws:s3:::mlops-kit-dev-artifacts-123456789012/pipelines/mlops-kit-dev-training/exec-1/Train/model.tar.gz"
+CAPTURE = "arn:aws:s3:::mlops-kit-dev-capture-123456789012/datacapture/"
+
+
+def test_endpoint_role_reads_its_models_writes_only_its_capture_and_starts_nothing():
+    doc = endpoint()
+    assert iam.allows(doc, "s3:GetObject", MODEL)
+    assert not iam.allows(doc, "s3:PutObject", MODEL)
+    assert not iam.allows(
+        doc, "s3:GetObject", "arn:aws:s3:::mlops-kit-dev-artifacts-123456789012/promotions/x"
+    )
+    assert not iam.allows(doc, "s3:GetObject", "arn:aws:s3:::mlops-kit-dev-raw-123456789012/transactions/a")
+    own = CAPTURE + "mlops-kit-dev-endpoint/AllTraffic/2024/01/01/00/a.jsonl"
+    assert iam.allows(doc, "s3:PutObject", own)
+    assert not iam.allows(doc, "s3:PutObject", CAPTURE + "mlops-kit-dev-endpoint-2/AllTraffic/a.jsonl")
+    assert not iam.allows(doc, "s3:GetObject", own)  # it writes what it captures, reads none of it
+    for action in ("s3:DeleteObject", "sagemaker:CreateTrainingJob", "sagemaker:StartPipelineExecution"):
+        assert not any(iam.allows(doc, action, r) for r in (MODEL, own, "*")), action
+    assert not any(a.startswith(("sagemaker:", "iam:")) for s in doc["Statement"] for a in s["Action"])
+    metrics = next(s for s in doc["Statement"] if s["Sid"] == "EndpointMetrics")
+    assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/Endpoints"}}
+    alarm = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:mlops-kit-dev-endpoint-{}"
+    assert iam.allows(doc, "cloudwatch:DescribeAlarms", alarm.format("5xx"))
+    assert iam.allows(doc, "cloudwatch:DescribeAlarms", alarm.format("latency"))
+    assert not iam.allows(doc, "cloudwatch:PutMetricAlarm", alarm.format("5xx"))
+    logs = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/{}:log-stream:x"
+    assert iam.allows(doc, "logs:PutLogEvents", logs.format(ENDPOINT))
+    assert not iam.allows(doc, "logs:PutLogEvents", logs.format("mlops-kit-prod-endpoint"))
+
+
+BASELINE = (
+    "arn:aws:s3:::mlops-kit-dev-monitoring-123456789012/mlops-kit-dev-endpoint/baseline/statistics.json"
+)
+REPORTS = "arn:aws:s3:::mlops-kit-dev-monitoring-123456789012/mlops-kit-dev-endpoint/reports/"
+
+
+def test_monitoring_role_reads_capture_and_baseline_and_writes_its_reports():
+    doc = monitoring()
+    captured = CAPTURE + "mlops-kit-dev-endpoint/AllTraffic/2024/01/01/00/a.jsonl"
+    assert iam.allows(doc, "s3:GetObject", captured)
+    assert iam.allows(doc, "s3:GetObject", BASELINE)
+    assert iam.allows(doc, "s3:PutObject", REPORTS + "statistics.json")
+    assert not iam.allows(doc, "s3:PutObject", BASELINE)  # promotion writes the baseline, not the monitor
+    assert not iam.allows(doc, "s3:PutObject", captured)
+    assert not iam.allows(doc, "s3:GetObject", CAPTURE + "mlops-kit-prod-endpoint/AllTraffic/a.jsonl")
+    assert not iam.allows(doc, "s3:GetObject", MODEL)
+    assert not iam.allows(doc, "s3:DeleteObject", REPORTS + "statistics.json")
+    native = "arn:aws:s3:::mlops-kit-dev-monitoring-123456789012/mlops-kit-dev-endpoint/model-monitor/x"
+    assert not iam.allows(doc, "s3:PutObject", native)
+    assert iam.allows(monitoring(native=True), "s3:PutObject", native)
+    # lists only the prefixes it reads
+    lists = {s["Sid"]: s for s in doc["Statement"] if s["Action"] == ["s3:ListBucket"]}
+    assert lists["ListCapture"]["Condition"] == {
+        "StringLike": {"s3:prefix": "datacapture/mlops-kit-dev-endpoint/*"}
+    }
+    assert lists["ListBaseline"]["Condition"] == {
+        "StringLike": {"s3:prefix": "mlops-kit-dev-endpoint/baseline/*"}
+    }
     metrics = next(s for s in doc["Statement"] if s["Action"] == ["cloudwatch:PutMetricData"])
     assert metrics["Condition"]["StringEquals"]["cloudwatch:namespace"] == "mlops-kit/monitoring"
+    # it starts no pipeline: retraining on drift is the alarm rule's, through the invoker role
+    assert not iam.allows(doc, "sagemaker:StartPipelineExecution", "*")
+    assert not iam.allows(
+        doc, "sagemaker:CreateTrainingJob", "arn:aws:sagemaker:us-east-1:123456789012:training-job/x"
+    )
+    passing = next(s for s in doc["Statement"] if s["Action"] == ["iam:PassRole"])
+    assert passing["Resource"] == [MONITORING_ROLE]
 
 
 def test_deploy_policy_is_scoped_to_the_environment_prefix():
@@ -161,8 +283,9 @@ def assert_only_own_repository(doc: dict) -> None:
             assert stmt["Resource"] == [REPOSITORY_ARN], stmt
 
 
-def test_execution_role_pulls_only_the_environments_own_image():
-    doc = execution()
+@pytest.mark.parametrize("role", [jobs, endpoint, monitoring])
+def test_service_roles_pull_only_the_environments_own_image(role):
+    doc = role()
     assert_only_own_repository(doc)
     pulls = next(s for s in doc["Statement"] if s.get("Sid") == "ImagePulls")
     assert set(pulls["Action"]) == {
@@ -182,7 +305,7 @@ def test_execution_role_pulls_only_the_environments_own_image():
     ],
 )
 def test_the_own_repository_check_refuses_wider_grants(resource):
-    doc = execution()
+    doc = jobs()
     for stmt in doc["Statement"]:
         if stmt.get("Sid") == "ImagePulls":
             stmt["Resource"] = [resource]
@@ -282,7 +405,7 @@ def test_statement_needs_actions_and_resources():
 
 
 def test_documents_are_json_serialisable_and_stable():
-    assert json.dumps(execution(), sort_keys=True) == json.dumps(execution(), sort_keys=True)
+    assert json.dumps(jobs(), sort_keys=True) == json.dumps(jobs(), sort_keys=True)
     assert iam.glue_database_name("mlops-kit-dev") == "mlops_kit_dev_features"
 
 

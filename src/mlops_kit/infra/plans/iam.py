@@ -12,7 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_kit.infra.plans.serving import scaling_resource_id
+from mlops_kit.infra.plans.monitoring import baseline_uri, native_monitor_uri, reports_uri
+from mlops_kit.infra.plans.serving import rollback_alarm_names, scaling_resource_id
+from mlops_kit.infra.plans.storage import endpoint_capture_uri
 
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 GITHUB_OIDC_URL = f"https://{GITHUB_OIDC_HOST}"
@@ -133,7 +135,9 @@ class RoleNames:
     assume, which `pulumi up` in CI manages; the CI roles are those GitHub Actions assume, which only an
     administrator changes."""
 
-    jobs: str  # the pipeline's jobs and the pipeline itself (`mlops_kit.naming.execution_role`)
+    jobs: str  # the training pipeline and its jobs (`mlops_kit.naming.execution_role`)
+    endpoint: str  # the endpoint's model
+    monitoring: str  # the monitoring pipeline and its job
     monitoring_invoker: str  # the schedule and the retraining rule start pipelines with it
     retrain_scheduler: str  # the periodic retraining schedule's
     deploy: str
@@ -141,7 +145,7 @@ class RoleNames:
 
     @property
     def service(self) -> tuple[str, ...]:
-        return (self.jobs, self.monitoring_invoker, self.retrain_scheduler)
+        return (self.jobs, self.endpoint, self.monitoring, self.monitoring_invoker, self.retrain_scheduler)
 
     @property
     def ci(self) -> tuple[str, ...]:
@@ -153,6 +157,8 @@ def role_names(prefix: str, *, jobs: str, deploy: str, preview: str) -> RoleName
     the others are `<prefix>-<purpose>`."""
     return RoleNames(
         jobs=jobs,
+        endpoint=f"{prefix}-serving",
+        monitoring=f"{prefix}-monitoring",
         monitoring_invoker=f"{prefix}-monitoring-invoker",
         retrain_scheduler=f"{prefix}-retrain-scheduler",
         deploy=deploy,
@@ -221,30 +227,44 @@ def model_package_group_policy(group_arn: str, reader_accounts: Sequence[str]) -
     )
 
 
-def execution_role_policy(
+# What the pipeline's jobs read, and what they write, by bucket purpose (`mlops_kit.naming.BUCKET_PURPOSES`):
+# raw data in; feature records (the offline store) and models, evaluations and baselines out. Captured
+# requests and monitoring reports are the endpoint's and the monitor's, never the jobs'.
+JOBS_READ = ("raw",)
+JOBS_WRITE = ("features", "artifacts")
+
+
+def jobs_role_policy(
     scope: Scope,
     *,
     role_arn: str,
-    buckets: Iterable[str],
+    buckets: Mapping[str, str],
     kms_key_arn: str,
     model_package_group: str,
     glue_database: str,
     image_repository: str,
 ) -> Document:
-    """The SageMaker execution role: its buckets, its key, its model package group, its feature groups,
-    its jobs, its logs, pulls of the environment's own runtime image, and the monitor's metrics. Jobs that
-    SageMaker Pipelines creates get generated names, so job ARNs are scoped by type, not by name."""
+    """The role of the training pipeline and of its processing and training jobs (and of the feature
+    groups' offline store): read the raw bucket, write the features and artifacts buckets (no deletes),
+    its key, its jobs, its model package group, its feature groups and their catalog, its logs, pulls of
+    the environment's own runtime image. Jobs that SageMaker Pipelines creates get generated names, so
+    job ARNs are scoped by type, not by name."""
+    missing = [p for p in (*JOBS_READ, *JOBS_WRITE) if p not in buckets]
+    if missing:
+        raise ValueError(f"the jobs role needs the {', '.join(missing)} bucket(s)")
     sm = scope.arn
+    s3 = f"arn:{scope.partition}:s3:::"
     return document(
         statement(
             ["s3:ListBucket", "s3:GetBucketLocation", "s3:GetBucketAcl"],
-            _buckets(scope, buckets),
+            [f"{s3}{buckets[p]}" for p in (*JOBS_READ, *JOBS_WRITE)],
             sid="Buckets",
         ),
+        statement(["s3:GetObject"], [f"{s3}{buckets[p]}/*" for p in JOBS_READ], sid="ReadInputs"),
         statement(
-            ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:PutObjectAcl", "s3:AbortMultipartUpload"],
-            [f"arn:{scope.partition}:s3:::{b}/*" for b in sorted(buckets)],
-            sid="Objects",
+            ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+            [f"{s3}{buckets[p]}/*" for p in JOBS_WRITE],
+            sid="WriteOutputs",
         ),
         statement(
             [
@@ -320,31 +340,145 @@ def execution_role_policy(
             ],
             sid="OfflineStoreCatalog",
         ),
-        statement(
-            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-            [sm("logs", "log-group:/aws/sagemaker/*")],
-            sid="Logs",
-        ),
+        _logs(scope, "/aws/sagemaker/ProcessingJobs", "/aws/sagemaker/TrainingJobs"),
         # GetAuthorizationToken has no resource-level permission; the token alone pulls nothing
         statement(["ecr:GetAuthorizationToken"], ["*"], sid="RegistryLogin"),
+        _image_pulls(scope, image_repository),
+        _pass_self(role_arn),
+    )
+
+
+def endpoint_role_policy(
+    scope: Scope,
+    *,
+    endpoint: str,
+    model_artifacts_uri: str,
+    capture_bucket: str,
+    kms_key_arn: str,
+    image_repository: str,
+) -> Document:
+    """The endpoint's model: read the models the training pipeline writes and pull the runtime image;
+    write its captured requests (SageMaker delivers data capture with the model's role), its logs, its
+    metrics; see its rollback alarms (SageMaker checks them with this role during a blue/green update).
+    Nothing else: no job, no pipeline, no other bucket, no delete."""
+    capture = _object_arn(scope, endpoint_capture_uri(capture_bucket, endpoint))
+    alarms = [scope.arn("cloudwatch", f"alarm:{name}") for name in rollback_alarm_names(endpoint)]
+    return document(
+        statement(["s3:GetObject"], [_object_arn(scope, model_artifacts_uri) + "*"], sid="ModelArtifacts"),
+        statement(["s3:PutObject"], [capture + "*"], sid="DataCapture"),
+        # Decrypt the model artifact; a data key for each capture file (SSE-KMS)
+        statement(["kms:Decrypt", "kms:GenerateDataKey"], [kms_key_arn], sid="DataKey"),
+        _logs(scope, f"/aws/sagemaker/Endpoints/{endpoint}"),
         statement(
-            ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-            [image_repository_arn(scope, image_repository)],
-            sid="ImagePulls",
+            ["cloudwatch:PutMetricData"],
+            ["*"],
+            sid="EndpointMetrics",
+            condition={"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/Endpoints"}},
         ),
+        statement(["cloudwatch:DescribeAlarms"], alarms, sid="RollbackAlarms"),
+        statement(["ecr:GetAuthorizationToken"], ["*"], sid="RegistryLogin"),
+        _image_pulls(scope, image_repository),
+    )
+
+
+def monitoring_role_policy(
+    scope: Scope,
+    *,
+    role_arn: str,
+    endpoint: str,
+    capture_bucket: str,
+    monitoring_bucket: str,
+    kms_key_arn: str,
+    image_repository: str,
+    native_model_monitor: bool = False,
+) -> Document:
+    """The monitoring pipeline and its job: read the endpoint's captured requests and its baseline, write
+    its reports (and, with the opt-in native Model Monitor, that job's outputs), put the monitor's
+    CloudWatch metrics. It starts no other pipeline: retraining on drift is the alarm rule's, with the
+    invoker role (`start_pipelines_policy`), only when the settings ask for it."""
+    capture = _object_arn(scope, endpoint_capture_uri(capture_bucket, endpoint))
+    baseline = _object_arn(scope, baseline_uri(monitoring_bucket, endpoint))
+    reports = _object_arn(scope, reports_uri(monitoring_bucket, endpoint).rstrip("/") + "/")
+    writes = [reports + "*"]
+    if native_model_monitor:
+        writes.append(_object_arn(scope, native_monitor_uri(monitoring_bucket, endpoint)) + "/*")
+    return document(
+        # SageMaker lists an S3Prefix input before it downloads it: these prefixes only
+        _list_prefix(scope, endpoint_capture_uri(capture_bucket, endpoint), sid="ListCapture"),
+        _list_prefix(scope, baseline_uri(monitoring_bucket, endpoint), sid="ListBaseline"),
+        statement(["s3:GetObject"], [capture + "*", baseline + "*"], sid="ReadInputs"),
+        statement(["s3:PutObject", "s3:AbortMultipartUpload"], writes, sid="WriteReports"),
+        # read the encrypted inputs, encrypt the outputs and the job's volume (a grant, as its creator)
+        statement(
+            ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant"],
+            [kms_key_arn],
+            sid="DataKey",
+        ),
+        statement(
+            [
+                "sagemaker:CreateProcessingJob",
+                "sagemaker:DescribeProcessingJob",
+                "sagemaker:StopProcessingJob",
+                "sagemaker:AddTags",
+            ],
+            [scope.arn("sagemaker", "processing-job/*")],
+            sid="MonitorJob",
+        ),
+        _logs(scope, "/aws/sagemaker/ProcessingJobs"),
         statement(
             ["cloudwatch:PutMetricData"],
             ["*"],
             sid="MonitorMetrics",
             condition={"StringEquals": {"cloudwatch:namespace": MONITORING_NAMESPACE}},
         ),
-        statement(
-            ["iam:PassRole"],
-            [role_arn],
-            sid="PassSelfToJobs",
-            condition={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-        ),
+        statement(["ecr:GetAuthorizationToken"], ["*"], sid="RegistryLogin"),
+        _image_pulls(scope, image_repository),
+        _pass_self(role_arn),
     )
+
+
+def _logs(scope: Scope, *groups: str) -> dict[str, Any]:
+    """Write to these log groups (and their streams); SageMaker creates them on first use."""
+    return statement(
+        ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+        [scope.arn("logs", f"log-group:{g}*") for g in groups],
+        sid="Logs",
+    )
+
+
+def _image_pulls(scope: Scope, repository: str) -> dict[str, Any]:
+    return statement(
+        ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+        [image_repository_arn(scope, repository)],
+        sid="ImagePulls",
+    )
+
+
+def _pass_self(role_arn: str) -> dict[str, Any]:
+    """A pipeline's role passes itself to the jobs it starts, and only to SageMaker."""
+    return statement(
+        ["iam:PassRole"],
+        [role_arn],
+        sid="PassSelfToJobs",
+        condition={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+    )
+
+
+def _list_prefix(scope: Scope, uri: str, *, sid: str) -> dict[str, Any]:
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    return statement(
+        ["s3:ListBucket"],
+        [f"arn:{scope.partition}:s3:::{bucket}"],
+        sid=sid,
+        condition={"StringLike": {"s3:prefix": f"{key}*"}},
+    )
+
+
+def _object_arn(scope: Scope, uri: str) -> str:
+    """`s3://bucket/key` → the object ARN (a prefix ending in `/` stays one)."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"expected an s3:// URI, got {uri!r}")
+    return f"arn:{scope.partition}:s3:::{uri[len('s3://') :]}"
 
 
 def target_tracking_alarms_arn(scope: Scope, endpoint: str) -> str:
@@ -373,10 +507,6 @@ def start_pipelines_policy(pipeline_arns: Sequence[str]) -> Document:
     return document(
         statement(["sagemaker:StartPipelineExecution"], sorted(set(pipeline_arns)), sid="StartPipelines")
     )
-
-
-def _buckets(scope: Scope, buckets: Iterable[str]) -> list[str]:
-    return [f"arn:{scope.partition}:s3:::{b}" for b in sorted(buckets)]
 
 
 def state_backend_bucket(backend: str) -> str:
@@ -709,9 +839,10 @@ def preview_policy(
         # the program asks for a registry token (aws.ecr.get_authorization_token) in a preview too; the
         # token cannot push: pushes need the repository's upload permissions, which this role lacks
         statement(["ecr:GetAuthorizationToken"], ["*"], sid="RegistryLogin"),
+        # the buckets' settings, never their objects: pull requests do not read data or captured requests
         statement(
-            ["s3:Get*", "s3:List*"],
-            [f"arn:{scope.partition}:s3:::{p}-*", f"arn:{scope.partition}:s3:::{p}-*/*"],
+            ["s3:GetBucket*", "s3:GetEncryptionConfiguration", "s3:GetLifecycleConfiguration"],
+            [f"arn:{scope.partition}:s3:::{p}-*"],
             sid="ReadBuckets",
         ),
         statement(
