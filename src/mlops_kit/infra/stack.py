@@ -234,6 +234,9 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
                     where=f"{settings.file}: mlops:cicd",
                 )
             ),
+            deploy_branches=tuple(
+                gh.deploy_branches(settings.cicd.deploy_branches, where=f"{settings.file}: mlops:cicd")
+            ),
             tags=tags,
         ),
     )

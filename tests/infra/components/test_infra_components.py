@@ -552,6 +552,7 @@ def cicd_args(**changes) -> CicdArgs:
         stack="e",
         manage_github=False,
         reviewers=(),
+        deploy_branches=("main",),
         tags=TAGS,
     )
     return dataclasses.replace(args, **changes)
@@ -582,12 +583,13 @@ def test_cicd_creates_the_provider_and_pins_both_roles():
 def test_cicd_references_an_existing_provider_and_manages_github():
     existing = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
     reviewers = (Reviewer("team", "ml"), Reviewer("user", "octocat"))
-    plan = run(
-        lambda: (
-            Cicd("ci", cicd_args(oidc_provider_arn=existing, manage_github=True, reviewers=reviewers))
-            and None
-        )
+    args = cicd_args(
+        oidc_provider_arn=existing,
+        manage_github=True,
+        reviewers=reviewers,
+        deploy_branches=("main", "release/*"),
     )
+    plan = run(lambda: Cicd("ci", args) and None)
     assert plan.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider") == []
     trust = json.loads(plan.one("aws:iam/role:Role", "ci-deploy-role").inputs["assumeRolePolicy"])
     assert trust["Statement"][0]["Principal"] == {"Federated": existing}
@@ -597,6 +599,16 @@ def test_cicd_references_an_existing_provider_and_manages_github():
     assert environment["environment"] == "e-env" and environment["repository"] == "repo"
     (entry,) = environment["reviewers"]
     assert len(entry["teams"]) == 1 and len(entry["users"]) == 1
+    assert environment["deploymentBranchPolicy"] == {"customBranchPolicies": True, "protectedBranches": False}
+    policies = plan.of_type(
+        "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy"
+    )
+    assert [
+        (p.inputs["repository"], p.inputs["environment"], p.inputs["branchPattern"]) for p in policies
+    ] == [
+        ("repo", "e-env", "main"),
+        ("repo", "e-env", "release/*"),
+    ]
     variable = plan.one(
         "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable", "ci-deploy-role-variable"
     )

@@ -1,8 +1,8 @@
 """Cicd: GitHub Actions' way into the account. The GitHub OIDC provider (created here, or referenced by
 ARN when another stack in the account owns it), a deploy role trusted only for the repository's GitHub
 environment, a read-only preview role for pull requests, and, with `manage_github`, the GitHub
-environment itself (required reviewers when approval is required) and the Actions variables the
-workflows read, so no hand set-up is needed."""
+environment itself (its deployment branch policy, and required reviewers when approval is required) and
+the Actions variables the workflows read, so no hand set-up is needed."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ class CicdArgs:
     stack: str
     manage_github: bool
     reviewers: tuple[gh.Reviewer, ...]
+    deploy_branches: tuple[str, ...]  # only these branches' jobs may enter the GitHub environment
     tags: dict[str, str]
 
 
@@ -169,8 +170,19 @@ class Cicd(pulumi.ComponentResource):
             environment=args.github_environment,
             reviewers=reviewers,
             prevent_self_review=bool(args.reviewers),
+            # Only the listed branches: the deploy role trusts the environment, so the environment's
+            # branch policy is what keeps other branches out of the account.
+            deployment_branch_policy={"protected_branches": False, "custom_branch_policies": True},
             opts=on_github,
         )
+        for i, pattern in enumerate(args.deploy_branches):
+            github.RepositoryEnvironmentDeploymentPolicy(
+                f"{name}-deploy-branch-{i}",
+                repository=repository,
+                environment=environment.environment,
+                branch_pattern=pattern,
+                opts=on_github,
+            )
         github.ActionsEnvironmentVariable(
             f"{name}-deploy-role-variable",
             repository=repository,
