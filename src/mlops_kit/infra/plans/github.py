@@ -6,6 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEPLOY_ROLE_VARIABLE = "AWS_DEPLOY_ROLE_ARN"
+# pulumi-github reads its token from GITHUB_TOKEN; the workflows set it from these secrets, since the
+# workflow's own `github.token` cannot administer environments. The deploy jobs' (a secret of each GitHub
+# environment): administer the environment, its branch policies and the Actions variables. The previews'
+# (a repository secret): read the same, and the reviewer teams.
+GITHUB_TOKEN_SECRET = "PULUMI_GITHUB_TOKEN"
+GITHUB_READ_TOKEN_SECRET = "PULUMI_GITHUB_READ_TOKEN"
 
 
 @dataclass(frozen=True)
