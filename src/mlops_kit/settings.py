@@ -164,6 +164,12 @@ class Cicd:
         pattern=r"^(team|user):[\w.-]+$",
         doc="who approves deployments when promotion.approval_required: team:<slug> or user:<login>",
     )
+    deploy_branches: list[str] = _spec(
+        default=["main"],
+        pattern=r"^(?![*/]+$)[\w.*/-]+$",
+        doc="branch name patterns whose jobs may enter the GitHub environment (e.g. main, release/*); "
+        "not a bare * or **, which would let any branch deploy",
+    )
     state_backend: str = _spec(
         default="",
         pattern=r"^$|^(s3://|https://|file://)",

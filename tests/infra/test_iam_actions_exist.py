@@ -37,6 +37,8 @@ SERVICES = {
 PERMISSION_ONLY = {
     "s3:ListBucket": ("s3", "ListObjectsV2"),
     "iam:PassRole": ("iam", "GetRole"),  # checked when a service is handed a role; no API of its own
+    "s3:GetEncryptionConfiguration": ("s3", "GetBucketEncryption"),
+    "s3:GetLifecycleConfiguration": ("s3", "GetBucketLifecycleConfiguration"),
 }
 
 

@@ -19,6 +19,7 @@ import yaml
 from mlops_kit import runtime, settings
 from mlops_kit.cli import ci
 from mlops_kit.executor.launch import IMAGE_VARIABLE
+from mlops_kit.infra.plans import github as gh
 from mlops_kit.infra.plans import images
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -219,6 +220,21 @@ def pulumi_problems(workflow: Workflow, command: str) -> list[str]:
     return problems
 
 
+def github_token_problems(workflow: Workflow, secret: str) -> list[str]:
+    """pulumi-github reads GITHUB_TOKEN: every Pulumi step gets it from the secret the docs name, never
+    the workflow's own `github.token` (which cannot administer environments) and never nothing (the
+    provider would call GitHub anonymously, and fail on the stacks that manage GitHub)."""
+    problems = []
+    for name, job in jobs(workflow).items():
+        for step in steps(job):
+            if uses(step) != PULUMI:
+                continue
+            token = (step.get("env") or {}).get("GITHUB_TOKEN")
+            if token != f"${{{{ secrets.{secret} }}}}":
+                problems.append(f"{name}: GITHUB_TOKEN must be ${{{{ secrets.{secret} }}}}, got {token!r}")
+    return problems
+
+
 def buildkit_options(value: object) -> dict[str, str]:
     """`type=gha,mode=max,scope=x` -> {"type": "gha", "mode": "max", "scope": "x"}."""
     return dict(item.strip().partition("=")[::2] for item in str(value or "").split(",") if item.strip())
@@ -381,6 +397,14 @@ def test_no_script_can_print_a_secret(name: str) -> None:
 
 def test_pull_request_jobs_with_credentials_are_skipped_for_forks() -> None:
     assert fork_problems(load("pr")) == []
+
+
+def test_pulumi_steps_give_pulumi_github_its_token() -> None:
+    """Deploys administer the GitHub environment with its own secret; previews only read."""
+    assert github_token_problems(load("deploy"), gh.GITHUB_TOKEN_SECRET) == []
+    assert github_token_problems(load("pr"), gh.GITHUB_READ_TOKEN_SECRET) == []
+    deploy_steps = [s for j in jobs(load("deploy")).values() for s in steps(j) if uses(s) == PULUMI]
+    assert len(deploy_steps) == len(deploy_jobs(load("deploy")))  # one per stage, each checked above
 
 
 def test_pulumi_steps_apply_the_policy_pack_and_the_settings_backend() -> None:
@@ -760,3 +784,25 @@ def test_a_cache_scope_other_than_the_pulumi_programs_is_caught() -> None:
     unscoped = _broken("pr", lambda w: step_using(w["jobs"]["image"], BUILD_PUSH)["with"].pop("cache-to"))
     assert cache_scopes(unscoped) == {CACHE_SCOPE}  # cache-from still names it
     assert buildkit_options("type=gha,mode=max,scope=x") == {"type": "gha", "mode": "max", "scope": "x"}
+
+
+def test_a_pulumi_step_without_github_token_or_with_the_workflows_own_is_caught() -> None:
+    def env_of(workflow: Workflow, job: str) -> dict[str, str]:
+        return step_using(workflow["jobs"][job], PULUMI).setdefault("env", {})
+
+    missing = _broken("deploy", lambda w: env_of(w, "prod").pop("GITHUB_TOKEN"))
+    assert github_token_problems(missing, gh.GITHUB_TOKEN_SECRET) == [
+        "prod: GITHUB_TOKEN must be ${{ secrets.PULUMI_GITHUB_TOKEN }}, got None"
+    ]
+    own = _broken("deploy", lambda w: env_of(w, "dev").update(GITHUB_TOKEN="${{ github.token }}"))
+    assert [p.split(":")[0] for p in github_token_problems(own, gh.GITHUB_TOKEN_SECRET)] == ["dev"]
+    read = _broken(
+        "pr", lambda w: env_of(w, "preview").update(GITHUB_TOKEN="${{ secrets.PULUMI_GITHUB_TOKEN }}")
+    )
+    assert github_token_problems(read, gh.GITHUB_READ_TOKEN_SECRET)  # the admin token in a pull request
+
+
+def test_the_deploying_guide_names_the_secrets_the_pulumi_steps_read() -> None:
+    guide = (ROOT / "docs" / "deploying.md").read_text()
+    for secret in (gh.GITHUB_TOKEN_SECRET, gh.GITHUB_READ_TOKEN_SECRET):
+        assert f"`{secret}`" in guide, secret

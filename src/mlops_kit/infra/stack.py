@@ -30,7 +30,7 @@ from mlops_kit.infra.components.serving import Serving, ServingArgs
 from mlops_kit.infra.components.storage import Storage, StorageArgs
 from mlops_kit.infra.components.training import Training, TrainingArgs
 from mlops_kit.infra.plans import github as gh
-from mlops_kit.infra.plans import images
+from mlops_kit.infra.plans import iam, images
 from mlops_kit.infra.plans.iam import glue_database_name
 from mlops_kit.infra.plans.tags import tags as tags_for
 from mlops_kit.settings import Settings
@@ -41,6 +41,12 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
     from mlops_kit import pipeline  # the pipeline definition JSON (imports the sagemaker SDK: slow)
 
     tags = tags_for(settings)
+    roles = iam.role_names(
+        settings.prefix,
+        jobs=naming.execution_role(settings),
+        deploy=naming.deploy_role(settings),
+        preview=naming.preview_role(settings),
+    )
     account_id = aws.get_caller_identity_output().account_id
     bucket_names = {
         purpose: account_id.apply(lambda account, purpose=purpose: naming.bucket(settings, purpose, account))
@@ -89,7 +95,8 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
             prefix=settings.prefix,
             region=settings.region,
             account_id=account_id,
-            role_name=naming.execution_role(settings),
+            role_name=roles.jobs,
+            scheduler_role_name=roles.retrain_scheduler,
             buckets=storage.buckets,
             kms_key_arn=storage.kms_key_arn,
             model_package_group=naming.model_package_group(settings),
@@ -132,7 +139,10 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
             account_id=account_id,
             endpoint_name=endpoint_name,
             serving=serves,
-            role_arn=training.role_arn,
+            role_name=roles.monitoring,
+            invoker_role_name=roles.monitoring_invoker,
+            image_repository=image_repository,
+            native_model_monitor=settings.monitoring.native_model_monitor,
             kms_key_arn=storage.kms_key_arn,
             capture_bucket=storage.buckets["capture"],
             monitoring_bucket=storage.buckets["monitoring"],
@@ -160,9 +170,15 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
         serving = Serving(
             f"{settings.prefix}-serving",
             ServingArgs(
+                prefix=settings.prefix,
+                region=settings.region,
+                account_id=account_id,
                 endpoint_name=endpoint_name,
                 model_package_arn=settings.serving.model_package_arn,
-                role_arn=training.role_arn,
+                role_name=roles.endpoint,
+                artifacts_bucket=storage.buckets["artifacts"],
+                training_pipeline=naming.pipeline(settings),
+                image_repository=image_repository,
                 instance_type=settings.serving.instance_type,
                 instance_count=settings.serving.instance_count,
                 capture_percent=settings.serving.capture_percent,
@@ -183,7 +199,7 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
                 NativeModelMonitorArgs(
                     prefix=settings.prefix,
                     endpoint_name=serving.endpoint_name,
-                    role_arn=training.role_arn,
+                    role_arn=monitoring.role_arn,
                     kms_key_arn=storage.kms_key_arn,
                     monitoring_bucket=storage.buckets["monitoring"],
                     image_uri=images.model_monitor(settings.region),
@@ -203,11 +219,13 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
             github_repository=settings.cicd.github_repository,
             github_environment=settings.cicd.github_environment,
             oidc_provider_arn=settings.cicd.oidc_provider_arn,
-            deploy_role_name=naming.deploy_role(settings),
-            preview_role_name=naming.preview_role(settings),
+            roles=roles,
             image_repository=image_repository,
+            endpoint_name=endpoint_name,
             state_backend=settings.cicd.state_backend,
             secrets_provider=settings.cicd.secrets_provider,
+            pulumi_project=pulumi.get_project(),
+            stack=pulumi.get_stack(),
             manage_github=settings.cicd.manage_github,
             reviewers=tuple(
                 gh.reviewers(
@@ -215,6 +233,9 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
                     approval_required=settings.promotion.approval_required and settings.cicd.manage_github,
                     where=f"{settings.file}: mlops:cicd",
                 )
+            ),
+            deploy_branches=tuple(
+                gh.deploy_branches(settings.cicd.deploy_branches, where=f"{settings.file}: mlops:cicd")
             ),
             tags=tags,
         ),
@@ -225,6 +246,7 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
         "kms_key_arn": storage.kms_key_arn,
         "buckets": storage.buckets,
         "execution_role_arn": training.role_arn,
+        "monitoring_role_arn": monitoring.role_arn,
         "pipeline_name": training.pipeline_name,
         "model_package_group": training.model_package_group_name,
         "image_uri": runtime_image.image_uri,

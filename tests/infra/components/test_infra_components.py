@@ -23,7 +23,7 @@ from mlops_kit.infra.components.runtime import Runtime, RuntimeArgs
 from mlops_kit.infra.components.serving import Serving, ServingArgs
 from mlops_kit.infra.components.storage import Storage, StorageArgs
 from mlops_kit.infra.components.training import Training, TrainingArgs
-from mlops_kit.infra.plans import images
+from mlops_kit.infra.plans import iam, images
 from mlops_kit.infra.plans.github import Reviewer
 from mlops_kit.infra.policy import validators
 from mlops_kit.naming import BUCKET_PURPOSES
@@ -36,6 +36,7 @@ REPOSITORY = "p-e-runtime"
 TAG = "0123456789abcdef0123456789abcdef"
 IMAGE = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{REPOSITORY}:{TAG}"
 REPOSITORY_ARN = f"arn:aws:ecr:us-east-1:123456789012:repository/{REPOSITORY}"
+ROLES = iam.role_names("p-e", jobs="p-e-sagemaker", deploy="p-e-deploy", preview="p-e-preview")
 
 
 def run(build):
@@ -162,6 +163,7 @@ def training_args(**changes) -> tuple[TrainingArgs, list]:
         region="us-east-1",
         account_id="123456789012",
         role_name="p-e-sagemaker",
+        scheduler_role_name="p-e-retrain-scheduler",
         buckets=dict(BUCKETS),
         kms_key_arn=KEY,
         model_package_group="p-e-models",
@@ -321,9 +323,15 @@ def test_runtime_refuses_a_root_without_a_dockerfile(tmp_path):
 
 def serving_args(**changes) -> ServingArgs:
     args = ServingArgs(
+        prefix="p-e",
+        region="us-east-1",
+        account_id="123456789012",
         endpoint_name="p-e-endpoint",
         model_package_arn="arn:aws:sagemaker:us-east-1:123456789012:model-package/p-e-models/1",
-        role_arn=ROLE,
+        role_name="p-e-serving",
+        artifacts_bucket=BUCKETS["artifacts"],
+        training_pipeline="p-e-training",
+        image_repository=REPOSITORY,
         instance_type="ml.m5.large",
         instance_count=2,
         capture_percent=20,
@@ -371,6 +379,20 @@ def test_serving_captures_encrypts_rolls_back_and_scales():
         == "SageMakerVariantInvocationsPerInstance"
     )
     assert plan.outputs["endpoint"] == "p-e-endpoint"
+    # the model runs with the endpoint's own role, made here, and only once its policy is in place
+    role = plan.one("aws:iam/role:Role", "sv-role")
+    assert role.inputs["name"] == "p-e-serving"
+    assert model["executionRoleArn"] == "arn:aws:iam::123456789012:role/p-e-serving"
+    policy = plan.one("aws:iam/rolePolicy:RolePolicy", "sv-role-policy")
+    assert policy.urn in plan.one("aws:sagemaker/model:Model", "sv-model").dependencies
+    statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+    assert statements["ModelArtifacts"]["Resource"] == [
+        f"arn:aws:s3:::{BUCKETS['artifacts']}/pipelines/p-e-training/*"
+    ]
+    assert statements["DataCapture"]["Resource"] == [
+        f"arn:aws:s3:::{BUCKETS['capture']}/datacapture/p-e-endpoint/*"
+    ]
+    assert statements["ImagePulls"]["Resource"] == [REPOSITORY_ARN]
 
 
 def test_serving_refuses_something_that_is_not_a_package_arn():
@@ -385,7 +407,10 @@ def monitoring_args(**changes) -> MonitoringArgs:
         account_id="123456789012",
         endpoint_name="p-e-endpoint",
         serving=True,
-        role_arn=ROLE,
+        role_name="p-e-monitoring",
+        invoker_role_name="p-e-monitoring-invoker",
+        image_repository=REPOSITORY,
+        native_model_monitor=False,
         kms_key_arn=KEY,
         capture_bucket=BUCKETS["capture"],
         monitoring_bucket=BUCKETS["monitoring"],
@@ -447,6 +472,12 @@ def test_monitoring_closes_the_loop_from_drift_to_retraining():
     assert target["arn"].endswith(":pipeline/p-e-training")
     invoker = json.loads(plan.one("aws:iam/rolePolicy:RolePolicy", "mo-invoker-policy").inputs["policy"])
     assert len(invoker["Statement"][0]["Resource"]) == 2
+    # the pipeline and its job run with the monitor's own role, made here
+    role = "arn:aws:iam::123456789012:role/p-e-monitoring"
+    assert plan.one("aws:iam/role:Role", "mo-role").inputs["name"] == "p-e-monitoring"
+    pipeline = plan.one("aws:sagemaker/pipeline:Pipeline", "mo-pipeline")
+    assert pipeline.inputs["roleArn"] == role and step["Arguments"]["RoleArn"] == role
+    assert plan.one("aws:iam/rolePolicy:RolePolicy", "mo-role-policy").urn in pipeline.dependencies
     dashboard = json.loads(
         plan.one("aws:cloudwatch/dashboard:Dashboard", "mo-dashboard").inputs["dashboardBody"]
     )
@@ -512,13 +543,16 @@ def cicd_args(**changes) -> CicdArgs:
         github_repository="org/repo",
         github_environment="e-env",
         oidc_provider_arn="",
-        deploy_role_name="p-e-deploy",
-        preview_role_name="p-e-preview",
+        roles=ROLES,
         image_repository=REPOSITORY,
+        endpoint_name="p-e-endpoint",
         state_backend="s3://state",
         secrets_provider="awskms://alias/s",
+        pulumi_project="p",
+        stack="e",
         manage_github=False,
         reviewers=(),
+        deploy_branches=("main",),
         tags=TAGS,
     )
     return dataclasses.replace(args, **changes)
@@ -549,12 +583,13 @@ def test_cicd_creates_the_provider_and_pins_both_roles():
 def test_cicd_references_an_existing_provider_and_manages_github():
     existing = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
     reviewers = (Reviewer("team", "ml"), Reviewer("user", "octocat"))
-    plan = run(
-        lambda: (
-            Cicd("ci", cicd_args(oidc_provider_arn=existing, manage_github=True, reviewers=reviewers))
-            and None
-        )
+    args = cicd_args(
+        oidc_provider_arn=existing,
+        manage_github=True,
+        reviewers=reviewers,
+        deploy_branches=("main", "release/*"),
     )
+    plan = run(lambda: Cicd("ci", args) and None)
     assert plan.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider") == []
     trust = json.loads(plan.one("aws:iam/role:Role", "ci-deploy-role").inputs["assumeRolePolicy"])
     assert trust["Statement"][0]["Principal"] == {"Federated": existing}
@@ -564,6 +599,16 @@ def test_cicd_references_an_existing_provider_and_manages_github():
     assert environment["environment"] == "e-env" and environment["repository"] == "repo"
     (entry,) = environment["reviewers"]
     assert len(entry["teams"]) == 1 and len(entry["users"]) == 1
+    assert environment["deploymentBranchPolicy"] == {"customBranchPolicies": True, "protectedBranches": False}
+    policies = plan.of_type(
+        "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy"
+    )
+    assert [
+        (p.inputs["repository"], p.inputs["environment"], p.inputs["branchPattern"]) for p in policies
+    ] == [
+        ("repo", "e-env", "main"),
+        ("repo", "e-env", "release/*"),
+    ]
     variable = plan.one(
         "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable", "ci-deploy-role-variable"
     )

@@ -11,8 +11,18 @@ from mlops_kit.infra.plans import iam
 SCOPE = iam.Scope("123456789012", "us-east-1", "mlops-kit-dev")
 KEY = "arn:aws:kms:us-east-1:123456789012:key/abc"
 ROLE = "arn:aws:iam::123456789012:role/mlops-kit-dev-sagemaker"
-BUCKETS = ["mlops-kit-dev-raw-123456789012", "mlops-kit-dev-artifacts-123456789012"]
+MONITORING_ROLE = "arn:aws:iam::123456789012:role/mlops-kit-dev-monitoring"
+BUCKETS = {
+    p: f"mlops-kit-dev-{p}-123456789012" for p in ("raw", "features", "artifacts", "capture", "monitoring")
+}
 REPOSITORY = "mlops-kit-dev-runtime"
+ENDPOINT = "mlops-kit-dev-endpoint"
+ROLES = iam.role_names(
+    "mlops-kit-dev",
+    jobs="mlops-kit-dev-sagemaker",
+    deploy="mlops-kit-dev-deploy",
+    preview="mlops-kit-dev-preview",
+)
 REPOSITORY_ARN = "arn:aws:ecr:us-east-1:123456789012:repository/mlops-kit-dev-runtime"
 PUSH_ACTIONS = {
     "ecr:InitiateLayerUpload",
@@ -23,8 +33,8 @@ PUSH_ACTIONS = {
 }
 
 
-def execution() -> dict:
-    return iam.execution_role_policy(
+def jobs() -> dict:
+    return iam.jobs_role_policy(
         SCOPE,
         role_arn=ROLE,
         buckets=BUCKETS,
@@ -35,22 +45,64 @@ def execution() -> dict:
     )
 
 
+def endpoint() -> dict:
+    return iam.endpoint_role_policy(
+        SCOPE,
+        endpoint=ENDPOINT,
+        model_artifacts_uri=f"s3://{BUCKETS['artifacts']}/pipelines/mlops-kit-dev-training/",
+        capture_bucket=BUCKETS["capture"],
+        kms_key_arn=KEY,
+        image_repository=REPOSITORY,
+    )
+
+
+def monitoring(*, native: bool = False) -> dict:
+    return iam.monitoring_role_policy(
+        SCOPE,
+        role_arn=MONITORING_ROLE,
+        endpoint=ENDPOINT,
+        capture_bucket=BUCKETS["capture"],
+        monitoring_bucket=BUCKETS["monitoring"],
+        kms_key_arn=KEY,
+        image_repository=REPOSITORY,
+        native_model_monitor=native,
+    )
+
+
+def deploy(scope: iam.Scope = SCOPE, **changes) -> dict:
+    options = {
+        "environment": "dev",
+        "image_repository": REPOSITORY,
+        "endpoint": ENDPOINT,
+        "roles": ROLES,
+        **changes,
+    }
+    return iam.deploy_policy(scope, **options)
+
+
+STATE = iam.state_objects("s3://state-bucket", project="mlops-kit", stack="dev")
+SECRETS = "awskms://alias/secrets?region=us-east-1"
+
+
+def preview(state: iam.StateObjects | None = STATE) -> dict:
+    return iam.preview_policy(SCOPE, image_repository=REPOSITORY, state=state, secrets_provider=SECRETS)
+
+
 def all_documents() -> list[dict]:
     return [
-        execution(),
+        jobs(),
+        endpoint(),
+        monitoring(native=True),
         iam.deploy_policy(
             SCOPE,
             environment="dev",
             image_repository=REPOSITORY,
-            state_backend="s3://state-bucket/prefix",
+            endpoint="mlops-kit-dev-endpoint",
+            roles=ROLES,
+            state=iam.state_objects("s3://state-bucket/prefix", project="mlops-kit", stack="dev"),
             secrets_provider="awskms://alias/secrets?region=us-east-1",
         ),
-        iam.preview_policy(
-            SCOPE,
-            image_repository=REPOSITORY,
-            state_backend="s3://state-bucket",
-            secrets_provider="awskms://alias/secrets",
-        ),
+        preview(),
         iam.start_pipelines_policy(["arn:aws:sagemaker:us-east-1:123456789012:pipeline/x"]),
     ]
 
@@ -86,11 +138,24 @@ def test_no_document_grants_star_on_star():
             assert not ("*" in actions and "*" in stmt["Resource"]), stmt
 
 
-def test_execution_role_touches_only_its_buckets_key_and_group():
-    doc = execution()
-    resources = {r for s in doc["Statement"] for r in s["Resource"]}
-    s3 = {r for r in resources if r.startswith("arn:aws:s3")}
-    assert s3 == {f"arn:aws:s3:::{b}" for b in BUCKETS} | {f"arn:aws:s3:::{b}/*" for b in BUCKETS}
+def s3_resources(doc: dict) -> set[str]:
+    return {r for s in doc["Statement"] for r in s["Resource"] if r.startswith("arn:aws:s3")}
+
+
+def test_jobs_role_reads_raw_data_writes_features_and_artifacts_and_deletes_nothing():
+    doc = jobs()
+    s3 = "arn:aws:s3:::mlops-kit-dev-{}-123456789012"
+    assert s3_resources(doc) == {s3.format(p) for p in ("raw", "features", "artifacts")} | {
+        s3.format(p) + "/*" for p in ("raw", "features", "artifacts")
+    }
+    assert iam.allows(doc, "s3:GetObject", s3.format("raw") + "/transactions/2024.csv")
+    assert not iam.allows(doc, "s3:PutObject", s3.format("raw") + "/transactions/2024.csv")
+    assert iam.allows(doc, "s3:PutObject", s3.format("artifacts") + "/pipelines/x/model.tar.gz")
+    assert iam.allows(doc, "s3:PutObject", s3.format("features") + "/offline-store/x.parquet")
+    for purpose in BUCKETS:
+        assert not iam.allows(doc, "s3:DeleteObject", s3.format(purpose) + "/any")
+    for purpose in ("capture", "monitoring"):  # the endpoint's and the monitor's, never the jobs'
+        assert not iam.allows(doc, "s3:GetObject", s3.format(purpose) + "/any")
     kms_statements = [s for s in doc["Statement"] if any(a.startswith("kms:") for a in s["Action"])]
     assert all(s["Resource"] == [KEY] for s in kms_statements)
     registry = next(s for s in doc["Statement"] if s.get("Sid") == "ModelRegistry")
@@ -99,13 +164,93 @@ def test_execution_role_touches_only_its_buckets_key_and_group():
     passing = next(s for s in doc["Statement"] if s["Action"] == ["iam:PassRole"])
     assert passing["Resource"] == [ROLE]
     assert passing["Condition"]["StringEquals"]["iam:PassedToService"] == "sagemaker.amazonaws.com"
-    # its metrics only in the monitor's namespace
+    assert not any("cloudwatch:PutMetricData" in s["Action"] for s in doc["Statement"])
+
+
+def test_jobs_role_needs_the_buckets_it_reads_and_writes():
+    with pytest.raises(ValueError, match="features"):
+        iam.jobs_role_policy(
+            SCOPE,
+            role_arn=ROLE,
+            buckets={p: b for p, b in BUCKETS.items() if p != "features"},
+            kms_key_arn=KEY,
+            model_package_group="g",
+            glue_database="d",
+            image_repository=REPOSITORY,
+        )
+
+
+MODEL = "arn:aws:s3:::mlops-kit-dev-artifacts-123456789012/pipelines/mlops-kit-dev-training/exec-1/Train/model.tar.gz"
+CAPTURE = "arn:aws:s3:::mlops-kit-dev-capture-123456789012/datacapture/"
+
+
+def test_endpoint_role_reads_its_models_writes_only_its_capture_and_starts_nothing():
+    doc = endpoint()
+    assert iam.allows(doc, "s3:GetObject", MODEL)
+    assert not iam.allows(doc, "s3:PutObject", MODEL)
+    assert not iam.allows(
+        doc, "s3:GetObject", "arn:aws:s3:::mlops-kit-dev-artifacts-123456789012/promotions/x"
+    )
+    assert not iam.allows(doc, "s3:GetObject", "arn:aws:s3:::mlops-kit-dev-raw-123456789012/transactions/a")
+    own = CAPTURE + "mlops-kit-dev-endpoint/AllTraffic/2024/01/01/00/a.jsonl"
+    assert iam.allows(doc, "s3:PutObject", own)
+    assert not iam.allows(doc, "s3:PutObject", CAPTURE + "mlops-kit-dev-endpoint-2/AllTraffic/a.jsonl")
+    assert not iam.allows(doc, "s3:GetObject", own)  # it writes what it captures, reads none of it
+    for action in ("s3:DeleteObject", "sagemaker:CreateTrainingJob", "sagemaker:StartPipelineExecution"):
+        assert not any(iam.allows(doc, action, r) for r in (MODEL, own, "*")), action
+    assert not any(a.startswith(("sagemaker:", "iam:")) for s in doc["Statement"] for a in s["Action"])
+    metrics = next(s for s in doc["Statement"] if s["Sid"] == "EndpointMetrics")
+    assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/Endpoints"}}
+    alarm = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:mlops-kit-dev-endpoint-{}"
+    assert iam.allows(doc, "cloudwatch:DescribeAlarms", alarm.format("5xx"))
+    assert iam.allows(doc, "cloudwatch:DescribeAlarms", alarm.format("latency"))
+    assert not iam.allows(doc, "cloudwatch:PutMetricAlarm", alarm.format("5xx"))
+    logs = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/{}:log-stream:x"
+    assert iam.allows(doc, "logs:PutLogEvents", logs.format(ENDPOINT))
+    assert not iam.allows(doc, "logs:PutLogEvents", logs.format("mlops-kit-prod-endpoint"))
+
+
+BASELINE = (
+    "arn:aws:s3:::mlops-kit-dev-monitoring-123456789012/mlops-kit-dev-endpoint/baseline/statistics.json"
+)
+REPORTS = "arn:aws:s3:::mlops-kit-dev-monitoring-123456789012/mlops-kit-dev-endpoint/reports/"
+
+
+def test_monitoring_role_reads_capture_and_baseline_and_writes_its_reports():
+    doc = monitoring()
+    captured = CAPTURE + "mlops-kit-dev-endpoint/AllTraffic/2024/01/01/00/a.jsonl"
+    assert iam.allows(doc, "s3:GetObject", captured)
+    assert iam.allows(doc, "s3:GetObject", BASELINE)
+    assert iam.allows(doc, "s3:PutObject", REPORTS + "statistics.json")
+    assert not iam.allows(doc, "s3:PutObject", BASELINE)  # promotion writes the baseline, not the monitor
+    assert not iam.allows(doc, "s3:PutObject", captured)
+    assert not iam.allows(doc, "s3:GetObject", CAPTURE + "mlops-kit-prod-endpoint/AllTraffic/a.jsonl")
+    assert not iam.allows(doc, "s3:GetObject", MODEL)
+    assert not iam.allows(doc, "s3:DeleteObject", REPORTS + "statistics.json")
+    native = "arn:aws:s3:::mlops-kit-dev-monitoring-123456789012/mlops-kit-dev-endpoint/model-monitor/x"
+    assert not iam.allows(doc, "s3:PutObject", native)
+    assert iam.allows(monitoring(native=True), "s3:PutObject", native)
+    # lists only the prefixes it reads
+    lists = {s["Sid"]: s for s in doc["Statement"] if s["Action"] == ["s3:ListBucket"]}
+    assert lists["ListCapture"]["Condition"] == {
+        "StringLike": {"s3:prefix": "datacapture/mlops-kit-dev-endpoint/*"}
+    }
+    assert lists["ListBaseline"]["Condition"] == {
+        "StringLike": {"s3:prefix": "mlops-kit-dev-endpoint/baseline/*"}
+    }
     metrics = next(s for s in doc["Statement"] if s["Action"] == ["cloudwatch:PutMetricData"])
     assert metrics["Condition"]["StringEquals"]["cloudwatch:namespace"] == "mlops-kit/monitoring"
+    # it starts no pipeline: retraining on drift is the alarm rule's, through the invoker role
+    assert not iam.allows(doc, "sagemaker:StartPipelineExecution", "*")
+    assert not iam.allows(
+        doc, "sagemaker:CreateTrainingJob", "arn:aws:sagemaker:us-east-1:123456789012:training-job/x"
+    )
+    passing = next(s for s in doc["Statement"] if s["Action"] == ["iam:PassRole"])
+    assert passing["Resource"] == [MONITORING_ROLE]
 
 
 def test_deploy_policy_is_scoped_to_the_environment_prefix():
-    doc = iam.deploy_policy(SCOPE, environment="dev", image_repository=REPOSITORY)
+    doc = deploy(SCOPE)
     for stmt in doc["Statement"]:
         if stmt["Resource"] == ["*"]:
             # unscoped statements name their actions: no service-wide wildcard on every resource
@@ -138,8 +283,9 @@ def assert_only_own_repository(doc: dict) -> None:
             assert stmt["Resource"] == [REPOSITORY_ARN], stmt
 
 
-def test_execution_role_pulls_only_the_environments_own_image():
-    doc = execution()
+@pytest.mark.parametrize("role", [jobs, endpoint, monitoring])
+def test_service_roles_pull_only_the_environments_own_image(role):
+    doc = role()
     assert_only_own_repository(doc)
     pulls = next(s for s in doc["Statement"] if s.get("Sid") == "ImagePulls")
     assert set(pulls["Action"]) == {
@@ -159,7 +305,7 @@ def test_execution_role_pulls_only_the_environments_own_image():
     ],
 )
 def test_the_own_repository_check_refuses_wider_grants(resource):
-    doc = execution()
+    doc = jobs()
     for stmt in doc["Statement"]:
         if stmt.get("Sid") == "ImagePulls":
             stmt["Resource"] = [resource]
@@ -174,7 +320,7 @@ def test_image_repository_arn_refuses_wildcards(name):
 
 
 def test_deploy_policy_manages_and_pushes_to_its_own_repository_only():
-    doc = iam.deploy_policy(SCOPE, environment="dev", image_repository=REPOSITORY)
+    doc = deploy(SCOPE)
     assert_only_own_repository(doc)
     repository = next(s for s in doc["Statement"] if s["Sid"] == "ImageRepository")
     manages = {"ecr:CreateRepository", "ecr:PutLifecyclePolicy", "ecr:DeleteRepository"}
@@ -193,23 +339,14 @@ def test_preview_policy_reads_its_own_repository_only():
 
 
 def test_deploy_policy_manages_the_oidc_provider_only_when_the_stack_owns_it():
-    owns = iam.deploy_policy(
-        SCOPE, environment="dev", image_repository=REPOSITORY, manages_oidc_provider=True
-    )
-    references = iam.deploy_policy(
-        SCOPE, environment="dev", image_repository=REPOSITORY, manages_oidc_provider=False
-    )
+    owns = deploy(SCOPE, manages_oidc_provider=True)
+    references = deploy(SCOPE, manages_oidc_provider=False)
     assert any(s["Sid"] == "GithubOidcProvider" for s in owns["Statement"])
     assert not any(s["Sid"] == "GithubOidcProvider" for s in references["Statement"])
 
 
 def test_preview_policy_is_read_only_except_the_state_lock():
-    doc = iam.preview_policy(
-        SCOPE,
-        image_repository=REPOSITORY,
-        state_backend="s3://state-bucket",
-        secrets_provider="awskms://alias/secrets",
-    )
+    doc = preview()
     writes = (
         "Put", "Create", "Delete", "Update", "Start", "Stop", "Tag", "Untag", "Pass",
         "Initiate", "Upload", "Complete",  # an image push
@@ -219,7 +356,9 @@ def test_preview_policy_is_read_only_except_the_state_lock():
         risky = [v for v in verbs if v.startswith(writes)]
         if risky:
             assert stmt["Sid"] == "StateLocks"
-            assert stmt["Resource"] == ["arn:aws:s3:::state-bucket/.pulumi/locks/*"]
+            assert stmt["Resource"] == [
+                "arn:aws:s3:::state-bucket/.pulumi/locks/organization/mlops-kit/dev/*"
+            ]
 
 
 def test_state_backend_and_secrets_provider_parsing():
@@ -227,8 +366,6 @@ def test_state_backend_and_secrets_provider_parsing():
     assert iam.state_backend_bucket("https://api.pulumi.com") == ""
     assert iam.secrets_key_alias("awskms://alias/name?region=us-east-1") == "alias/name"
     assert iam.secrets_key_alias("passphrase") == ""
-    no_state = iam.deploy_policy(SCOPE, environment="dev", image_repository=REPOSITORY)
-    assert not any(s["Sid"].startswith("State") for s in no_state["Statement"])
 
 
 def test_key_policy_lets_the_account_administer_and_cloudwatch_deliver():
@@ -268,5 +405,221 @@ def test_statement_needs_actions_and_resources():
 
 
 def test_documents_are_json_serialisable_and_stable():
-    assert json.dumps(execution(), sort_keys=True) == json.dumps(execution(), sort_keys=True)
+    assert json.dumps(jobs(), sort_keys=True) == json.dumps(jobs(), sort_keys=True)
     assert iam.glue_database_name("mlops-kit-dev") == "mlops_kit_dev_features"
+
+
+# ---- how a policy is read ----------------------------------------------------------------------------
+
+
+def test_allows_reads_a_policy_as_iam_does():
+    doc = iam.document(
+        iam.statement(["s3:Get*"], ["arn:aws:s3:::b/*"], sid="Reads"),
+        iam.statement(["iam:PutRolePolicy"], ["arn:aws:iam::1:role/p-*"], sid="Roles"),
+        iam.statement(["iam:*"], ["arn:aws:iam::1:role/p-deploy"], sid="NotSelf", effect="Deny"),
+        iam.statement(
+            ["s3:GetObject"],
+            ["arn:aws:s3:::b/secret/*"],
+            sid="MaybeDenied",
+            effect="Deny",
+            condition={"Bool": {"aws:SecureTransport": "false"}},
+        ),
+    )
+    assert iam.allows(doc, "s3:GetObject", "arn:aws:s3:::b/a/key")
+    assert iam.allows(doc, "S3:getobject", "arn:aws:s3:::b/a/key")  # action names ignore case
+    assert not iam.allows(doc, "s3:PutObject", "arn:aws:s3:::b/a/key")
+    assert not iam.allows(doc, "s3:GetObject", "arn:aws:s3:::other/key")
+    assert iam.allows(doc, "iam:PutRolePolicy", "arn:aws:iam::1:role/p-sagemaker")
+    assert not iam.allows(doc, "iam:PutRolePolicy", "arn:aws:iam::1:role/p-deploy")  # the Deny wins
+    assert not iam.allows(doc, "iam:PutRolePolicy", "arn:aws:iam::1:role/q-sagemaker")
+    # a Deny with a condition may not apply: the reading leans towards "allowed"
+    assert iam.allows(doc, "s3:GetObject", "arn:aws:s3:::b/secret/x")
+
+
+def test_allows_reads_not_action_and_not_resource():
+    doc = {
+        "Statement": [
+            {"Effect": "Allow", "NotAction": ["iam:*"], "Resource": "*"},
+            {"Effect": "Deny", "Action": "s3:*", "NotResource": ["arn:aws:s3:::mine/*"]},
+        ]
+    }
+    assert iam.allows(doc, "s3:GetObject", "arn:aws:s3:::mine/k")
+    assert not iam.allows(doc, "s3:GetObject", "arn:aws:s3:::theirs/k")
+    assert not iam.allows(doc, "iam:GetRole", "arn:aws:iam::1:role/r")
+
+
+# ---- autoscaling: the alarms Application Auto Scaling creates ----------------------------------------
+
+TRACKING = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:TargetTracking-endpoint/{}/variant/AllTraffic-{}"
+TRACKING_ACTIONS = ("cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms")
+
+
+@pytest.mark.parametrize("suffix", ["AlarmHigh-1a2b3c4d-0000-4e5f-8a9b-0123456789ab", "AlarmLow-99"])
+def test_deploy_role_may_create_its_endpoints_target_tracking_alarms(suffix):
+    """PutScalingPolicy checks the caller may put, describe and delete the alarms it names after the
+    scalable target; with only `alarm:<prefix>-*` the first deploy of an autoscaled endpoint failed there."""
+    doc = deploy()
+    for action in TRACKING_ACTIONS:
+        assert iam.allows(doc, action, TRACKING.format(ENDPOINT, suffix)), action
+
+
+@pytest.mark.parametrize(
+    "alarm",
+    [
+        TRACKING.format("mlops-kit-prod-endpoint", "AlarmHigh-1"),  # another environment's endpoint
+        TRACKING.format("mlops-kit-dev-endpoint-2", "AlarmHigh-1"),  # a look-alike name
+        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:TargetTracking-table/orders-AlarmHigh-1",
+        "arn:aws:cloudwatch:us-east-1:999999999999:alarm:"
+        "TargetTracking-endpoint/mlops-kit-dev-endpoint/variant/AllTraffic-AlarmHigh-1",
+    ],
+)
+def test_deploy_role_may_not_create_other_target_tracking_alarms(alarm):
+    doc = deploy()
+    assert not iam.allows(doc, "cloudwatch:PutMetricAlarm", alarm)
+    assert not iam.allows(doc, "cloudwatch:DeleteAlarms", alarm)
+
+
+def test_deploy_role_creates_only_application_auto_scalings_sagemaker_service_role():
+    doc = deploy()
+    (stmt,) = [s for s in doc["Statement"] if "iam:CreateServiceLinkedRole" in s["Action"]]
+    assert stmt["Condition"] == {
+        "StringEquals": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}
+    }
+    own = (
+        "arn:aws:iam::123456789012:role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+        "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+    )
+    other = (
+        "arn:aws:iam::123456789012:role/aws-service-role/ecs.application-autoscaling.amazonaws.com/"
+        "AWSServiceRoleForApplicationAutoScaling_ECSService"
+    )
+    assert iam.allows(doc, "iam:CreateServiceLinkedRole", own)
+    assert not iam.allows(doc, "iam:CreateServiceLinkedRole", other)
+
+
+@pytest.mark.parametrize("endpoint", ["", "*", "mlops-kit-*"])
+def test_target_tracking_alarms_need_a_plain_endpoint_name(endpoint):
+    with pytest.raises(ValueError, match="plain name"):
+        iam.target_tracking_alarms_arn(SCOPE, endpoint)
+
+
+# ---- state: the stack's own objects and the key -------------------------------------------------------
+
+OBJECT = "arn:aws:s3:::state-bucket/.pulumi/"
+OWN_WRITES = [
+    "stacks/mlops-kit/dev.json",
+    "stacks/mlops-kit/dev.json.bak",
+    "stacks/mlops-kit/dev.json.gz",
+    "stacks/mlops-kit/dev.pulumi-tags",
+    "history/mlops-kit/dev/dev-1700000000000000000.history.json",
+    "history/mlops-kit/dev/dev-1700000000000000000.checkpoint.json",
+    "backups/mlops-kit/dev/dev.1700000000000000000.json",
+    "journal/mlops-kit/dev/0001.json",
+    "locks/organization/mlops-kit/dev/5f0e-lock.json",
+]
+OTHER_STACKS = [
+    "stacks/mlops-kit/prod.json",
+    "stacks/mlops-kit/devserving.json",  # a stack whose name starts with this one's
+    "stacks/other-project/dev.json",
+    "history/mlops-kit/prod/prod-1.history.json",
+    "backups/mlops-kit/staging/staging.1.json",
+    "journal/mlops-kit/prod/0001.json",
+    "locks/organization/mlops-kit/prod/5f0e-lock.json",
+    "locks/organization/mlops-kit/devserving/5f0e-lock.json",
+]
+
+
+def test_deploy_role_writes_its_own_stacks_state_and_no_other():
+    doc = deploy(state=STATE, secrets_provider=SECRETS)
+    for key in OWN_WRITES:
+        for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
+            assert iam.allows(doc, action, OBJECT + key), (action, key)
+    for key in OTHER_STACKS:
+        for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
+            assert not iam.allows(doc, action, OBJECT + key), (action, key)
+    assert iam.allows(doc, "s3:GetObject", OBJECT + "meta.yaml")
+    assert not iam.allows(doc, "s3:PutObject", OBJECT + "meta.yaml")  # the backend's, set up once
+
+
+def test_preview_role_reads_its_own_stacks_state_and_takes_only_its_lock():
+    doc = preview()
+    own = OBJECT + "stacks/mlops-kit/dev.json"
+    lock = OBJECT + "locks/organization/mlops-kit/dev/5f0e-lock.json"
+    assert iam.allows(doc, "s3:GetObject", own) and not iam.allows(doc, "s3:PutObject", own)
+    assert iam.allows(doc, "s3:PutObject", lock) and iam.allows(doc, "s3:DeleteObject", lock)
+    for key in OTHER_STACKS:
+        assert not iam.allows(doc, "s3:GetObject", OBJECT + key), key
+        assert not iam.allows(doc, "s3:PutObject", OBJECT + key), key
+    assert not iam.allows(doc, "s3:PutObject", OBJECT + "history/mlops-kit/dev/dev-1.history.json")
+
+
+def test_state_in_a_folder_of_the_bucket():
+    state = iam.state_objects("s3://state-bucket/team-a/?region=us-east-1", project="mlops-kit", stack="dev")
+    assert (state.bucket, state.folder) == ("state-bucket", "team-a/")
+    doc = deploy(state=state)
+    assert iam.allows(
+        doc, "s3:PutObject", "arn:aws:s3:::state-bucket/team-a/.pulumi/stacks/mlops-kit/dev.json"
+    )
+    assert not iam.allows(doc, "s3:PutObject", OBJECT + "stacks/mlops-kit/dev.json")  # outside the folder
+
+
+@pytest.mark.parametrize(("project", "stack"), [("mlops-kit", "*"), ("*", "dev"), ("a/b", "dev"), ("p", "")])
+def test_state_objects_need_plain_project_and_stack_names(project, stack):
+    with pytest.raises(ValueError, match="plain"):
+        iam.state_objects("s3://state-bucket", project=project, stack=stack)
+
+
+def test_no_state_statements_without_an_s3_backend():
+    assert iam.state_objects("https://api.pulumi.com", project="p", stack="s") is None
+    doc = deploy(state=None, secrets_provider="default")
+    assert not any(s["Sid"].startswith("State") for s in doc["Statement"])
+
+
+def test_the_state_key_is_used_through_s3_for_this_stacks_objects_only():
+    """KMS, through S3, only with this stack's objects (or the bucket, for a Bucket Key) as context; the
+    secrets provider decrypts with no context, so there the key alone is the scope."""
+    for doc in (deploy(state=STATE, secrets_provider=SECRETS), preview()):
+        by_sid = {s["Sid"]: s for s in doc["Statement"]}
+        via_s3 = by_sid["StateObjectsKey"]
+        assert via_s3["Condition"]["ForAnyValue:StringEquals"] == {"kms:ResourceAliases": "alias/secrets"}
+        like = via_s3["Condition"]["StringLike"]
+        assert like["kms:ViaService"] == "s3.*.amazonaws.com"
+        contexts = like["kms:EncryptionContext:aws:s3:arn"]
+        assert "arn:aws:s3:::state-bucket" in contexts
+        assert OBJECT + "stacks/mlops-kit/dev.*" in contexts
+        assert not any("prod" in c for c in contexts)
+        secrets = by_sid["StateSecrets"]
+        assert secrets["Action"] == ["kms:Decrypt"]  # the data key was encrypted once, at stack init
+        assert secrets["Condition"] == {"ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/secrets"}}
+        kms = {
+            a for s in doc["Statement"] for a in s["Action"] if a.startswith("kms:") and "State" in s["Sid"]
+        }
+        assert kms == {"kms:Decrypt", "kms:GenerateDataKey"}
+
+
+# ---- keys ----------------------------------------------------------------------------------------------
+
+KEY_IN_ACCOUNT = "arn:aws:kms:us-east-1:123456789012:key/0f1e2d3c-0000-4000-8000-000000000000"
+
+
+def test_no_ci_role_creates_keys():
+    """kms:CreateKey has no resource to scope it by; the environment's key is the administrator's first
+    `pulumi up`'s, and CI manages only keys tagged with its environment."""
+    for doc in (deploy(state=STATE, secrets_provider=SECRETS), preview()):
+        assert not iam.allows(doc, "kms:CreateKey", "*")  # CreateKey names no key: IAM checks `*`
+    keys = next(s for s in deploy()["Statement"] if s["Sid"] == "ManageTaggedKeys")
+    assert iam.allows(deploy(), "kms:EnableKeyRotation", KEY_IN_ACCOUNT)  # the nearest case: its own key
+    assert keys["Condition"] == {"StringEquals": {"aws:ResourceTag/environment": "dev"}}
+    assert not any(
+        "kms:TagResource" in s["Action"] or "kms:*" in s["Action"]
+        for s in deploy()["Statement"]
+        if not s.get("Condition") and s["Effect"] == "Allow"
+    ), "tagging an untagged key `environment=dev` would hand it to ManageTaggedKeys"
+
+
+def test_no_document_grants_a_kms_write_on_every_resource():
+    for doc in all_documents():
+        for stmt in doc["Statement"]:
+            if stmt["Resource"] == ["*"]:
+                kms = [a for a in stmt["Action"] if a.startswith("kms:")]
+                assert all(a.split(":")[1].startswith(("Describe", "Get", "List")) for a in kms), stmt

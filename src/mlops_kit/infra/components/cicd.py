@@ -1,8 +1,8 @@
 """Cicd: GitHub Actions' way into the account. The GitHub OIDC provider (created here, or referenced by
 ARN when another stack in the account owns it), a deploy role trusted only for the repository's GitHub
 environment, a read-only preview role for pull requests, and, with `manage_github`, the GitHub
-environment itself (required reviewers when approval is required) and the Actions variables the
-workflows read, so no hand set-up is needed."""
+environment itself (its deployment branch policy, and required reviewers when approval is required) and
+the Actions variables the workflows read, so no hand set-up is needed."""
 
 from __future__ import annotations
 
@@ -28,13 +28,16 @@ class CicdArgs:
     github_repository: str
     github_environment: str
     oidc_provider_arn: str  # empty: create the provider
-    deploy_role_name: str
-    preview_role_name: str
+    roles: iam.RoleNames  # the stack's roles: the deploy and preview roles are made here
     image_repository: str  # the runtime image's ECR repository: the deploy role pushes to it
+    endpoint_name: str  # the endpoint the deploy role creates and autoscales
     state_backend: str
     secrets_provider: str
+    pulumi_project: str  # the Pulumi project and stack whose state the roles may use, and no other's
+    stack: str
     manage_github: bool
     reviewers: tuple[gh.Reviewer, ...]
+    deploy_branches: tuple[str, ...]  # only these branches' jobs may enter the GitHub environment
     tags: dict[str, str]
 
 
@@ -61,10 +64,12 @@ class Cicd(pulumi.ComponentResource):
         def scope(account: str) -> iam.Scope:
             return iam.Scope(account, args.region, args.prefix)
 
+        state = iam.state_objects(args.state_backend, project=args.pulumi_project, stack=args.stack)
+
         deploy_subject = iam.github_subject(args.github_repository, environment=args.github_environment)
         deploy = aws.iam.Role(
             f"{name}-deploy-role",
-            name=args.deploy_role_name,
+            name=args.roles.deploy,
             description=f"pulumi up for {args.prefix}, from GitHub environment {args.github_environment}",
             assume_role_policy=pulumi.Output.from_input(provider_arn).apply(
                 lambda arn: json.dumps(iam.github_trust(arn, deploy_subject))
@@ -82,7 +87,9 @@ class Cicd(pulumi.ComponentResource):
                         scope(account),
                         environment=args.environment,
                         image_repository=args.image_repository,
-                        state_backend=args.state_backend,
+                        endpoint=args.endpoint_name,
+                        roles=args.roles,
+                        state=state,
                         secrets_provider=args.secrets_provider,
                         manages_oidc_provider=not args.oidc_provider_arn,
                     )
@@ -94,7 +101,7 @@ class Cicd(pulumi.ComponentResource):
         preview_subject = iam.github_subject(args.github_repository)
         preview = aws.iam.Role(
             f"{name}-preview-role",
-            name=args.preview_role_name,
+            name=args.roles.preview,
             description=f"read-only pulumi preview of {args.prefix} for pull requests",
             assume_role_policy=pulumi.Output.from_input(provider_arn).apply(
                 lambda arn: json.dumps(iam.github_trust(arn, preview_subject))
@@ -111,7 +118,7 @@ class Cicd(pulumi.ComponentResource):
                     iam.preview_policy(
                         scope(account),
                         image_repository=args.image_repository,
-                        state_backend=args.state_backend,
+                        state=state,
                         secrets_provider=args.secrets_provider,
                     )
                 )
@@ -163,8 +170,19 @@ class Cicd(pulumi.ComponentResource):
             environment=args.github_environment,
             reviewers=reviewers,
             prevent_self_review=bool(args.reviewers),
+            # Only the listed branches: the deploy role trusts the environment, so the environment's
+            # branch policy is what keeps other branches out of the account.
+            deployment_branch_policy={"protected_branches": False, "custom_branch_policies": True},
             opts=on_github,
         )
+        for i, pattern in enumerate(args.deploy_branches):
+            github.RepositoryEnvironmentDeploymentPolicy(
+                f"{name}-deploy-branch-{i}",
+                repository=repository,
+                environment=environment.environment,
+                branch_pattern=pattern,
+                opts=on_github,
+            )
         github.ActionsEnvironmentVariable(
             f"{name}-deploy-role-variable",
             repository=repository,

@@ -1,6 +1,7 @@
 """Monitoring: the kit's monitor as a scheduled one-step SageMaker pipeline over captured requests, run in
-the project's runtime image (reports to the monitoring bucket), a CloudWatch alarm on its drift metric, a
-KMS-encrypted SNS topic, retraining when drift fires, and a dashboard. `NativeModelMonitor` is the opt-in
+the project's runtime image with a role of its own (it reads the endpoint's captured requests and
+baseline and writes its reports and metrics), a CloudWatch alarm on its drift metric, a KMS-encrypted SNS
+topic, retraining when drift fires, and a dashboard. `NativeModelMonitor` is the opt-in
 Amazon SageMaker Model Monitor alternative (closed to new customers, hence not the default)."""
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ class MonitoringArgs:
     account_id: pulumi.Input[str]
     endpoint_name: str
     serving: bool  # is there an endpoint to watch? If not, the schedule exists but is disabled
-    role_arn: pulumi.Input[str]
+    role_name: str  # the monitoring pipeline's and its job's role, created here
+    invoker_role_name: str  # the role the schedule and the retraining rule start pipelines with
+    image_repository: str  # the runtime image's ECR repository, the only one the job pulls from
+    native_model_monitor: bool  # the opt-in Model Monitor job runs with the same role, writing its reports
     kms_key_arn: pulumi.Input[str]
     capture_bucket: pulumi.Input[str]
     monitoring_bucket: pulumi.Input[str]
@@ -68,8 +72,38 @@ class Monitoring(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=topic),
             )
 
+        role = aws.iam.Role(
+            f"{name}-role",
+            name=args.role_name,
+            description=f"The drift monitor of {args.endpoint_name}: its pipeline and its job",
+            assume_role_policy=json.dumps(iam.service_trust("sagemaker.amazonaws.com")),
+            tags=args.tags,
+            opts=child,
+        )
+        policy = aws.iam.RolePolicy(
+            f"{name}-role-policy",
+            role=role.id,
+            policy=pulumi.Output.all(
+                args.account_id, role.arn, args.capture_bucket, args.monitoring_bucket, args.kms_key_arn
+            ).apply(
+                lambda v: json.dumps(
+                    iam.monitoring_role_policy(
+                        iam.Scope(v[0], args.region, args.prefix),
+                        role_arn=v[1],
+                        endpoint=args.endpoint_name,
+                        capture_bucket=v[2],
+                        monitoring_bucket=v[3],
+                        kms_key_arn=v[4],
+                        image_repository=args.image_repository,
+                        native_model_monitor=args.native_model_monitor,
+                    )
+                )
+            ),
+            opts=pulumi.ResourceOptions(parent=role),
+        )
+
         definition = pulumi.Output.all(
-            args.role_arn, args.kms_key_arn, args.capture_bucket, args.monitoring_bucket, args.image_uri
+            role.arn, args.kms_key_arn, args.capture_bucket, args.monitoring_bucket, args.image_uri
         ).apply(
             lambda v: plan.pipeline_definition(
                 endpoint=args.endpoint_name,
@@ -90,16 +124,16 @@ class Monitoring(pulumi.ComponentResource):
             pipeline_name=args.pipeline_name,
             pipeline_display_name=args.pipeline_name,
             pipeline_description=f"The kit's drift monitor over {args.endpoint_name}'s captured requests",
-            role_arn=args.role_arn,
+            role_arn=role.arn,
             pipeline_definition=definition,
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.image_pushed)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, *args.image_pushed]),
         )
 
         started = [pipeline.arn] + ([args.training_pipeline_arn] if args.retrain_on_drift else [])
         invoker = aws.iam.Role(
             f"{name}-invoker",
-            name=f"{args.prefix}-monitoring-invoker",
+            name=args.invoker_role_name,
             description="Lets the monitoring schedule and the retraining rule start their pipelines",
             assume_role_policy=pulumi.Output.from_input(args.account_id).apply(
                 lambda account: json.dumps(
@@ -180,12 +214,14 @@ class Monitoring(pulumi.ComponentResource):
         )
 
         self.topic_arn = topic.arn
+        self.role_arn = role.arn
         self.pipeline_name = pipeline.pipeline_name
         self.drift_alarm_name = alarm.name
         self.dashboard_name = dashboard.dashboard_name
         self.register_outputs(
             {
                 "topic_arn": self.topic_arn,
+                "role_arn": self.role_arn,
                 "pipeline_name": self.pipeline_name,
                 "drift_alarm": self.drift_alarm_name,
                 "dashboard": self.dashboard_name,
@@ -212,17 +248,16 @@ class NativeModelMonitor(pulumi.ComponentResource):
     def __init__(self, name: str, args: NativeModelMonitorArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlops:monitoring:NativeModelMonitor", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        base = pulumi.Output.all(args.monitoring_bucket, args.endpoint_name).apply(
-            lambda v: f"s3://{v[0]}/{v[1]}"
-        )
+        locations = pulumi.Output.all(args.monitoring_bucket, args.endpoint_name)
+        baseline = locations.apply(lambda v: plan.baseline_uri(v[0], v[1]))
         job = aws.sagemaker.DataQualityJobDefinition(
             f"{name}-data-quality",
             name=f"{args.prefix}-data-quality",
             role_arn=args.role_arn,
             data_quality_app_specification={"image_uri": args.image_uri},
             data_quality_baseline_config={
-                "constraints_resource": {"s3_uri": base.apply(lambda b: f"{b}/baseline/constraints.json")},
-                "statistics_resource": {"s3_uri": base.apply(lambda b: f"{b}/baseline/statistics.json")},
+                "constraints_resource": {"s3_uri": baseline.apply(lambda b: f"{b}constraints.json")},
+                "statistics_resource": {"s3_uri": baseline.apply(lambda b: f"{b}statistics.json")},
             },
             data_quality_job_input={
                 "endpoint_input": {
@@ -234,7 +269,7 @@ class NativeModelMonitor(pulumi.ComponentResource):
                 "kms_key_id": args.kms_key_arn,
                 "monitoring_outputs": {
                     "s3_output": {
-                        "s3_uri": base.apply(lambda b: f"{b}/model-monitor"),
+                        "s3_uri": locations.apply(lambda v: plan.native_monitor_uri(v[0], v[1])),
                         "local_path": "/opt/ml/processing/output",
                         "s3_upload_mode": "EndOfJob",
                     }

@@ -1,23 +1,33 @@
 """Serving: a SageMaker endpoint for the environment's approved model package, with data capture (KMS),
 an encrypted volume, blue/green updates that roll back on 5xx or latency alarms, and autoscaling on
-invocations per instance. Built only when the settings name an approved package."""
+invocations per instance; its model runs with a role of its own, which reads the models the training
+pipeline writes and the runtime image and writes only its captured requests, logs and metrics. Built only
+when the settings name an approved package."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
+from mlops_kit.infra.plans import iam
 from mlops_kit.infra.plans import serving as plan
-from mlops_kit.infra.plans.storage import capture_prefix
+from mlops_kit.infra.plans.storage import capture_prefix, model_artifacts_uri
 
 
 @dataclass(frozen=True)
 class ServingArgs:
+    prefix: str
+    region: str
+    account_id: pulumi.Input[str]
     endpoint_name: str
     model_package_arn: str
-    role_arn: pulumi.Input[str]
+    role_name: str  # the model's execution role, created here
+    artifacts_bucket: pulumi.Input[str]
+    training_pipeline: str  # its runs write the models the endpoint serves, under the artifacts bucket
+    image_repository: str  # the runtime image's ECR repository, the only one the model pulls from
     instance_type: str
     instance_count: int
     capture_percent: int
@@ -56,12 +66,41 @@ class Serving(pulumi.ComponentResource):
                 )
             )
 
-        model = aws.sagemaker.Model(
-            f"{name}-model",
-            execution_role_arn=args.role_arn,
-            primary_container={"model_package_name": args.model_package_arn},
+        role = aws.iam.Role(
+            f"{name}-role",
+            name=args.role_name,
+            description=f"The model behind {args.endpoint_name}",
+            assume_role_policy=json.dumps(iam.service_trust("sagemaker.amazonaws.com")),
             tags=args.tags,
             opts=child,
+        )
+        policy = aws.iam.RolePolicy(
+            f"{name}-role-policy",
+            role=role.id,
+            policy=pulumi.Output.all(
+                args.account_id, args.artifacts_bucket, args.capture_bucket, args.kms_key_arn
+            ).apply(
+                lambda v: json.dumps(
+                    iam.endpoint_role_policy(
+                        iam.Scope(v[0], args.region, args.prefix),
+                        endpoint=args.endpoint_name,
+                        model_artifacts_uri=model_artifacts_uri(v[1], args.training_pipeline),
+                        capture_bucket=v[2],
+                        kms_key_arn=v[3],
+                        image_repository=args.image_repository,
+                    )
+                )
+            ),
+            opts=pulumi.ResourceOptions(parent=role),
+        )
+
+        model = aws.sagemaker.Model(
+            f"{name}-model",
+            execution_role_arn=role.arn,
+            primary_container={"model_package_name": args.model_package_arn},
+            tags=args.tags,
+            # the role may pull the image and read the model before SageMaker checks that it can
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
         )
         config = aws.sagemaker.EndpointConfiguration(
             f"{name}-config",
@@ -130,4 +169,5 @@ class Serving(pulumi.ComponentResource):
         )
 
         self.endpoint_name = endpoint.name
-        self.register_outputs({"endpoint_name": self.endpoint_name})
+        self.role_arn = role.arn
+        self.register_outputs({"endpoint_name": self.endpoint_name, "role_arn": self.role_arn})

@@ -1,5 +1,6 @@
-"""Training: the SageMaker execution role (least privilege, pulling only the environment's own runtime
-image), the model package group (shared with reader accounts when the settings list any), the SageMaker
+"""Training: the role of the training pipeline and its jobs (least privilege: it reads the raw bucket,
+writes the features and artifacts buckets, pulls only the environment's own runtime image), the model
+package group (shared with reader accounts when the settings list any), the SageMaker
 pipeline whose definition comes from the project's `pipelines/definition.py` and runs every step in the
 project's runtime image, and an optional retraining schedule."""
 
@@ -25,6 +26,7 @@ class TrainingArgs:
     region: str
     account_id: pulumi.Input[str]
     role_name: str
+    scheduler_role_name: str  # the retraining schedule's, when there is one
     buckets: dict[str, pulumi.Input[str]]  # purpose -> name
     kms_key_arn: pulumi.Input[str]
     model_package_group: str
@@ -45,18 +47,20 @@ class Training(pulumi.ComponentResource):
     def __init__(self, name: str, args: TrainingArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlops:training:Training", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        if "artifacts" not in args.buckets:
-            raise ValueError(f"Training {name}: needs an artifacts bucket for the models and evaluations")
+        missing = [p for p in (*iam.JOBS_READ, *iam.JOBS_WRITE) if p not in args.buckets]
+        if missing:
+            # raw data in; feature records, models and evaluations out
+            raise ValueError(f"Training {name}: needs the {' and '.join(missing)} buckets")
 
         role = aws.iam.Role(
             f"{name}-execution-role",
             name=args.role_name,
-            description=f"SageMaker jobs and pipelines of {args.prefix}",
+            description=f"The training pipeline of {args.prefix} and its processing and training jobs",
             assume_role_policy=json.dumps(iam.service_trust("sagemaker.amazonaws.com")),
             tags=args.tags,
             opts=child,
         )
-        bucket_names = pulumi.Output.all(*args.buckets.values())
+        bucket_names = pulumi.Output.all(**{p: pulumi.Output.from_input(b) for p, b in args.buckets.items()})
         policy = aws.iam.RolePolicy(
             f"{name}-execution-policy",
             role=role.id,
@@ -64,10 +68,10 @@ class Training(pulumi.ComponentResource):
                 args.account_id, role.arn, bucket_names, args.kms_key_arn, args.glue_database
             ).apply(
                 lambda v: json.dumps(
-                    iam.execution_role_policy(
+                    iam.jobs_role_policy(
                         iam.Scope(v[0], args.region, args.prefix),
                         role_arn=v[1],
-                        buckets=v[2],
+                        buckets=dict(v[2]),
                         kms_key_arn=v[3],
                         model_package_group=args.model_package_group,
                         glue_database=v[4],
@@ -127,7 +131,7 @@ class Training(pulumi.ComponentResource):
         if args.retrain_schedule:
             invoker = aws.iam.Role(
                 f"{name}-scheduler-role",
-                name=f"{args.prefix}-retrain-scheduler",
+                name=args.scheduler_role_name,
                 assume_role_policy=pulumi.Output.from_input(args.account_id).apply(
                     lambda account: json.dumps(
                         iam.service_trust("scheduler.amazonaws.com", account_id=account)

@@ -1,10 +1,17 @@
-"""The GitHub side of CI/CD as data: reviewers and the names of the Actions variables the workflows read."""
+"""The GitHub side of CI/CD as data: reviewers, the branches that may deploy, and the names of the Actions
+variables and secrets the workflows read."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 DEPLOY_ROLE_VARIABLE = "AWS_DEPLOY_ROLE_ARN"
+# pulumi-github reads its token from GITHUB_TOKEN; the workflows set it from these secrets, since the
+# workflow's own `github.token` cannot administer environments. The deploy jobs' (a secret of each GitHub
+# environment): administer the environment, its branch policies and the Actions variables. The previews'
+# (a repository secret): read the same, and the reviewer teams.
+GITHUB_TOKEN_SECRET = "PULUMI_GITHUB_TOKEN"
+GITHUB_READ_TOKEN_SECRET = "PULUMI_GITHUB_READ_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -41,3 +48,17 @@ def reviewers(entries: list[str], *, approval_required: bool, where: str) -> lis
             raise ValueError(f"{where}: cicd.reviewers entry {entry!r} is not team:<slug> or user:<login>")
         out.append(Reviewer(kind, name))
     return out
+
+
+def deploy_branches(patterns: list[str], *, where: str) -> list[str]:
+    """The branch patterns that may deploy to the GitHub environment (its deployment branch policy): a job
+    of any other branch cannot enter the environment, so cannot get the OIDC token that the environment's
+    deploy role trusts. At least one, each once."""
+    if not patterns:
+        raise ValueError(
+            f"{where}: cicd.deploy_branches is empty: no branch could deploy; name at least one, e.g. [main]"
+        )
+    repeated = sorted({p for p in patterns if patterns.count(p) > 1})
+    if repeated:
+        raise ValueError(f"{where}: cicd.deploy_branches lists {', '.join(repeated)} more than once")
+    return list(patterns)

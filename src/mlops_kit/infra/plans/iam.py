@@ -7,14 +7,36 @@ checked against botocore's service models; the components only serialise them. N
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from mlops_kit.infra.plans.monitoring import baseline_uri, native_monitor_uri, reports_uri
+from mlops_kit.infra.plans.serving import rollback_alarm_names, scaling_resource_id
+from mlops_kit.infra.plans.storage import endpoint_capture_uri
 
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 GITHUB_OIDC_URL = f"https://{GITHUB_OIDC_HOST}"
 GITHUB_AUDIENCE = "sts.amazonaws.com"
 MONITORING_NAMESPACE = "mlops-kit/monitoring"
+# Application Auto Scaling's service-linked role for SageMaker variants: it creates the target-tracking
+# alarms (its managed policy allows cloudwatch:PutMetricAlarm/DeleteAlarms on alarm:TargetTracking*).
+# The IAM writes that change what a role may do, or who may assume it: the CI roles never get them on
+# a CI role (itself included).
+ROLE_WRITES = (
+    "iam:Put*",
+    "iam:Attach*",
+    "iam:Detach*",
+    "iam:Delete*",
+    "iam:Update*",
+    "iam:Create*",
+    "iam:Tag*",
+    "iam:Untag*",
+    "iam:PassRole",
+)
+AUTOSCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
+AUTOSCALING_SERVICE_ROLE = "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
 
 Document = dict[str, Any]
 
@@ -97,11 +119,51 @@ class Scope:
             f"{self.account_id if account else ''}:{resource}"
         )
 
+    def role_arn(self, name: str) -> str:
+        return f"arn:{self.partition}:iam::{self.account_id}:role/{name}"
+
     def bucket_arns(self, buckets: Iterable[str]) -> list[str]:
         names = sorted(buckets)
         return [f"arn:{self.partition}:s3:::{b}" for b in names] + [
             f"arn:{self.partition}:s3:::{b}/*" for b in names
         ]
+
+
+@dataclass(frozen=True)
+class RoleNames:
+    """Every role one environment's stack creates, by name. The service roles are those AWS services
+    assume, which `pulumi up` in CI manages; the CI roles are those GitHub Actions assume, which only an
+    administrator changes."""
+
+    jobs: str  # the training pipeline and its jobs (`mlops_kit.naming.execution_role`)
+    endpoint: str  # the endpoint's model
+    monitoring: str  # the monitoring pipeline and its job
+    monitoring_invoker: str  # the schedule and the retraining rule start pipelines with it
+    retrain_scheduler: str  # the periodic retraining schedule's
+    deploy: str
+    preview: str
+
+    @property
+    def service(self) -> tuple[str, ...]:
+        return (self.jobs, self.endpoint, self.monitoring, self.monitoring_invoker, self.retrain_scheduler)
+
+    @property
+    def ci(self) -> tuple[str, ...]:
+        return (self.deploy, self.preview)
+
+
+def role_names(prefix: str, *, jobs: str, deploy: str, preview: str) -> RoleNames:
+    """The names of an environment's roles: those the kit looks up by name come from `mlops_kit.naming`,
+    the others are `<prefix>-<purpose>`."""
+    return RoleNames(
+        jobs=jobs,
+        endpoint=f"{prefix}-serving",
+        monitoring=f"{prefix}-monitoring",
+        monitoring_invoker=f"{prefix}-monitoring-invoker",
+        retrain_scheduler=f"{prefix}-retrain-scheduler",
+        deploy=deploy,
+        preview=preview,
+    )
 
 
 def key_policy(scope: Scope) -> Document:
@@ -165,30 +227,44 @@ def model_package_group_policy(group_arn: str, reader_accounts: Sequence[str]) -
     )
 
 
-def execution_role_policy(
+# What the pipeline's jobs read, and what they write, by bucket purpose (`mlops_kit.naming.BUCKET_PURPOSES`):
+# raw data in; feature records (the offline store) and models, evaluations and baselines out. Captured
+# requests and monitoring reports are the endpoint's and the monitor's, never the jobs'.
+JOBS_READ = ("raw",)
+JOBS_WRITE = ("features", "artifacts")
+
+
+def jobs_role_policy(
     scope: Scope,
     *,
     role_arn: str,
-    buckets: Iterable[str],
+    buckets: Mapping[str, str],
     kms_key_arn: str,
     model_package_group: str,
     glue_database: str,
     image_repository: str,
 ) -> Document:
-    """The SageMaker execution role: its buckets, its key, its model package group, its feature groups,
-    its jobs, its logs, pulls of the environment's own runtime image, and the monitor's metrics. Jobs that
-    SageMaker Pipelines creates get generated names, so job ARNs are scoped by type, not by name."""
+    """The role of the training pipeline and of its processing and training jobs (and of the feature
+    groups' offline store): read the raw bucket, write the features and artifacts buckets (no deletes),
+    its key, its jobs, its model package group, its feature groups and their catalog, its logs, pulls of
+    the environment's own runtime image. Jobs that SageMaker Pipelines creates get generated names, so
+    job ARNs are scoped by type, not by name."""
+    missing = [p for p in (*JOBS_READ, *JOBS_WRITE) if p not in buckets]
+    if missing:
+        raise ValueError(f"the jobs role needs the {', '.join(missing)} bucket(s)")
     sm = scope.arn
+    s3 = f"arn:{scope.partition}:s3:::"
     return document(
         statement(
             ["s3:ListBucket", "s3:GetBucketLocation", "s3:GetBucketAcl"],
-            _buckets(scope, buckets),
+            [f"{s3}{buckets[p]}" for p in (*JOBS_READ, *JOBS_WRITE)],
             sid="Buckets",
         ),
+        statement(["s3:GetObject"], [f"{s3}{buckets[p]}/*" for p in JOBS_READ], sid="ReadInputs"),
         statement(
-            ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:PutObjectAcl", "s3:AbortMultipartUpload"],
-            [f"arn:{scope.partition}:s3:::{b}/*" for b in sorted(buckets)],
-            sid="Objects",
+            ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+            [f"{s3}{buckets[p]}/*" for p in JOBS_WRITE],
+            sid="WriteOutputs",
         ),
         statement(
             [
@@ -264,30 +340,158 @@ def execution_role_policy(
             ],
             sid="OfflineStoreCatalog",
         ),
-        statement(
-            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-            [sm("logs", "log-group:/aws/sagemaker/*")],
-            sid="Logs",
-        ),
+        _logs(scope, "/aws/sagemaker/ProcessingJobs", "/aws/sagemaker/TrainingJobs"),
         # GetAuthorizationToken has no resource-level permission; the token alone pulls nothing
         statement(["ecr:GetAuthorizationToken"], ["*"], sid="RegistryLogin"),
+        _image_pulls(scope, image_repository),
+        _pass_self(role_arn),
+    )
+
+
+def endpoint_role_policy(
+    scope: Scope,
+    *,
+    endpoint: str,
+    model_artifacts_uri: str,
+    capture_bucket: str,
+    kms_key_arn: str,
+    image_repository: str,
+) -> Document:
+    """The endpoint's model: read the models the training pipeline writes and pull the runtime image;
+    write its captured requests (SageMaker delivers data capture with the model's role), its logs, its
+    metrics; see its rollback alarms (SageMaker checks them with this role during a blue/green update).
+    Nothing else: no job, no pipeline, no other bucket, no delete."""
+    capture = _object_arn(scope, endpoint_capture_uri(capture_bucket, endpoint))
+    alarms = [scope.arn("cloudwatch", f"alarm:{name}") for name in rollback_alarm_names(endpoint)]
+    return document(
+        statement(["s3:GetObject"], [_object_arn(scope, model_artifacts_uri) + "*"], sid="ModelArtifacts"),
+        statement(["s3:PutObject"], [capture + "*"], sid="DataCapture"),
+        # Decrypt the model artifact; a data key for each capture file (SSE-KMS)
+        statement(["kms:Decrypt", "kms:GenerateDataKey"], [kms_key_arn], sid="DataKey"),
+        _logs(scope, f"/aws/sagemaker/Endpoints/{endpoint}"),
         statement(
-            ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-            [image_repository_arn(scope, image_repository)],
-            sid="ImagePulls",
+            ["cloudwatch:PutMetricData"],
+            ["*"],
+            sid="EndpointMetrics",
+            condition={"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/Endpoints"}},
         ),
+        statement(["cloudwatch:DescribeAlarms"], alarms, sid="RollbackAlarms"),
+        statement(["ecr:GetAuthorizationToken"], ["*"], sid="RegistryLogin"),
+        _image_pulls(scope, image_repository),
+    )
+
+
+def monitoring_role_policy(
+    scope: Scope,
+    *,
+    role_arn: str,
+    endpoint: str,
+    capture_bucket: str,
+    monitoring_bucket: str,
+    kms_key_arn: str,
+    image_repository: str,
+    native_model_monitor: bool = False,
+) -> Document:
+    """The monitoring pipeline and its job: read the endpoint's captured requests and its baseline, write
+    its reports (and, with the opt-in native Model Monitor, that job's outputs), put the monitor's
+    CloudWatch metrics. It starts no other pipeline: retraining on drift is the alarm rule's, with the
+    invoker role (`start_pipelines_policy`), only when the settings ask for it."""
+    capture = _object_arn(scope, endpoint_capture_uri(capture_bucket, endpoint))
+    baseline = _object_arn(scope, baseline_uri(monitoring_bucket, endpoint))
+    reports = _object_arn(scope, reports_uri(monitoring_bucket, endpoint).rstrip("/") + "/")
+    writes = [reports + "*"]
+    if native_model_monitor:
+        writes.append(_object_arn(scope, native_monitor_uri(monitoring_bucket, endpoint)) + "/*")
+    return document(
+        # SageMaker lists an S3Prefix input before it downloads it: these prefixes only
+        _list_prefix(scope, endpoint_capture_uri(capture_bucket, endpoint), sid="ListCapture"),
+        _list_prefix(scope, baseline_uri(monitoring_bucket, endpoint), sid="ListBaseline"),
+        statement(["s3:GetObject"], [capture + "*", baseline + "*"], sid="ReadInputs"),
+        statement(["s3:PutObject", "s3:AbortMultipartUpload"], writes, sid="WriteReports"),
+        # read the encrypted inputs, encrypt the outputs and the job's volume (a grant, as its creator)
+        statement(
+            ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant"],
+            [kms_key_arn],
+            sid="DataKey",
+        ),
+        statement(
+            [
+                "sagemaker:CreateProcessingJob",
+                "sagemaker:DescribeProcessingJob",
+                "sagemaker:StopProcessingJob",
+                "sagemaker:AddTags",
+            ],
+            [scope.arn("sagemaker", "processing-job/*")],
+            sid="MonitorJob",
+        ),
+        _logs(scope, "/aws/sagemaker/ProcessingJobs"),
         statement(
             ["cloudwatch:PutMetricData"],
             ["*"],
             sid="MonitorMetrics",
             condition={"StringEquals": {"cloudwatch:namespace": MONITORING_NAMESPACE}},
         ),
-        statement(
-            ["iam:PassRole"],
-            [role_arn],
-            sid="PassSelfToJobs",
-            condition={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-        ),
+        statement(["ecr:GetAuthorizationToken"], ["*"], sid="RegistryLogin"),
+        _image_pulls(scope, image_repository),
+        _pass_self(role_arn),
+    )
+
+
+def _logs(scope: Scope, *groups: str) -> dict[str, Any]:
+    """Write to these log groups (and their streams); SageMaker creates them on first use."""
+    return statement(
+        ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+        [scope.arn("logs", f"log-group:{g}*") for g in groups],
+        sid="Logs",
+    )
+
+
+def _image_pulls(scope: Scope, repository: str) -> dict[str, Any]:
+    return statement(
+        ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+        [image_repository_arn(scope, repository)],
+        sid="ImagePulls",
+    )
+
+
+def _pass_self(role_arn: str) -> dict[str, Any]:
+    """A pipeline's role passes itself to the jobs it starts, and only to SageMaker."""
+    return statement(
+        ["iam:PassRole"],
+        [role_arn],
+        sid="PassSelfToJobs",
+        condition={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+    )
+
+
+def _list_prefix(scope: Scope, uri: str, *, sid: str) -> dict[str, Any]:
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    return statement(
+        ["s3:ListBucket"],
+        [f"arn:{scope.partition}:s3:::{bucket}"],
+        sid=sid,
+        condition={"StringLike": {"s3:prefix": f"{key}*"}},
+    )
+
+
+def _object_arn(scope: Scope, uri: str) -> str:
+    """`s3://bucket/key` → the object ARN (a prefix ending in `/` stays one)."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"expected an s3:// URI, got {uri!r}")
+    return f"arn:{scope.partition}:s3:::{uri[len('s3://') :]}"
+
+
+def target_tracking_alarms_arn(scope: Scope, endpoint: str) -> str:
+    """The alarms Application Auto Scaling names for a target-tracking policy on the endpoint's variant."""
+    if not endpoint or "*" in endpoint or "?" in endpoint:
+        raise ValueError(f"endpoint must be a plain name, got {endpoint!r}")
+    return scope.arn("cloudwatch", f"alarm:TargetTracking-{scaling_resource_id(endpoint)}-*")
+
+
+def autoscaling_service_role_arn(scope: Scope) -> str:
+    return (
+        f"arn:{scope.partition}:iam::{scope.account_id}:role/aws-service-role/{AUTOSCALING_SERVICE}/"
+        f"{AUTOSCALING_SERVICE_ROLE}"
     )
 
 
@@ -305,10 +509,6 @@ def start_pipelines_policy(pipeline_arns: Sequence[str]) -> Document:
     )
 
 
-def _buckets(scope: Scope, buckets: Iterable[str]) -> list[str]:
-    return [f"arn:{scope.partition}:s3:::{b}" for b in sorted(buckets)]
-
-
 def state_backend_bucket(backend: str) -> str:
     """`s3://bucket/optional/prefix` → bucket; anything else (Pulumi Cloud, file://) has none."""
     if not backend.startswith("s3://"):
@@ -323,31 +523,114 @@ def secrets_key_alias(provider: str) -> str:
     return provider[len("awskms://") :].split("?", 1)[0]
 
 
-def _state_statements(scope: Scope, state_backend: str, secrets_provider: str, *, write: bool) -> list:
+@dataclass(frozen=True)
+class StateObjects:
+    """Where Pulumi's S3 ("DIY") backend keeps one stack of one project, under the backend's folder
+    (pulumi/pulumi pkg/backend/diy, project layout): the checkpoint `.pulumi/stacks/<project>/<stack>.json`
+    with its `.json.bak`, compressed forms and `.pulumi-tags`; `.pulumi/history/<project>/<stack>/`,
+    `.pulumi/backups/...` and `.pulumi/journal/...` for updates; the locks under
+    `.pulumi/locks/<fully qualified stack name>/`, which is `organization/<project>/<stack>`; and the
+    backend's own `.pulumi/meta.yaml`, which every command reads."""
+
+    bucket: str
+    folder: str  # "" or "<prefix>/"
+    project: str
+    stack: str
+    partition: str = "aws"
+
+    def _arn(self, key: str) -> str:
+        return f"arn:{self.partition}:s3:::{self.bucket}/{self.folder}.pulumi/{key}"
+
+    @property
+    def bucket_arn(self) -> str:
+        return f"arn:{self.partition}:s3:::{self.bucket}"
+
+    @property
+    def meta(self) -> str:
+        return self._arn("meta.yaml")
+
+    @property
+    def checkpoint(self) -> str:
+        """`<stack>.json`, `.json.bak`, `.json.gz`, `.pulumi-tags`: `<stack>.` bounds the name."""
+        return self._arn(f"stacks/{self.project}/{self.stack}.*")
+
+    @property
+    def update_records(self) -> list[str]:
+        return [
+            self._arn(f"{kind}/{self.project}/{self.stack}/*") for kind in ("history", "backups", "journal")
+        ]
+
+    @property
+    def locks(self) -> str:
+        return self._arn(f"locks/organization/{self.project}/{self.stack}/*")
+
+
+def state_objects(backend: str, *, project: str, stack: str, partition: str = "aws") -> StateObjects | None:
+    """The stack's own objects in an `s3://bucket[/folder]` backend; None for other backends."""
+    bucket = state_backend_bucket(backend)
+    if not bucket:
+        return None
+    for what, name in (("project", project), ("stack", stack)):
+        if not name or any(c in name for c in "*?/"):
+            raise ValueError(f"the state of a stack needs a plain {what} name, got {name!r}")
+    path = backend[len("s3://") + len(bucket) :].split("?", 1)[0].strip("/")
+    return StateObjects(bucket, f"{path}/" if path else "", project, stack, partition)
+
+
+def _state_statements(
+    scope: Scope, state: StateObjects | None, secrets_provider: str, *, write: bool
+) -> list[dict[str, Any]]:
+    """One stack's state, no other's: its objects in the backend bucket and the secrets key.
+
+    The stack's objects only; but listing the bucket is granted whole: S3 answers a request for a key that
+    does not exist (a stack's absent `.pulumi-tags`, a checkpoint's compressed form) with 404 only to a
+    caller who may list the bucket, and with 403 otherwise, which Pulumi reports as an error. A listing
+    shows other stacks' names, not their contents."""
     out = []
-    if bucket := state_backend_bucket(state_backend):
+    alias = secrets_key_alias(secrets_provider)
+    if state is not None:
         out.append(
-            statement(
-                ["s3:ListBucket", "s3:GetBucketLocation"],
-                [f"arn:{scope.partition}:s3:::{bucket}"],
-                sid="StateBucket",
-            )
+            statement(["s3:ListBucket", "s3:GetBucketLocation"], [state.bucket_arn], sid="StateBucket")
         )
-        objects = ["s3:GetObject"] + (["s3:PutObject", "s3:DeleteObject"] if write else [])
-        out.append(statement(objects, [f"arn:{scope.partition}:s3:::{bucket}/*"], sid="StateObjects"))
-        if not write:
-            # a preview still takes and releases the DIY backend's lock
+        if write:
+            out.append(statement(["s3:GetObject"], [state.meta], sid="StateBackend"))
+            objects = [state.checkpoint, *state.update_records, state.locks]
+            out.append(
+                statement(["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], objects, sid="StateObjects")
+            )
+        else:
+            # a preview reads the checkpoint, and takes and releases the stack's lock (reading the
+            # locks others hold, to say who holds them)
+            out.append(
+                statement(["s3:GetObject"], [state.meta, state.checkpoint, state.locks], sid="StateRead")
+            )
+            out.append(statement(["s3:PutObject", "s3:DeleteObject"], [state.locks], sid="StateLocks"))
+        if alias:
+            # S3 encrypts the state objects with the key (SSE-KMS), asking KMS on the caller's behalf with
+            # the object's ARN, or the bucket's with an S3 Bucket Key, as encryption context: this stack's
+            # objects and the bucket only.
+            contexts = [state.bucket_arn, state.meta, state.checkpoint, *state.update_records, state.locks]
             out.append(
                 statement(
-                    ["s3:PutObject", "s3:DeleteObject"],
-                    [f"arn:{scope.partition}:s3:::{bucket}/.pulumi/locks/*"],
-                    sid="StateLocks",
+                    ["kms:Decrypt", "kms:GenerateDataKey"],
+                    [scope.arn("kms", "key/*")],
+                    sid="StateObjectsKey",
+                    condition={
+                        "ForAnyValue:StringEquals": {"kms:ResourceAliases": alias},
+                        "StringLike": {
+                            "kms:ViaService": f"s3.*.{_dns_suffix(scope.partition)}",
+                            "kms:EncryptionContext:aws:s3:arn": contexts,
+                        },
+                    },
                 )
             )
-    if alias := secrets_key_alias(secrets_provider):
+    if alias:
+        # Pulumi's awskms secrets provider (gocloud.dev secrets/awskms) decrypts the stack's data key
+        # (`encryptedkey` in the stack's settings file) with no encryption context, so the key alone is
+        # the scope there; the data key was encrypted once, by `pulumi stack init`, by an administrator.
         out.append(
             statement(
-                ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                ["kms:Decrypt"],
                 [scope.arn("kms", "key/*")],
                 sid="StateSecrets",
                 condition={"ForAnyValue:StringEquals": {"kms:ResourceAliases": alias}},
@@ -356,12 +639,18 @@ def _state_statements(scope: Scope, state_backend: str, secrets_provider: str, *
     return out
 
 
+def _dns_suffix(partition: str) -> str:
+    return "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
+
+
 def deploy_policy(
     scope: Scope,
     *,
     environment: str,
     image_repository: str,
-    state_backend: str = "",
+    endpoint: str,
+    roles: RoleNames,
+    state: StateObjects | None = None,
     secrets_provider: str = "",
     manages_oidc_provider: bool = True,
 ) -> Document:
@@ -369,8 +658,9 @@ def deploy_policy(
     tagged with the environment, for KMS keys whose ARNs carry no name), its own image repository (manage
     it, push the runtime image to it), and nothing else.
 
-    The role can change roles under its own prefix, itself included; that is inherent to a stack that
-    manages its own deploy role, and why the first `pulumi up` is run by an administrator."""
+    Of the stack's roles it changes only those the services assume (`roles.service`); the CI roles
+    (`roles.ci`: itself and the preview role) it may read but never change, so a change to them is applied
+    by an administrator, as the first `pulumi up` is."""
     p = scope.prefix
     arn = scope.arn
     tagged = {"StringEquals": {"aws:ResourceTag/environment": environment}}
@@ -380,7 +670,11 @@ def deploy_policy(
             [f"arn:{scope.partition}:s3:::{p}-*", f"arn:{scope.partition}:s3:::{p}-*/*"],
             sid="Buckets",
         ),
-        statement(["kms:CreateKey", "kms:ListAliases", "kms:ListKeys"], ["*"], sid="CreateKeys"),
+        # No kms:CreateKey, which has no resource to scope it by: the environment's one key is created by
+        # the first, administrator's, `pulumi up`. A condition would not make it safe: CreateKey with tags
+        # also needs kms:TagResource on every key of the account (AWS KMS's rule), and a role that may tag
+        # any key `environment=<env>` could take over any untagged key through ManageTaggedKeys below.
+        statement(["kms:ListAliases", "kms:ListKeys"], ["*"], sid="ListKeys"),
         statement(["kms:*"], [arn("kms", "key/*")], sid="ManageTaggedKeys", condition=tagged),
         statement(
             ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"],
@@ -422,23 +716,37 @@ def deploy_policy(
         statement(["sagemaker:List*", "sagemaker:Search"], ["*"], sid="SageMakerLists"),
         statement(
             [
+                "iam:GetRole",
+                "iam:GetRolePolicy",
+                "iam:ListRolePolicies",
+                "iam:ListAttachedRolePolicies",
+                "iam:ListInstanceProfilesForRole",
+            ],
+            [scope.role_arn(f"{p}-*")],
+            sid="ReadRoles",
+        ),
+        # Changes only to the roles the services assume, each by name: never to a CI role (its own
+        # included), so no run of CI can widen what CI may do.
+        statement(
+            [
                 "iam:CreateRole",
                 "iam:DeleteRole",
-                "iam:GetRole",
                 "iam:UpdateRole",
                 "iam:UpdateAssumeRolePolicy",
                 "iam:TagRole",
                 "iam:UntagRole",
                 "iam:PutRolePolicy",
-                "iam:GetRolePolicy",
                 "iam:DeleteRolePolicy",
-                "iam:ListRolePolicies",
-                "iam:ListAttachedRolePolicies",
-                "iam:ListInstanceProfilesForRole",
                 "iam:PassRole",
             ],
-            [f"arn:{scope.partition}:iam::{scope.account_id}:role/{p}-*"],
-            sid="Roles",
+            [scope.role_arn(r) for r in roles.service],
+            sid="ManageServiceRoles",
+        ),
+        statement(
+            list(ROLE_WRITES),
+            [scope.role_arn(r) for r in roles.ci],
+            sid="NeverChangeCiRoles",
+            effect="Deny",
         ),
         statement(
             ["glue:*"],
@@ -465,6 +773,16 @@ def deploy_policy(
             sid="AlarmsAndDashboards",
         ),
         statement(["cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource"], ["*"], sid="ReadAlarms"),
+        # Target tracking: Application Auto Scaling creates and deletes the policy's alarms itself, with
+        # its service-linked role, under names it chooses (`TargetTracking-<resource id>-AlarmHigh-<uuid>`,
+        # `...-AlarmLow-...`), and first checks that the caller of PutScalingPolicy could do the same (its
+        # "permissions validation": PutMetricAlarm, DescribeAlarms, DeleteAlarms). So the deploy role gets
+        # those three on this environment's endpoint's target-tracking alarms, and nothing wider.
+        statement(
+            ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms"],
+            [target_tracking_alarms_arn(scope, endpoint)],
+            sid="TargetTrackingAlarms",
+        ),
         statement(
             [
                 "application-autoscaling:RegisterScalableTarget",
@@ -479,13 +797,13 @@ def deploy_policy(
             ["*"],
             sid="Autoscaling",
         ),
+        # The first RegisterScalableTarget of a SageMaker variant in the account creates Application Auto
+        # Scaling's service-linked role, as the caller: that one role, for that one service.
         statement(
             ["iam:CreateServiceLinkedRole"],
-            [
-                f"arn:{scope.partition}:iam::{scope.account_id}:role/aws-service-role/"
-                "sagemaker.application-autoscaling.amazonaws.com/*"
-            ],
+            [autoscaling_service_role_arn(scope)],
             sid="AutoscalingServiceRole",
+            condition={"StringEquals": {"iam:AWSServiceName": AUTOSCALING_SERVICE}},
         ),
     ]
     if manages_oidc_provider:
@@ -503,12 +821,12 @@ def deploy_policy(
                 sid="GithubOidcProvider",
             )
         )
-    statements += _state_statements(scope, state_backend, secrets_provider, write=True)
+    statements += _state_statements(scope, state, secrets_provider, write=True)
     return document(*statements)
 
 
 def preview_policy(
-    scope: Scope, *, image_repository: str, state_backend: str = "", secrets_provider: str = ""
+    scope: Scope, *, image_repository: str, state: StateObjects | None = None, secrets_provider: str = ""
 ) -> Document:
     """What `pulumi preview` on a pull request needs: read what the stack manages, and its state."""
     p = scope.prefix
@@ -521,9 +839,10 @@ def preview_policy(
         # the program asks for a registry token (aws.ecr.get_authorization_token) in a preview too; the
         # token cannot push: pushes need the repository's upload permissions, which this role lacks
         statement(["ecr:GetAuthorizationToken"], ["*"], sid="RegistryLogin"),
+        # the buckets' settings, never their objects: pull requests do not read data or captured requests
         statement(
-            ["s3:Get*", "s3:List*"],
-            [f"arn:{scope.partition}:s3:::{p}-*", f"arn:{scope.partition}:s3:::{p}-*/*"],
+            ["s3:GetBucket*", "s3:GetEncryptionConfiguration", "s3:GetLifecycleConfiguration"],
+            [f"arn:{scope.partition}:s3:::{p}-*"],
             sid="ReadBuckets",
         ),
         statement(
@@ -564,7 +883,7 @@ def preview_policy(
             sid="ReadOnly",
         ),
     ]
-    statements += _state_statements(scope, state_backend, secrets_provider, write=False)
+    statements += _state_statements(scope, state, secrets_provider, write=False)
     return document(*statements)
 
 
@@ -580,3 +899,41 @@ def actions(doc: Document) -> list[str]:
         value = stmt.get("Action", [])
         out.extend([value] if isinstance(value, str) else value)
     return out
+
+
+def _pattern(value: str, *, ignore_case: bool) -> re.Pattern[str]:
+    """An IAM wildcard (`*` any run of characters, `/` and `:` included; `?` one character) as a regex."""
+    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in value)
+    return re.compile(f"^{body}$", re.IGNORECASE if ignore_case else 0)
+
+
+def _matches(patterns: Any, value: str, *, ignore_case: bool) -> bool:
+    listed = [patterns] if isinstance(patterns, str) else list(patterns or [])
+    return any(_pattern(p, ignore_case=ignore_case).match(value) for p in listed)
+
+
+def _applies(stmt: Mapping[str, Any], action: str, resource: str) -> bool:
+    if "Action" in stmt:
+        acts = _matches(stmt["Action"], action, ignore_case=True)
+    else:
+        acts = not _matches(stmt.get("NotAction"), action, ignore_case=True)
+    if "Resource" in stmt:
+        on = _matches(stmt["Resource"], resource, ignore_case=False)
+    else:
+        on = not _matches(stmt.get("NotResource"), resource, ignore_case=False)
+    return acts and on
+
+
+def allows(doc: Document, action: str, resource: str) -> bool:
+    """Whether one identity policy lets `action` on `resource`, as IAM reads it: an explicit Deny wins,
+    else any Allow. Conditions are not evaluated, and the answer leans towards "allowed": a conditional
+    Allow counts as allowing and a conditional Deny as not denying. So `not allows(...)` is a proof that
+    the document cannot grant the call, whatever the request carries."""
+    statements = doc.get("Statement", [])
+    statements = [statements] if isinstance(statements, Mapping) else statements
+    if any(
+        s.get("Effect") == "Deny" and not s.get("Condition") and _applies(s, action, resource)
+        for s in statements
+    ):
+        return False
+    return any(s.get("Effect") == "Allow" and _applies(s, action, resource) for s in statements)

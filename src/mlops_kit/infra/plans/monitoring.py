@@ -36,6 +36,11 @@ def reports_uri(monitoring_bucket: str, endpoint: str) -> str:
     return f"s3://{monitoring_bucket}/{endpoint}/reports"
 
 
+def native_monitor_uri(monitoring_bucket: str, endpoint: str) -> str:
+    """Where the opt-in native Model Monitor's job writes its reports."""
+    return f"s3://{monitoring_bucket}/{endpoint}/model-monitor"
+
+
 def pipeline_definition(
     *,
     endpoint: str,

@@ -40,13 +40,19 @@ class AlarmSpec:
         }
 
 
+def rollback_alarm_names(endpoint: str) -> tuple[str, str]:
+    """The 5xx and latency alarms' names (the endpoint's role may see them, for its rollbacks)."""
+    return f"{endpoint}-5xx", f"{endpoint}-latency"
+
+
 def rollback_alarms(endpoint: str, *, latency_alarm_ms: int) -> list[AlarmSpec]:
     """5xx errors and model latency on the endpoint's variant: any of them in ALARM during a blue/green
     update makes SageMaker roll the endpoint back to the previous fleet."""
     dims = {"EndpointName": endpoint, "VariantName": VARIANT}
+    errors, latency = rollback_alarm_names(endpoint)
     return [
         AlarmSpec(
-            name=f"{endpoint}-5xx",
+            name=errors,
             namespace="AWS/SageMaker",
             metric_name="Invocation5XXErrors",
             dimensions=dims,
@@ -58,7 +64,7 @@ def rollback_alarms(endpoint: str, *, latency_alarm_ms: int) -> list[AlarmSpec]:
             description=f"{endpoint}: the model container answers with 5xx errors",
         ),
         AlarmSpec(
-            name=f"{endpoint}-latency",
+            name=latency,
             namespace="AWS/SageMaker",
             metric_name="ModelLatency",
             dimensions=dims,

@@ -49,3 +49,9 @@ def endpoint_capture_uri(capture_bucket: str, endpoint: str) -> str:
 
 def offline_store_uri(features_bucket: str) -> str:
     return f"s3://{features_bucket}/offline-store"
+
+
+def model_artifacts_uri(artifacts_bucket: str, pipeline: str) -> str:
+    """Where the training pipeline's runs write their outputs, models included
+    (`s3://<artifacts>/pipelines/<pipeline>/<execution id>/<step>/...`): what the endpoint reads."""
+    return f"s3://{artifacts_bucket}/pipelines/{pipeline}/"
