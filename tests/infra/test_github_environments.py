@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from infra_fixtures import ROOT, SHIPPED, make_root, planned, with_changes
+from infra_fixtures import PROJECT as ROOT
+from infra_fixtures import SHIPPED, make_root, planned, with_changes
 
 from mlops_kit import infra_plan
 from mlops_kit import settings as settings_mod
 from mlops_kit.infra.plans import github as gh
+
+PROJECT = settings_mod.load("dev", ROOT).project  # the kit's test project
 
 ENVIRONMENT = "github:index/repositoryEnvironment:RepositoryEnvironment"
 BRANCH_POLICY = "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy"
@@ -28,8 +31,8 @@ def test_every_deploy_role_trusts_its_own_github_environment_and_previews_only_p
     settings = settings_mod.load(env, ROOT)
     plan = planned(env)
     repo, github_env = settings.cicd.github_repository, settings.cicd.github_environment
-    assert subject(plan, f"mlops-kit-{env}-cicd-deploy-role") == f"repo:{repo}:environment:{github_env}"
-    assert subject(plan, f"mlops-kit-{env}-cicd-preview-role") == f"repo:{repo}:pull_request"
+    assert subject(plan, f"{PROJECT}-{env}-cicd-deploy-role") == f"repo:{repo}:environment:{github_env}"
+    assert subject(plan, f"{PROJECT}-{env}-cicd-preview-role") == f"repo:{repo}:pull_request"
 
 
 @pytest.mark.parametrize("env", SHIPPED)
@@ -47,7 +50,7 @@ def test_a_managed_github_environment_lets_in_only_its_branches(serving_root):
     policies = plan.of_type(BRANCH_POLICY)
     assert [(p.inputs["environment"], p.inputs["branchPattern"]) for p in policies] == [("prod", "main")]
     # the environment the branches may enter is the one the deploy role trusts
-    assert subject(plan, "mlops-kit-prodserving-cicd-deploy-role").endswith(":environment:prod")
+    assert subject(plan, f"{PROJECT}-prodserving-cicd-deploy-role").endswith(":environment:prod")
     assert environment.inputs["environment"] == "prod"
 
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import botocore.session
 import pytest
-from infra_fixtures import ROOT, SHIPPED, planned
+from infra_fixtures import PROJECT as ROOT
+from infra_fixtures import SHIPPED, planned
 
 from mlops_kit import infra_plan
 from mlops_kit import settings as settings_mod
@@ -19,6 +20,7 @@ from mlops_kit.infra.plans import iam
 
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+PROJECT = settings_mod.load("dev", ROOT).project  # the project the kit's suite plans (tests/project)
 SERVING = ("devserving", "prodserving")
 EVERY = (*SHIPPED, *SERVING)
 
@@ -66,13 +68,13 @@ def test_the_deploy_role_can_put_the_scaling_policy_the_stack_declares(serving_r
     (policy,) = plan.of_type("aws:appautoscaling/policy:Policy")
     assert policy.inputs["policyType"] == "TargetTrackingScaling"
     prefix = f"arn:aws:cloudwatch:us-east-1:{infra_plan.PLACEHOLDER_ACCOUNT}:alarm:TargetTracking-"
-    deploy = roles(plan)[f"mlops-kit-{env}-deploy"]
+    deploy = roles(plan)[f"{PROJECT}-{env}-deploy"]
     for kind in ("AlarmHigh", "AlarmLow"):
         alarm = f"{prefix}{policy.inputs['resourceId']}-{kind}-0f1e2d3c-0000-4000-8000-000000000000"
         for action in ("cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"):
             assert allows(deploy, action, alarm), (action, alarm)
     other = "dev" if env == "prodserving" else "prod"
-    foreign = f"{prefix}endpoint/mlops-kit-{other}-endpoint/variant/AllTraffic-AlarmHigh-1"
+    foreign = f"{prefix}endpoint/{PROJECT}-{other}-endpoint/variant/AllTraffic-AlarmHigh-1"
     assert not allows(deploy, "cloudwatch:PutMetricAlarm", foreign)
 
 
@@ -104,7 +106,7 @@ def self_changes(stack_roles: dict[str, StackRole], ci: tuple[str, ...]) -> list
 
 
 def ci_roles(env: str) -> tuple[str, ...]:
-    return (f"mlops-kit-{env}-deploy", f"mlops-kit-{env}-preview")
+    return (f"{PROJECT}-{env}-deploy", f"{PROJECT}-{env}-preview")
 
 
 def test_role_writes_come_from_botocore():
@@ -133,7 +135,7 @@ def test_no_role_can_change_its_own_policies_and_ci_cannot_change_ci(serving_roo
 def test_the_deploy_role_still_manages_every_service_role(serving_root, env):
     """The nearest case the rule accepts: CI keeps managing the roles the services assume."""
     stack_roles = roles(plan_of(env, serving_root))
-    deploy = stack_roles[f"mlops-kit-{env}-deploy"]
+    deploy = stack_roles[f"{PROJECT}-{env}-deploy"]
     service = sorted(set(stack_roles) - set(ci_roles(env)))
     assert service, "the stack declares service roles"
     for name in service:
@@ -147,11 +149,11 @@ def test_the_deploy_role_still_manages_every_service_role(serving_root, env):
 def test_the_check_catches_a_deploy_role_that_may_change_itself():
     """The policy before this rule: iam writes on role/<prefix>-*, the deploy role included."""
     stack_roles = roles(planned("dev"))
-    deploy = stack_roles["mlops-kit-dev-deploy"]
+    deploy = stack_roles[f"{PROJECT}-dev-deploy"]
     wide = {
         "Effect": "Allow",
         "Action": ["iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy"],
-        "Resource": ["arn:aws:iam::123456789012:role/mlops-kit-dev-*"],
+        "Resource": [f"arn:aws:iam::123456789012:role/{PROJECT}-dev-*"],
     }
     without_deny = tuple(
         {**d, "Statement": [s for s in d["Statement"] if s["Effect"] == "Allow"] + [wide]}
@@ -159,8 +161,8 @@ def test_the_check_catches_a_deploy_role_that_may_change_itself():
     )
     broken = {**stack_roles, deploy.name: dataclasses.replace(deploy, documents=without_deny)}
     problems = self_changes(broken, ci_roles("dev"))
-    assert "mlops-kit-dev-deploy may iam:PutRolePolicy on mlops-kit-dev-deploy" in problems
-    assert "mlops-kit-dev-deploy may iam:UpdateAssumeRolePolicy on mlops-kit-dev-preview" in problems
+    assert f"{PROJECT}-dev-deploy may iam:PutRolePolicy on {PROJECT}-dev-deploy" in problems
+    assert f"{PROJECT}-dev-deploy may iam:UpdateAssumeRolePolicy on {PROJECT}-dev-preview" in problems
     # the Deny alone holds, even against that wide grant
     with_deny = tuple({**d, "Statement": [*d["Statement"], wide]} for d in deploy.documents)
     kept = {**stack_roles, deploy.name: dataclasses.replace(deploy, documents=with_deny)}
@@ -180,7 +182,7 @@ def test_no_role_carries_a_managed_policy_it_could_version(serving_root, env):
 
 
 def checkpoint(bucket: str, stack: str) -> str:
-    return f"arn:aws:s3:::{bucket}/.pulumi/stacks/mlops-kit/{stack}.json"
+    return f"arn:aws:s3:::{bucket}/.pulumi/stacks/{PROJECT}/{stack}.json"
 
 
 @pytest.mark.parametrize("env", EVERY)
@@ -188,7 +190,7 @@ def test_ci_roles_use_their_own_stacks_state_only(serving_root, env):
     root = serving_root if env in SERVING else ROOT
     bucket = iam.state_backend_bucket(settings_mod.load(env, root).cicd.state_backend)
     stack_roles = roles(plan_of(env, serving_root))
-    deploy, preview = (stack_roles[f"mlops-kit-{env}-{kind}"] for kind in ("deploy", "preview"))
+    deploy, preview = (stack_roles[f"{PROJECT}-{env}-{kind}"] for kind in ("deploy", "preview"))
     if not bucket:  # no S3 backend (the local environment): no state grant at all
         assert not any(s.get("Sid", "").startswith("State") for d in deploy.documents for s in d["Statement"])
         return
@@ -409,7 +411,7 @@ STATE_KEY = {"kms:Decrypt", "kms:GenerateDataKey"}
 
 
 def kind(env: str, role: str) -> str:
-    return role.removeprefix(f"mlops-kit-{env}-")
+    return role.removeprefix(f"{PROJECT}-{env}-")
 
 
 def granted(role: StackRole) -> set[str]:
@@ -443,7 +445,7 @@ def test_each_role_has_the_actions_listed_for_it(serving_root, env):
 def test_the_listed_actions_catch_a_new_grant(serving_root):
     stack_roles = roles(planned("prodserving", serving_root))
     settings = settings_mod.load("prodserving", serving_root)
-    endpoint = stack_roles["mlops-kit-prodserving-serving"]
+    endpoint = stack_roles[f"{PROJECT}-prodserving-serving"]
     extra = {"Effect": "Allow", "Action": ["s3:DeleteObject"], "Resource": ["arn:aws:s3:::x/*"]}
     wider = dataclasses.replace(
         endpoint,
@@ -456,15 +458,15 @@ def test_the_listed_actions_catch_a_new_grant(serving_root):
 def test_the_endpoint_and_the_monitor_run_with_their_own_roles(serving_root, env):
     """The endpoint's model, the monitoring pipeline's job and the training pipeline each name their role."""
     plan = planned(env, serving_root)
-    arn = f"arn:aws:iam::{infra_plan.PLACEHOLDER_ACCOUNT}:role/mlops-kit-{env}-"
+    arn = f"arn:aws:iam::{infra_plan.PLACEHOLDER_ACCOUNT}:role/{PROJECT}-{env}-"
     (model,) = plan.of_type("aws:sagemaker/model:Model")
     assert model.inputs["executionRoleArn"] == arn + "serving"
     pipelines = {p.name: p.inputs for p in plan.of_type("aws:sagemaker/pipeline:Pipeline")}
-    monitor = pipelines[f"mlops-kit-{env}-monitoring-pipeline"]
+    monitor = pipelines[f"{PROJECT}-{env}-monitoring-pipeline"]
     assert monitor["roleArn"] == arn + "monitoring"
     (step,) = json.loads(monitor["pipelineDefinition"])["Steps"]
     assert step["Arguments"]["RoleArn"] == arn + "monitoring"
-    training = pipelines[f"mlops-kit-{env}-training-pipeline"]
+    training = pipelines[f"{PROJECT}-{env}-training-pipeline"]
     assert training["roleArn"] == arn + "sagemaker"
     assert {s["Arguments"].get("RoleArn") for s in json.loads(training["pipelineDefinition"])["Steps"]} <= {
         arn + "sagemaker",
@@ -479,7 +481,7 @@ def test_the_endpoint_role_reads_what_the_training_pipeline_writes(serving_root,
     """Its model-artifact grant and the pipeline's output path come from two places: they must agree."""
     plan = planned(env, serving_root)
     definition = json.loads(
-        plan.one("aws:sagemaker/pipeline:Pipeline", f"mlops-kit-{env}-training-pipeline").inputs[
+        plan.one("aws:sagemaker/pipeline:Pipeline", f"{PROJECT}-{env}-training-pipeline").inputs[
             "pipelineDefinition"
         ]
     )
@@ -488,14 +490,14 @@ def test_the_endpoint_role_reads_what_the_training_pipeline_writes(serving_root,
     model = "/".join([values[0], "exec-1", "Train", "output", "model.tar.gz"]).replace(
         "s3://", "arn:aws:s3:::"
     )
-    endpoint = roles(plan)[f"mlops-kit-{env}-serving"]
+    endpoint = roles(plan)[f"{PROJECT}-{env}-serving"]
     assert allows(endpoint, "s3:GetObject", model), model
     assert not allows(endpoint, "s3:PutObject", model)
 
 
 def foreign_arns(other: str) -> list[str]:
     """A sample of another environment's resources, the kinds any role here names."""
-    p, account = f"mlops-kit-{other}", infra_plan.PLACEHOLDER_ACCOUNT
+    p, account = f"{PROJECT}-{other}", infra_plan.PLACEHOLDER_ACCOUNT
     sm, region = f"arn:aws:sagemaker:us-east-1:{account}:", f"us-east-1:{account}"
     out = [
         f"arn:aws:s3:::{p}-{b}-{account}" for b in ("raw", "features", "artifacts", "capture", "monitoring")
@@ -533,11 +535,11 @@ def foreign_arns(other: str) -> list[str]:
         f"arn:aws:scheduler:{region}:schedule/default/{p}-monitoring",
         f"arn:aws:sns:{region}:{p}-alarms",
     ]
-    state = f"arn:aws:s3:::mlops-kit-pulumi-state-{account}/.pulumi/"
+    state = f"arn:aws:s3:::{PROJECT}-pulumi-state-{account}/.pulumi/"
     out += [
-        state + f"stacks/mlops-kit/{other}.json",
-        state + f"history/mlops-kit/{other}/{other}-1.history.json",
-        state + f"locks/organization/mlops-kit/{other}/1.json",
+        state + f"stacks/{PROJECT}/{other}.json",
+        state + f"history/{PROJECT}/{other}/{other}-1.history.json",
+        state + f"locks/organization/{PROJECT}/{other}/1.json",
     ]
     return out
 
@@ -573,13 +575,13 @@ def test_no_role_names_another_environments_resources(serving_root, env):
         assert names_foreign(role, foreign) == [], role.name
         text = json.dumps(role.documents)
         for other in others:
-            assert f"mlops-kit-{other}-" not in text and f"mlops_kit_{other}_" not in text, (role.name, other)
+            assert f"{PROJECT}-{other}-" not in text and f"mlops_kit_{other}_" not in text, (role.name, other)
 
 
 def test_the_foreign_check_catches_a_grant_on_another_environment():
     stack_roles = roles(planned("dev"))
-    jobs = stack_roles["mlops-kit-dev-sagemaker"]
-    wide = {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::mlops-kit-*/*"]}
+    jobs = stack_roles[f"{PROJECT}-dev-sagemaker"]
+    wide = {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [f"arn:aws:s3:::{PROJECT}-*/*"]}
     doc = {**jobs.documents[0], "Statement": [*jobs.documents[0]["Statement"], wide]}
     assert names_foreign(dataclasses.replace(jobs, documents=(doc,)), foreign_arns("prod"))
     assert names_foreign(jobs, foreign_arns("prod")) == []  # the nearest case: its own grants
