@@ -1,4 +1,4 @@
-"""Helpers for the monitor's tests: synthetic transactions with model scores, and capture files."""
+"""Helpers for the monitor's tests: their own payments data with model scores, and capture files."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from pipelines import synthetic
+from monitor_data import payments
 
 FEATURES = ["amount", "merchant_category", "channel", "hour", "customer_tenure_days"]
 PREDICTION = "prediction"
@@ -21,14 +20,7 @@ def scores(frame: pd.DataFrame) -> np.ndarray:
 
 
 def transactions(rows: int, seed: int, drifted: bool = False) -> pd.DataFrame:
-    options = synthetic.GeneratorOptions(
-        rows=rows,
-        seed=seed,
-        start="2026-01-01",
-        end="2026-01-03",
-        drift_from="2026-01-01" if drifted else None,
-    )
-    frame = synthetic.generate(options)
+    frame = payments(rows, seed, drifted)
     frame[PREDICTION] = scores(frame)
     return frame
 
