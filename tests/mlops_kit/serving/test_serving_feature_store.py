@@ -69,7 +69,8 @@ def test_a_record_without_aggregates_gets_the_online_values(recorded, tmp_path: 
         status, _, body = server.invoke(
             json.dumps([{"customer_id": "nobody", "amount": 0.3}]), "application/json"
         )
-        assert status == 500  # no record and no value: the model gets NaN, which this one refuses
+        # no record and no value: the model gets NaN, which this one refuses (a ValueError: the input's)
+        assert status == 400 and "Input X contains NaN" in json.loads(body)["error"]
     finally:
         server.stop()
 
