@@ -3,9 +3,13 @@
 SageMaker's scikit-learn container serves `code/inference.py` from a model directory and falls back to
 its default handlers for whatever the script lacks: `input_fn` decodes CSV, JSON or NPY into a numpy
 array, `predict_fn` calls `model.predict`, `output_fn` encodes the prediction as the `Accept` type asks.
-These are those defaults, made strict: a malformed body, a non-numeric value or a ragged row is an
-`InferenceError` with status 400 that says which row and column, instead of a 500 from deep inside numpy.
-Nothing here does I/O, so every rule is tested without a server.
+These are those defaults, made strict: a malformed body, a non-numeric or non-finite value or a ragged
+row is an `InferenceError` with status 400 that says which row and column, instead of a 500 from deep
+inside numpy (or a 200 with a prediction made from `inf`). A missing value is NaN, and is said so: an
+empty CSV field, a JSON `null`, a NaN in an NPY array; the literals `nan`, `inf`, `NaN`, `Infinity` and
+numbers beyond a double's range (`1e309`) are refused. `screen` holds the checks every body gets before
+any input_fn, the container's or a script's: no NUL byte in a text body, no JSON nested past
+`MAX_JSON_DEPTH`. Nothing here does I/O, so every rule is tested without a server.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from mlops_kit.serving import csvparse
+from mlops_kit.serving import bodyscan, csvparse
 
 CSV = "text/csv"
 JSON = "application/json"
@@ -26,6 +30,10 @@ NPY = "application/x-npy"
 DECODABLE = (CSV, JSON, NPY)
 ENCODABLE = (JSON, CSV, NPY)
 DEFAULT_ACCEPT = JSON  # what the SageMaker scikit-learn container answers when Accept says nothing
+# Rows are 3 levels deep ({"instances": [[...]]}); 64 leaves any script's own layout room and stays far
+# below the interpreter's recursion limit (1,000 frames), where json.loads would fail with a RecursionError.
+MAX_JSON_DEPTH = 64
+_LARGEST = float(np.finfo(np.float64).max)
 
 
 class InferenceError(Exception):
@@ -51,6 +59,18 @@ class NotAcceptable(InferenceError):
 class BadInput(InferenceError):
     def __init__(self, reason: str):
         super().__init__(400, reason)
+
+
+class NotFinite(BadInput):
+    """`nan` / `inf` written out, or a number that overflows a double (`text` empty: not known any more)."""
+
+    def __init__(self, where: str, text: str = ""):
+        if text.strip().lstrip("+-").lower() in ("inf", "infinity", "nan"):
+            why = f"{text[:40]!r} is not a finite number (leave a missing value empty, or null in JSON)"
+        else:
+            shown = f"{text[:40]!r}" if len(text) <= 40 else f"{text[:20]!r}... ({len(text)} characters)"
+            why = f"{shown if text else 'a number'} is beyond the range of a double (+-{_LARGEST:.4g})"
+        super().__init__(f"{where}: {why}")
 
 
 def media_type(header: str | None) -> str:
@@ -99,6 +119,78 @@ def choose_accept(
     raise NotAcceptable(header, supported)
 
 
+def _ranges(header: str) -> list[tuple[str, float]]:
+    """An Accept header's media ranges with their quality, in the order sent."""
+    ranges = []
+    for part in header.split(","):
+        pieces = part.split(";")
+        quality = 1.0
+        for param in pieces[1:]:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if kind := pieces[0].strip().lower():
+            ranges.append((kind, quality))
+    return ranges
+
+
+def accepts(header: str | None, content_type: str) -> bool:
+    """Whether an answer of `content_type` is one the `Accept` header takes (the most specific range
+    that matches decides, so `text/*, text/csv;q=0` refuses CSV). No header takes anything."""
+    if not header or not header.strip():
+        return True
+    kind = media_type(content_type)
+    family = kind.split("/", 1)[0] + "/*"
+    rank = {kind: 3, family: 2, "*/*": 1}
+    best = (0, 0.0)  # (specificity, quality)
+    for media_range, quality in _ranges(header):
+        specificity = rank.get(media_range, 0)
+        if specificity > best[0]:
+            best = (specificity, quality)
+    return best[1] > 0
+
+
+# --- what every body gets, before any input_fn ------------------------------------------------------
+
+
+def screen(body: bytes, content_type: str, kit_decodes: bool = True) -> None:
+    """The checks a body gets before any input_fn: no NUL byte in a text body, JSON no deeper than
+    `MAX_JSON_DEPTH`; and, when a script's own input_fn decodes it (`kit_decodes` False), what the kit's
+    decoders refuse as they convert: `nan` / `inf` / `NaN` / `Infinity`, numbers beyond a double's range,
+    ragged CSV rows (`bodyscan`). Binary bodies pass as sent.
+    """
+    kind = media_type(content_type)
+    json_like = "json" in kind
+    if not (json_like or kind.startswith("text/")):
+        return
+    nul = body.find(b"\x00")
+    if nul >= 0:
+        raise BadInput(f"the {kind} body holds a NUL byte (byte {nul}); it must be text")
+    if json_like:
+        if kit_decodes:
+            start = bodyscan.too_deep(body, MAX_JSON_DEPTH)
+            code, end = (bodyscan.TOO_DEEP if start >= 0 else bodyscan.OK), start + 1
+        else:
+            code, start, end = bodyscan.scan_json(body, MAX_JSON_DEPTH)
+        if code == bodyscan.TOO_DEEP:
+            raise BadInput(
+                f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels (byte {start}); "
+                "rows are lists of numbers"
+            )
+        if code != bodyscan.OK:
+            raise NotFinite(f"the JSON body, byte {start}", body[start:end].decode("latin-1"))
+    elif kind == CSV and not kit_decodes:
+        code, row, column, start, end, fields, width = bodyscan.scan_csv(body)
+        if code == bodyscan.RAGGED:
+            raise BadInput(f"CSV row {row} has {fields} columns, row 1 has {width}")
+        if code != bodyscan.OK:
+            text = body[start:end].decode("utf-8", "replace").strip()
+            raise NotFinite(f"CSV row {row}, column {column}", text)
+
+
 # --- decoding (the container's default input_fn) ---------------------------------------------------
 
 
@@ -137,9 +229,14 @@ def decode_csv(body: bytes | str) -> np.ndarray:
         if len(row) != width:
             raise BadInput(f"CSV row {number} has {len(row)} columns, row 1 has {width}")
     try:
-        return np.array(rows, dtype=np.float64)  # numpy parses the numbers in C: the fast path
+        values = np.array(rows, dtype=np.float64)  # numpy parses the numbers in C: the fast path
     except ValueError:
         pass
+    else:  # no field was empty here, so every NaN or infinity was written as such (nan, inf, 1e309)
+        if not np.isfinite(values).all():
+            r, c = np.argwhere(~np.isfinite(values))[0]
+            raise NotFinite(f"CSV row {r + 1}, column {c + 1}", rows[r][c].strip())
+        return values
     # Slow path, only for bodies with an empty field or a bad value: find it, or fill NaN for empties.
     values = np.empty((len(rows), width), dtype=np.float64)
     for r, row in enumerate(rows):
@@ -149,12 +246,15 @@ def decode_csv(body: bytes | str) -> np.ndarray:
                 values[r, c] = math.nan
                 continue
             try:
-                values[r, c] = float(stripped)
+                value = float(stripped)
             except ValueError:
                 hint = " (text/csv takes no header row)" if r == 0 else ""
                 raise BadInput(
                     f"CSV row {r + 1}, column {c + 1}: {stripped[:40]!r} is not a number{hint}"
                 ) from None
+            if not math.isfinite(value):
+                raise NotFinite(f"CSV row {r + 1}, column {c + 1}", stripped)
+            values[r, c] = value
     return values
 
 
@@ -162,7 +262,7 @@ def decode_json(body: bytes | str) -> Any:
     """JSON rows: `[[...], ...]`, one row `[...]`, `{"instances": ...}`, or records `[{"col": v}, ...]`."""
     text = _text(body, "JSON")
     try:
-        document = json.loads(text)
+        document = _DECODER.decode(text)
     except ValueError as exc:
         raise BadInput(f"the JSON body is malformed: {exc}") from None
     if isinstance(document, dict):
@@ -184,7 +284,30 @@ def decode_json(body: bytes | str) -> Any:
         for column, value in enumerate(row, start=1):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise BadInput(f"JSON row {number}, column {column}: {value!r} is not a number")
-    return np.array(document, dtype=np.float64)
+    try:
+        values = np.array(document, dtype=np.float64)
+    except OverflowError:  # an integer past a double's range
+        values = np.array([[_bounded(v) for v in row] for row in document], dtype=np.float64)
+    if np.isinf(values).any():  # NaN is a null (a missing value); the literals were refused while parsing
+        r, c = np.argwhere(np.isinf(values))[0]
+        raise NotFinite(f"JSON row {r + 1}, column {c + 1}")  # an overflow: the constants are refused
+    return values
+
+
+def _refuse_constant(name: str) -> Any:
+    raise NotFinite("the JSON body", name)
+
+
+# json.loads with its default decoder but for the constants NaN, Infinity and -Infinity (not JSON, and
+# not numbers a model can use): one decoder, made once, is as fast as json.loads.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+def _bounded(value: Any) -> Any:
+    """An integer beyond a double's range as infinity (refused after), anything else as it is."""
+    if isinstance(value, int) and not -_LARGEST <= value <= _LARGEST:
+        return math.inf
+    return value
 
 
 def _records(records: list[dict[str, Any]]) -> Any:
@@ -194,6 +317,8 @@ def _records(records: list[dict[str, Any]]) -> Any:
         for name, value in record.items():
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, str))):
                 raise BadInput(f"JSON record {number}, field {name!r}: {value!r} is not a scalar")
+            if isinstance(value, (int, float)) and math.isinf(_bounded(value)):
+                raise NotFinite(f"JSON record {number}, field {name!r}")
     return pd.DataFrame.from_records(records)
 
 
@@ -204,6 +329,14 @@ def decode_npy(body: bytes | str) -> np.ndarray:
         array = np.load(io.BytesIO(body), allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise BadInput(f"the NPY body is malformed: {exc}") from None
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
+        what = array.dtype if isinstance(array, np.ndarray) else type(array).__name__
+        raise BadInput(f"the NPY body holds {what} values; send an array of numbers")
+    if array.size == 0:
+        raise BadInput(f"the NPY body holds no values (shape {array.shape})")
+    if array.dtype.kind == "f" and np.isinf(array).any():  # NaN stands for a missing value, as in CSV
+        at = tuple(int(i) for i in np.argwhere(np.isinf(array))[0])
+        raise BadInput(f"the NPY array holds {array[at]} at index {at}; values must be finite")
     return array.reshape(1, -1) if array.ndim == 1 else array
 
 

@@ -8,10 +8,17 @@ accept)` in place of all three. What the script lacks falls back to the containe
 
 `Handler.invoke` is the whole request path with no HTTP in it: the server, batch inference and the
 benchmark's in-process rate all go through it. Where each failure lands:
-  input_fn raises ValueError/TypeError/KeyError  -> 400 with its message (the request was bad)
-  the kit's default decoding or column check      -> 400 / 415 with row and column
-  feature_lookup raises LookupError               -> 400 (an entity the store does not know)
-  predict_fn or output_fn raises anything else    -> 500 with an error id (logged with the traceback)
+  a NUL byte in a text body, JSON nested too deep  -> 400, before any input_fn (`contract.screen`)
+  nan / inf / 1e309, a ragged CSV row              -> 400: the kit's decoders refuse them; before a
+                                                      script's own input_fn, `contract.screen` does
+  input_fn raises ValueError/TypeError/KeyError    -> 400 with its message (the request was bad)
+  the kit's default decoding or column check       -> 400 / 415 with row and column
+  feature_lookup raises LookupError                -> 400 (an entity the store does not know)
+  predict_fn raises ValueError                     -> 400 with its first line: scikit-learn's word for
+                                                      input it cannot use (NaN, text, the wrong width)
+  an Accept the answer cannot meet                 -> 406 naming what can be answered: before predicting
+                                                      for the container's output_fn, after for a script's
+  predict_fn or output_fn raises anything else     -> 500 with an error id (logged with the traceback)
 """
 
 from __future__ import annotations
@@ -108,13 +115,25 @@ class Handler:
     def invoke(self, body: bytes, content_type: str, accept: str | None) -> Response:
         if self.transform_fn is not None:
             try:
-                return self._transform(body, content_type, accept)
+                response = self._transform(body, content_type, accept)
             except Exception as exc:
                 return self._refusal(exc, content_type)
+            return self._acceptable(response, accept)
         prepared = self._prepare(body, content_type, accept)
         if isinstance(prepared, Response):
             return prepared
-        return self._predict_and_answer(*prepared)
+        response = self._predict_and_answer(*prepared)
+        return response if self.output_fn is None else self._acceptable(response, accept)
+
+    def _acceptable(self, response: Response, accept: str | None) -> Response:
+        """A script's own output_fn / transform_fn answers as it likes: a 406 if that is not what the
+        client accepts (the container's output_fn is held to Accept before predicting)."""
+        if response.status != 200 or contract.accepts(accept, response.content_type):
+            return response
+        return error_response(
+            406,
+            f"cannot answer in {accept}; this model answers in {contract.media_type(response.content_type)}",
+        )
 
     def _prepare(self, body: bytes, content_type: str, accept: str | None) -> tuple[Any, str] | Response:
         """(data for predict_fn, the answer's type), or the refusal to send instead."""
@@ -173,11 +192,18 @@ class Handler:
             for index, data, answer_as in group:
                 responses[index] = self._answer(predictions[start : start + len(data)], answer_as)
                 start += len(data)
+        if self.output_fn is not None:
+            responses = [
+                self._acceptable(response, request[2])  # type: ignore[arg-type]
+                for response, request in zip(responses, requests, strict=True)
+            ]
         return responses  # type: ignore[return-value]  # every slot is filled above
 
     def _predict_and_answer(self, data: Any, answer_as: str) -> Response:
         try:
             prediction = self.predict_fn(data, self.model)
+        except ValueError as exc:  # the input, not the model: NaN where none is taken, text, a bad width
+            return error_response(400, f"the model refused the input: {_first_line(exc)}")
         except Exception as exc:
             return self._refusal(exc, "")
         return self._answer(prediction, answer_as)
@@ -189,6 +215,8 @@ class Handler:
             else:
                 out, out_type = _normalize_output(self.output_fn(prediction, answer_as), answer_as)
         except Exception as exc:
+            if _unsupported_format(exc):  # the toolkit's error for an Accept output_fn cannot produce
+                return error_response(406, str(exc) or f"cannot answer in {answer_as}")
             return self._refusal(exc, "")
         return Response(200, out, out_type)
 
@@ -207,6 +235,7 @@ class Handler:
         return accept if accept and accept != "*/*" else self.default_accept
 
     def _decode(self, body: bytes, content_type: str) -> Any:
+        contract.screen(body, content_type, kit_decodes=self.input_fn is None)
         if self.input_fn is None:
             data = contract.default_input_fn(body, content_type)
             data = self._lookup(data)
@@ -231,6 +260,7 @@ class Handler:
 
     def _transform(self, body: bytes, content_type: str, accept: str | None) -> Response:
         answer_as = self._requested(accept)
+        contract.screen(body, content_type, kit_decodes=False)
         try:
             result = self.transform_fn(self.model, body, content_type, answer_as)
         except (ValueError, TypeError, KeyError) as exc:
@@ -252,6 +282,12 @@ class Handler:
 
 def error_response(status: int, reason: str) -> Response:
     return Response(status, contract.encode_json({"error": reason}), contract.JSON)
+
+
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message for a client: its first line (scikit-learn adds paragraphs of advice)."""
+    text = str(exc).strip().split("\n", 1)[0] or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _normalize_output(result: Any, accept: str) -> tuple[bytes, str]:

@@ -37,8 +37,8 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
+from mlops_kit.serving import bodyscan, contract, csvparse
 from mlops_kit.serving import capture as capture_mod
-from mlops_kit.serving import contract, csvparse
 from mlops_kit.serving.handler import Handler, Response, error_response
 from mlops_kit.serving.metrics import Metrics
 
@@ -462,7 +462,8 @@ def serve(options: ServerOptions, on_ready: Callable[[int], None] | None = None)
         lookup = feature_store_lookup(options.feature_store_env)
     # before the fork: workers share its pages
     handler = Handler(options.model_dir, feature_lookup=lookup, compile_trees=options.compile_trees)
-    csvparse.warm()  # numba's build of the CSV parser now, not in the first request's latency
+    csvparse.warm()  # numba's builds of the CSV parser and the body scans now, not in a request's latency
+    bodyscan.warm()
     sock = bind(options.host, options.port)
     port = sock.getsockname()[1]
     log.info(

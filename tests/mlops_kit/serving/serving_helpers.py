@@ -43,6 +43,35 @@ SCRIPT = textwrap.dedent(
 )
 
 
+# A full script that decodes as leniently as pandas does (a short row padded with NaN, `inf` and `1e309`
+# read as numbers): what the kit's screen must hold to its own rules before this input_fn runs.
+OWN_DECODER = textwrap.dedent(
+    """
+    import io, json, os
+    import joblib, pandas as pd
+
+    CALLS = []
+
+    def model_fn(model_dir):
+        return joblib.load(os.path.join(model_dir, "model.joblib"))
+
+    def input_fn(body, content_type):  # as lenient as pandas: NaN-padded short rows, inf, 1e309
+        CALLS.append(body)
+        if content_type == "application/json":
+            return pd.DataFrame(json.loads(body))
+        return pd.read_csv(io.BytesIO(body), header=None)
+
+    def predict_fn(data, model):
+        return model.predict_proba(data.to_numpy(dtype=float))[:, 1]
+
+    def output_fn(prediction, accept):
+        if accept == "application/x-unsupported":
+            raise type("UnsupportedFormatError", (Exception,), {})(f"no {accept} here")
+        return "\\n".join(f"{p:.6f}" for p in prediction), "text/csv"
+    """
+)
+
+
 def fitted_model(features: int = 3, names: list[str] | None = None) -> LogisticRegression:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, features))

@@ -60,7 +60,8 @@ def test_a_record_without_aggregates_gets_the_online_values(recorded, tmp_path: 
             assert json.loads(body) == pytest.approx(model.predict_proba(rows)[:, 1].tolist())
         assert len(set(json.loads(body))) == 3  # the three rows really differ
         status, _, body = server.invoke(json.dumps([{"entity_id": "nobody", "x1": 0.3}]), "application/json")
-        assert status == 500  # no record and no value: the model gets NaN, which this one refuses
+        # no record and no value: the model gets NaN, which this one refuses (a ValueError: the input's)
+        assert status == 400 and "Input X contains NaN" in json.loads(body)["error"]
     finally:
         server.stop()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import textwrap
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from serving_helpers import fitted_model, pack, write_model_dir
+from serving_helpers import OWN_DECODER, fitted_model, pack, write_model_dir
 
 from mlops_kit.serving import contract, metrics
 from mlops_kit.serving.handler import Handler, ModelLoadError
@@ -234,3 +235,167 @@ def test_metrics_sum_every_workers_row() -> None:
     assert values['mlops_serving_request_seconds_bucket{le="+Inf"}'] == 4
     assert values["mlops_serving_request_seconds_count"] == 4
     assert values["mlops_serving_capture_records_total"] == 5 and values["mlops_serving_workers"] == 2
+
+
+# --- values no model can use, and answers no client asked for -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"1,2,inf", "CSV row 1, column 3: 'inf' is not a finite number"),
+        (b"1,2,3\n-Infinity,0,0", "CSV row 2, column 1: '-Infinity' is not a finite number"),
+        (b"1,NaN,3", "'NaN' is not a finite number"),
+        (b"1,2,1e309", "CSV row 1, column 3: '1e309' is beyond the range of a double"),
+        (b"1,,1e309", "'1e309' is beyond the range of a double"),  # the slow path (an empty field) too
+        (b"1,2,0.12345678901234567,nan", "'nan' is not a finite number"),
+    ],
+)
+def test_csv_refuses_non_finite_values(body: bytes, reason: str) -> None:
+    with pytest.raises(contract.BadInput, match=reason):
+        contract.decode_csv(body)
+
+
+def test_csv_takes_the_largest_double_and_empty_fields() -> None:
+    values = contract.decode_csv(b"1.7976931348623157e308,,-1.7976931348623157e308\n")
+    assert values[0, 0] == np.finfo(np.float64).max and np.isnan(values[0, 1])
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"[[1, 2, NaN]]", "'NaN' is not a finite number"),
+        (b'{"instances": [[Infinity, 2, 3]]}', "'Infinity' is not a finite number"),
+        (b"[[1, 2, 1e309]]", "JSON row 1, column 3: a number is beyond the range of a double"),
+        (b"[[1, 2, 3], [1, -1e400, 3]]", "JSON row 2, column 2: a number is beyond the range"),
+        (b"[[1, 2, 1" + b"0" * 400 + b"]]", "JSON row 1, column 3: a number is beyond the range"),
+        (b'[{"a": 1e309}]', "JSON record 1, field 'a': a number is beyond the range"),
+        (b'[{"a": 1' + b"0" * 400 + b"}]", "JSON record 1, field 'a': a number is beyond the range"),
+    ],
+)
+def test_json_refuses_non_finite_values(body: bytes, reason: str) -> None:
+    with pytest.raises(contract.BadInput, match=reason):
+        contract.decode_json(body)
+
+
+def test_json_null_is_a_missing_value_and_big_finite_numbers_pass() -> None:
+    values = contract.decode_json(b"[[null, 1.7976931348623157e308, " + str(2**1000).encode() + b"]]")
+    assert np.isnan(values[0, 0]) and np.isfinite(values[0, 1:]).all()
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("array", "reason"),
+    [
+        (np.array([[1.0, np.inf, 3.0]]), "holds inf at index \\(0, 1\\)"),
+        (np.array([["a", "b", "c"]]), "holds <U1 values"),
+        (np.array([[1 + 2j, 2, 3]]), "holds complex128 values"),
+        (np.zeros((0, 3)), "holds no values"),
+    ],
+)
+def test_npy_refuses_what_is_not_finite_numbers(array: np.ndarray, reason: str) -> None:
+    with pytest.raises(contract.BadInput, match=reason):
+        contract.decode_npy(_npy(array))
+
+
+def test_npy_takes_nan_as_missing_and_integers() -> None:
+    assert np.isnan(contract.decode_npy(_npy(np.array([[1.0, np.nan]])))[0, 1])
+    assert contract.decode_npy(_npy(np.array([1, 2, 3]))).tolist() == [[1, 2, 3]]
+
+
+@pytest.mark.parametrize("kit_decodes", [True, False])
+def test_screen_refuses_nul_bytes_in_text_and_deep_json(kit_decodes: bool) -> None:
+    with pytest.raises(contract.BadInput, match="NUL byte \\(byte 4\\)"):
+        contract.screen(b"1,2,\x003", "text/csv", kit_decodes)
+    with pytest.raises(contract.BadInput, match="NUL byte"):
+        contract.screen(b'[1, "\x00"]', "application/json; charset=utf-8", kit_decodes)
+    contract.screen(_npy(np.zeros((1, 3))), "application/x-npy", kit_decodes)  # binary: NUL bytes are data
+    depth = contract.MAX_JSON_DEPTH
+    contract.screen(b"[" * depth + b"]" * depth, "application/json", kit_decodes)
+    with pytest.raises(contract.BadInput, match=f"nests deeper than {depth} levels"):
+        contract.screen(b"[" * (depth + 1) + b"]" * (depth + 1), "application/json", kit_decodes)
+
+
+def test_screen_holds_a_scripts_decoder_to_the_kits_rules_and_only_it() -> None:
+    for body, reason in (
+        (b"1,2,3\n4,5", "CSV row 2 has 2 columns, row 1 has 3"),
+        (b"1,inf,3", "'inf' is not a finite number"),
+        (b'[{"a": 1e999}]', "the JSON body, byte 7: '1e999' is beyond the range"),
+    ):
+        kind = "application/json" if body.startswith(b"[") else "text/csv"
+        contract.screen(body, kind, kit_decodes=True)  # the kit's decoders say it, with row and column
+        with pytest.raises(contract.BadInput, match=reason):
+            contract.screen(body, kind, kit_decodes=False)
+
+
+@pytest.mark.parametrize(
+    ("header", "content_type", "accepted"),
+    [
+        (None, "image/png", True),
+        ("", "text/csv", True),
+        ("*/*", "application/vnd.labels", True),
+        ("text/*", "text/csv; charset=utf-8", True),
+        ("application/json", "text/csv", False),
+        ("image/png", "text/csv", False),
+        ("text/*, text/csv;q=0", "text/csv", False),
+        ("text/csv;q=0, */*", "text/csv", False),
+        ("text/csv;q=0.1", "text/csv", True),
+    ],
+)
+def test_accepts_follows_the_most_specific_range(
+    header: str | None, content_type: str, accepted: bool
+) -> None:
+    assert contract.accepts(header, content_type) is accepted
+
+
+@pytest.fixture
+def own_decoder(tmp_path: Path) -> Handler:
+    return Handler(write_model_dir(tmp_path / "m", script=OWN_DECODER))
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "reason"),
+    [
+        (b"1,2,3\n4,5", "text/csv", "CSV row 2 has 2 columns, row 1 has 3"),
+        (b"1,2,inf", "text/csv", "'inf' is not a finite number"),
+        (b'1,2,"1e309"', "text/csv", "'\"1e309\"' is beyond the range of a double"),
+        (b"[[1, 2, NaN]]", "application/json", "'NaN' is not a finite number"),
+        (b"[[1, 2, 1e309]]", "application/json", "'1e309' is beyond the range of a double"),
+        (b"[" * 1000 + b"]" * 1000, "application/json", "nests deeper than 64 levels"),
+        (b"1,2,3\x00", "text/csv", "NUL byte"),
+    ],
+)
+def test_a_scripts_own_input_fn_never_sees_what_the_kit_refuses(
+    own_decoder: Handler, body: bytes, content_type: str, reason: str
+) -> None:
+    status, answer_body = answer(own_decoder, body, content_type)
+    assert status == 400 and reason in answer_body["error"]
+    assert own_decoder.script.CALLS == []
+    assert answer(own_decoder, b"1,2,3\n4,5,6", "text/csv")[0] == 200  # what it takes still reaches it
+    assert len(own_decoder.script.CALLS) == 1
+
+
+def test_predict_fn_value_error_is_400_with_its_first_line(own_decoder: Handler) -> None:
+    status, body = answer(own_decoder, b"1,2,3,4", "text/csv")  # 4 columns for a 3-feature model
+    assert status == 400
+    assert body["error"].startswith("the model refused the input: X has 4 features")
+    assert "\n" not in body["error"]
+    status, body = answer(own_decoder, b"1,,3", "text/csv")  # a missing value this model cannot take
+    assert status == 400 and "Input X contains NaN" in body["error"]
+
+
+def test_a_scripts_answer_type_is_held_to_accept(own_decoder: Handler) -> None:
+    for accept in (None, "*/*", "text/csv", "text/*", "image/png;q=0.5, text/csv"):
+        response = own_decoder.invoke(b"1,2,3", "text/csv", accept)
+        assert (response.status, response.content_type) == (200, "text/csv"), accept
+    status, body = answer(own_decoder, b"1,2,3", "text/csv", accept="image/png")
+    assert status == 406 and body["error"] == "cannot answer in image/png; this model answers in text/csv"
+    status, body = answer(own_decoder, b"1,2,3", "text/csv", accept="application/x-unsupported")
+    assert status == 406 and "no application/x-unsupported here" in body["error"]
+    responses = own_decoder.invoke_many([(b"1,2,3", "text/csv", "image/png"), (b"1,2,3", "text/csv", None)])
+    assert [r.status for r in responses] == [406, 200]

@@ -164,11 +164,19 @@ def test_the_handler_answers_with_sklearn_numbers(tmp_path):
     x, y = _data()
     model = HistGradientBoostingClassifier(max_iter=25, categorical_features=[2, 3]).fit(x, y)
     handler = Handler(write_model_dir(tmp_path / "m", script=None, model=model))
-    rows = _hard_rows()[:50]
-    body = "\n".join(",".join("" if np.isnan(v) else repr(float(v)) for v in row) for row in rows)
-    response = handler.invoke(body.encode(), "text/csv", "application/json")
+    hard = _hard_rows()[:50]
+    # a request cannot carry an infinity (400); the largest doubles stand in for them here
+    rows = np.clip(hard, -np.finfo(np.float64).max, np.finfo(np.float64).max)
+
+    def csv(rows: np.ndarray) -> bytes:
+        return "\n".join(
+            ",".join("" if np.isnan(v) else repr(float(v)) for v in row) for row in rows
+        ).encode()
+
+    response = handler.invoke(csv(rows), "text/csv", "application/json")
     assert response.status == 200
     assert response.body.decode() == str(model.predict(rows).tolist()).replace(" ", "")
+    assert handler.invoke(csv(hard), "text/csv", "application/json").status == 400
 
 
 def test_without_a_compiler_the_model_is_served_as_it_is(monkeypatch, caplog):
