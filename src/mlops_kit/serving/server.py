@@ -98,6 +98,7 @@ class ServerOptions:
     header_timeout_s: float = 60.0
     keep_alive_s: float = 3.0
     max_connections: int = 2048
+    max_model_mb: float = 0.0  # how far a model.tar.gz may unpack; 0: 100x its size, at least 64 MiB
 
     def __post_init__(self) -> None:
         for name in (
@@ -596,7 +597,12 @@ def serve(options: ServerOptions, on_ready: Callable[[int], None] | None = None)
     if options.feature_store_env:
         lookup = feature_store_lookup(options.feature_store_env)
     # before the fork: workers share its pages
-    handler = Handler(options.model_dir, feature_lookup=lookup, compile_trees=options.compile_trees)
+    handler = Handler(
+        options.model_dir,
+        feature_lookup=lookup,
+        compile_trees=options.compile_trees,
+        max_model_mb=options.max_model_mb,
+    )
     csvparse.warm()  # numba's builds of the CSV parser and the body scans now, not in a request's latency
     bodyscan.warm()
     _allow_open_files(options.max_connections + 64)  # each worker's connections, and its own files
@@ -710,6 +716,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--header-timeout-s", type=float, default=60.0)
     parser.add_argument("--keep-alive-s", type=float, default=3.0)
     parser.add_argument("--max-connections", type=int, default=2048)
+    parser.add_argument("--max-model-mb", type=float, default=0.0)
     args = parser.parse_args(argv)
     configure_logging()
     try:

@@ -3,10 +3,12 @@ connections, and /ping answering while a thousand slow clients hold theirs open.
 
 from __future__ import annotations
 
+import io
 import resource
 import selectors
 import socket
 import statistics
+import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -240,4 +242,21 @@ def test_ping_answers_fast_while_a_thousand_slow_clients_hold_connections(
     finally:
         for raw in slow + idle:
             raw.close()
+        server.stop()
+
+
+def test_the_server_will_not_start_on_a_gzip_bomb(model_dir: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as packed:
+        for path in sorted(model_dir.rglob("*")):
+            packed.add(path, arcname=str(path.relative_to(model_dir)), recursive=False)
+        zeros = tarfile.TarInfo("padding.bin")
+        zeros.size = 3 * 2**20
+        packed.addfile(zeros, io.BytesIO(bytes(zeros.size)))
+    with pytest.raises(AssertionError, match="unpacks to more than 2,097,152 bytes"):
+        start_server(archive, tmp_path, "--max-model-mb", "2")
+    server = start_server(archive, tmp_path, "--max-model-mb", "4")
+    try:
+        assert server.invoke("1,2,3")[0] == 200
+    finally:
         server.stop()
