@@ -11,7 +11,10 @@ The image's `ENTRYPOINT` is `ENTRYPOINT` below (the Dockerfile says the same; a 
 - `serve`: SageMaker runs the serving image with `serve`; the kit's own server answers on port 8080
   (`SAGEMAKER_BIND_TO_PORT`) for `/opt/ml/model`, with `SAGEMAKER_MODEL_SERVER_WORKERS` worker processes;
   a worker busy on one batch longer than `SAGEMAKER_MODEL_SERVER_TIMEOUT` seconds is replaced, as
-  gunicorn does in SageMaker's framework images.
+  gunicorn does in SageMaker's framework images. The kit's own settings are `MLOPS_*` variables: the
+  payload limit, connection limits (`MLOPS_MAX_HEADER_KB`, `MLOPS_HEADER_TIMEOUT_S`, `MLOPS_KEEP_ALIVE_S`,
+  `MLOPS_MAX_CONNECTIONS`), how far a model.tar.gz may unpack (`MLOPS_MAX_MODEL_MB`), data capture, the
+  feature store.
 - processing jobs set their own entry point, `processing_command(module)`: `python3 -m MODULE ARGS`.
 
 The local executor starts exactly these commands (`command("train")`, `command("serve")`,
@@ -193,6 +196,12 @@ def serve_options(environ: Mapping[str, str] | None = None) -> Any:
         workers=number("SAGEMAKER_MODEL_SERVER_WORKERS", os.cpu_count() or 1, int),
         timeout_s=number("SAGEMAKER_MODEL_SERVER_TIMEOUT", DEFAULT_TIMEOUT_S),
         max_payload_mb=number("MLOPS_MAX_PAYLOAD_MB", 6.0),
+        # connection limits (defaults: the nginx in front of SageMaker's framework containers)
+        max_header_kb=number("MLOPS_MAX_HEADER_KB", 32.0),
+        header_timeout_s=number("MLOPS_HEADER_TIMEOUT_S", 60.0),
+        keep_alive_s=number("MLOPS_KEEP_ALIVE_S", 3.0),
+        max_connections=number("MLOPS_MAX_CONNECTIONS", 2048, int),
+        max_model_mb=number("MLOPS_MAX_MODEL_MB", 0.0, minimum=0.0),  # 0: 100x the archive, >= 64 MiB
         capture_to=environ.get("MLOPS_CAPTURE_TO", ""),
         capture_percent=float(environ.get("MLOPS_CAPTURE_PERCENT", "0") or 0),
         endpoint_name=environ.get("MLOPS_ENDPOINT_NAME", "local-endpoint"),

@@ -138,6 +138,33 @@ def test_serve_reads_sagemakers_variables() -> None:
         container.serve_options({"SAGEMAKER_MODEL_SERVER_TIMEOUT": "0"})
 
 
+def test_serve_reads_the_connection_limits() -> None:
+    options = container.serve_options(
+        {
+            "MLOPS_MAX_HEADER_KB": "16",
+            "MLOPS_HEADER_TIMEOUT_S": "10",
+            "MLOPS_KEEP_ALIVE_S": "75",
+            "MLOPS_MAX_CONNECTIONS": "500",
+        }
+    )
+    assert (options.max_header_kb, options.header_timeout_s, options.keep_alive_s) == (16.0, 10.0, 75.0)
+    assert options.max_connections == 500
+    defaults = container.serve_options({})  # the nginx in front of SageMaker's framework containers
+    assert (defaults.max_header_kb, defaults.header_timeout_s, defaults.keep_alive_s) == (32.0, 60.0, 3.0)
+    assert defaults.max_connections == 2048
+    with pytest.raises(ValueError, match="MLOPS_MAX_CONNECTIONS='many' is not a number"):
+        container.serve_options({"MLOPS_MAX_CONNECTIONS": "many"})
+    with pytest.raises(ValueError, match="MLOPS_KEEP_ALIVE_S='0' must be positive"):
+        container.serve_options({"MLOPS_KEEP_ALIVE_S": "0"})
+
+
+def test_serve_reads_the_model_archive_limit() -> None:
+    assert container.serve_options({}).max_model_mb == 0.0  # the rule: 100x the archive, >= 64 MiB
+    assert container.serve_options({"MLOPS_MAX_MODEL_MB": "8192"}).max_model_mb == 8192.0
+    with pytest.raises(ValueError, match="MLOPS_MAX_MODEL_MB='-1' must be positive"):
+        container.serve_options({"MLOPS_MAX_MODEL_MB": "-1"})
+
+
 SLOW_HANDLER = """
 import time
 

@@ -35,7 +35,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -81,9 +81,10 @@ class Handler:
         feature_lookup: FeatureLookup | None = None,
         default_accept: str = contract.DEFAULT_ACCEPT,
         compile_trees: bool = True,
+        max_model_mb: float = 0.0,  # how far a model.tar.gz may unpack; 0: `unpack_limit`'s rule
     ):
         self.source = Path(model_dir)
-        self.model_dir = materialize(self.source)
+        self.model_dir = materialize(self.source, max_model_mb)
         self.feature_lookup = feature_lookup
         self.default_accept = default_accept
         module = load_script(self.model_dir)
@@ -350,15 +351,55 @@ def load_script(model_dir: Path) -> Any:
 
 _extracted: dict[Path, tempfile.TemporaryDirectory] = {}
 
+# How far a model.tar.gz may unpack, unless `max_model_mb` says: 100 times its own size, and at least
+# 64 MiB. Model files are mostly numbers that deflate barely compresses (weights 1.1-2x, trees and
+# vocabularies 3-10x), while deflate's ceiling is about 1,030x, which only long runs of one byte reach:
+# a gzip bomb (1.1 MB unpacking to 1 GiB is 950x). 100x keeps an order of magnitude from each; the floor
+# lets a small archive hold a mostly-zero array. A fixed limit instead (say 4 GiB) would either let a
+# 1 MB archive fill gigabytes of disk or refuse a large model that is honestly large.
+EXPANSION = 100
+EXPANSION_FLOOR = 64 * 2**20
 
-def materialize(source: Path) -> Path:
-    """A model directory: `source` itself, or `model.tar.gz` unpacked into a temporary one."""
+
+def unpack_limit(archive_bytes: int, max_model_mb: float = 0.0) -> int:
+    """The bytes a model archive of `archive_bytes` may unpack to: `max_model_mb` if set, else the rule."""
+    if max_model_mb > 0:
+        return int(max_model_mb * 2**20)
+    return max(EXPANSION_FLOOR, EXPANSION * archive_bytes)
+
+
+def check_unpacked_size(archive: IO[bytes], where: str, limit: int) -> int:
+    """The bytes `archive` (a tar, compressed or not) unpacks to, read from its members' headers as a
+    stream, nothing written; `ModelLoadError` as soon as they pass `limit`, before the member that
+    would pass it is even decompressed."""
+    total = 0
+    try:
+        with tarfile.open(fileobj=archive, mode="r|*") as members:
+            for member in members:
+                total += member.size
+                if total > limit:
+                    raise ModelLoadError(
+                        f"{where}: unpacks to more than {limit:,} bytes ({member.name} alone is "
+                        f"{member.size:,}); nothing was extracted. A model archive may unpack to "
+                        f"{EXPANSION}x its size (at least {EXPANSION_FLOOR // 2**20} MiB); for a model "
+                        "that needs more, set MLOPS_MAX_MODEL_MB (--max-model-mb)"
+                    )
+    except tarfile.TarError as exc:
+        raise ModelLoadError(f"{where}: not a readable model.tar.gz ({exc})") from None
+    return total
+
+
+def materialize(source: Path, max_model_mb: float = 0.0) -> Path:
+    """A model directory: `source` itself, or `model.tar.gz` unpacked into a temporary one (after its
+    unpacked size is checked against `unpack_limit`)."""
     if source.is_dir():
         return source
     if not source.is_file():
         raise ModelLoadError(f"{source}: no such model directory or model.tar.gz")
     if not tarfile.is_tarfile(source):
         raise ModelLoadError(f"{source}: not a directory and not a tar archive (expected model.tar.gz)")
+    with source.open("rb") as stream:
+        check_unpacked_size(stream, str(source), unpack_limit(source.stat().st_size, max_model_mb))
     tmp = tempfile.TemporaryDirectory(prefix="mlops-model-")
     with tarfile.open(source) as archive:
         archive.extractall(tmp.name, filter="data")  # "data" refuses absolute paths and links out

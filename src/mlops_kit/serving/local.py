@@ -118,8 +118,9 @@ def check_image(settings: Settings, package_arn: str, image: str) -> None:
         )
 
 
-def download_model(s3: Any, model_data_url: str, target: Path) -> Path:
-    """Fetch `model.tar.gz` and unpack it into `target/model` (what /opt/ml/model holds in SageMaker)."""
+def download_model(s3: Any, model_data_url: str, target: Path, max_model_mb: float = 0.0) -> Path:
+    """Fetch `model.tar.gz` and unpack it into `target/model` (what /opt/ml/model holds in SageMaker),
+    once its unpacked size is within `handler.unpack_limit`."""
     bucket, key = split_uri(model_data_url)
     try:
         data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -131,6 +132,12 @@ def download_model(s3: Any, model_data_url: str, target: Path) -> Path:
         import shutil
 
         shutil.rmtree(tmp)
+    from mlops_kit.serving.handler import ModelLoadError, check_unpacked_size, unpack_limit
+
+    try:  # a gzip bomb is refused before anything is written
+        check_unpacked_size(io.BytesIO(data), model_data_url, unpack_limit(len(data), max_model_mb))
+    except ModelLoadError as exc:
+        raise DeployError(str(exc)) from None
     tmp.mkdir(parents=True)
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:

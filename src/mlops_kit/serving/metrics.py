@@ -45,7 +45,10 @@ _CAPTURE_DROPPED = _CAPTURED + 1
 _CAPTURE_FAILED = _CAPTURE_DROPPED + 1
 _BATCHES = _CAPTURE_FAILED + 1
 _BATCHED = _BATCHES + 1
-SLOTS = _BATCHED + 1
+# Connections the server closed on a limit, by reason (see `server.ServerOptions`).
+CLOSE_REASONS = ("limit", "header_size", "header_timeout", "body_timeout", "idle")
+_CLOSED = {reason: _BATCHED + 1 + i for i, reason in enumerate(CLOSE_REASONS)}
+SLOTS = _BATCHED + 1 + len(CLOSE_REASONS)
 
 PREFIX = "mlops_serving"
 
@@ -85,6 +88,10 @@ class Metrics:
         """One model.predict call answered `requests` invocations together."""
         self.row[_BATCHES] += 1
         self.row[_BATCHED] += requests
+
+    def closed(self, reason: str) -> None:
+        """The server closed a connection on a limit (one of `CLOSE_REASONS`)."""
+        self.row[_CLOSED[reason]] += 1
 
     def totals(self) -> np.ndarray:
         return self.table.sum(axis=0)
@@ -135,6 +142,12 @@ class Metrics:
                 f"# TYPE {PREFIX}_{name} counter",
                 f"{PREFIX}_{name} {t[slot]:.0f}",
             ]
+        out += [
+            f"# HELP {PREFIX}_connections_closed_total Connections the server closed on a limit, by reason.",
+            f"# TYPE {PREFIX}_connections_closed_total counter",
+        ]
+        for reason in CLOSE_REASONS:
+            out.append(f'{PREFIX}_connections_closed_total{{reason="{reason}"}} {t[_CLOSED[reason]]:.0f}')
         out.append(f"# HELP {PREFIX}_workers Worker processes serving.")
         out.append(f"# TYPE {PREFIX}_workers gauge")
         out.append(f"{PREFIX}_workers {self.workers}")

@@ -17,6 +17,15 @@ pipelining work (answers go out in order because each is computed inside `on_mes
 Bad input never stops the server: 400/406/413/415 answer the request and the connection goes on (413
 closes it, as the body was not read); a model error is a 500 with an error id that the log repeats with
 the traceback. SIGTERM stops accepting, finishes requests in progress, flushes data capture, and exits.
+
+Connections are held to limits, with the defaults of the nginx that SageMaker's framework containers put
+in front of their model server (and nginx's own where that file sets none), so a client that opens
+connections and sends little cannot starve the others: header fields over `max_header_kb` are a 431;
+headers not complete `header_timeout_s` after the request (or the connection) began, or a body that
+receives nothing for as long, close the connection (a 408 if a request had begun); an idle keep-alive
+connection closes after `keep_alive_s`; a worker holding `max_connections` answers a new one 503 and
+closes it. Timeouts are enforced by one sweep over the connections a fraction of a second apart, not a
+timer per request: the request path pays nothing for them.
 """
 
 from __future__ import annotations
@@ -51,12 +60,15 @@ REASONS = {
     404: "Not Found",
     405: "Method Not Allowed",
     406: "Not Acceptable",
+    408: "Request Timeout",
     413: "Payload Too Large",
     415: "Unsupported Media Type",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
 GRACE_SECONDS = 10.0  # how long a stopping worker waits for requests in progress
+BACKLOG = 2048  # connections the kernel holds for accept(); the kernel caps it at net.core.somaxconn
 
 
 @dataclass(frozen=True)
@@ -77,10 +89,36 @@ class ServerOptions:
     # A worker busy on one batch longer than this is replaced (gunicorn's --timeout, which SageMaker's
     # framework images set from SAGEMAKER_MODEL_SERVER_TIMEOUT); 0: never. Needs the supervisor.
     timeout_s: float = 0.0
+    # Connection limits, as the nginx.conf of SageMaker's framework containers has them (nginx's defaults
+    # where it sets none): the request line and header fields (nginx: 4 buffers of 8 KB); complete headers
+    # within (client_header_timeout 60s), which is also the longest a body may receive nothing
+    # (client_body_timeout 60s); idle keep-alive (keepalive_timeout 3); open connections per worker
+    # (worker_connections 2048).
+    max_header_kb: float = 32.0
+    header_timeout_s: float = 60.0
+    keep_alive_s: float = 3.0
+    max_connections: int = 2048
+    max_model_mb: float = 0.0  # how far a model.tar.gz may unpack; 0: 100x its size, at least 64 MiB
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_payload_mb",
+            "max_header_kb",
+            "header_timeout_s",
+            "keep_alive_s",
+            "max_connections",
+        ):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
 
     @property
     def max_body(self) -> int:
         return int(self.max_payload_mb * 1024 * 1024)
+
+    @property
+    def sweep_s(self) -> float:
+        """How often the timeouts are checked: a timeout is enforced between its value and this later."""
+        return min(1.0, max(0.05, min(self.header_timeout_s, self.keep_alive_s) / 4))
 
 
 def resolve(reference: str) -> Any:
@@ -177,6 +215,7 @@ class Worker:
         self.options = options
         self.capture = capture
         self.max_body = options.max_body
+        self.max_header = int(options.max_header_kb * 1024)
         self.batch = options.batch
         self.connections: set[_Connection] = set()
         self.stopping = False
@@ -218,6 +257,7 @@ class Worker:
             if calls and self.options.timeout_s > 0:
                 signal.setitimer(signal.ITIMER_REAL, 0)
         by_request = dict(zip(map(id, calls), answers, strict=True))
+        now = time.perf_counter()
         for request in queue:
             response = by_request.get(id(request))
             if response is None:
@@ -227,9 +267,10 @@ class Worker:
                     self.capture.offer(
                         request.content_type, request.body, response.content_type, response.body
                     )
-                self.metrics.observe(response.status, time.perf_counter() - request.started)
+                self.metrics.observe(response.status, now - request.started)
             connection = request.connection
             connection.unanswered -= 1
+            connection.last_answer = now
             connection._send(response, close=request.close or self.stopping)
 
     def route(self, method: bytes, path: bytes) -> Response:
@@ -251,6 +292,27 @@ class Worker:
         limit = self.options.max_payload_mb
         self.metrics.observe(413, time.perf_counter() - started)
         return error_response(413, f"the body is over the {limit:g} MB limit (serving.max_payload_mb)")
+
+    def accept(self, connection: _Connection, transport: asyncio.Transport) -> bool:
+        """Whether a new connection is served: beyond `max_connections` it is answered 503 and closed."""
+        if len(self.connections) < self.options.max_connections:
+            self.connections.add(connection)
+            return True
+        self.metrics.closed("limit")
+        reason = f"this worker holds its limit of {self.options.max_connections} connections; retry"
+        response = error_response(503, reason)
+        transport.write(head(503, response.content_type, len(response.body), close=True) + response.body)
+        transport.close()
+        return False
+
+    def sweep(self) -> None:
+        """Close the connections past a time limit (run every `options.sweep_s` seconds)."""
+        now = time.perf_counter()
+        for connection in list(self.connections):
+            reason = connection.overdue(now, self.options)
+            if reason:
+                self.metrics.closed(reason)
+                connection.expire(reason)
 
 
 @dataclass
@@ -277,6 +339,13 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.in_message = False
         self.unanswered = 0  # requests of this connection waiting in the worker's queue
+        self.messages = 0  # requests begun on this connection
+        self.head_since = (
+            0.0  # since when headers are awaited (the connection's or a request's start); 0: not
+        )
+        self.head_bytes = 0  # bytes of reads that held nothing but the awaited headers
+        self.last_answer = 0.0
+        self.body_seen = (0, -1, 0.0)  # (request, body size, when first seen): a stalled body's clock
         self._reset()
 
     def _reset(self) -> None:
@@ -285,36 +354,53 @@ class _Connection(asyncio.Protocol):
         self.accept = b""
         self.chunks: list[bytes] = []
         self.size = 0
-        self.refused = False  # answered 413: the rest of the body is read and dropped
+        self.header_size = 0  # the URL and header fields, as `max_header_kb` counts them
+        self.refused = False  # answered 413 or 431: the rest of the request is read and dropped
         self.expect_continue = False
         self.started = 0.0
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.worker.connections.add(self)
+        if self.worker.accept(self, transport):  # type: ignore[arg-type]  # a stream server's transport
+            self.transport = transport  # type: ignore[assignment]
+            self.head_since = self.last_answer = time.perf_counter()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.worker.connections.discard(self)
         self.transport = None
 
     def data_received(self, data: bytes) -> None:
+        if self.transport is None:
+            return
+        # The request this read's first byte belongs to, unless it is in a body: the one in progress, or
+        # the next. A read that leaves that same request's headers incomplete held nothing else.
+        first = self.messages if self.in_message else self.messages + 1
         try:
             self.parser.feed_data(data)
         except self.parser_error as exc:
             if self.transport is not None and not self.refused:
                 self._send_now(error_response(400, f"malformed HTTP request: {exc}"), close=True)
+            return
+        if self.head_since and self.messages == first:
+            # httptools keeps a header it has not seen the end of: count it here, not in on_header
+            self.head_bytes += len(data)
+            if self.head_bytes > self.worker.max_header:
+                self._headers_too_large()
 
     # httptools callbacks
     def on_message_begin(self) -> None:
         self.in_message = True
         self._reset()
-        self.started = time.perf_counter()
+        self.messages += 1
+        self.started = self.head_since = time.perf_counter()
+        self.head_bytes = 0
 
     def on_url(self, url: bytes) -> None:
         self.url += url
+        self.header_size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_size += len(name) + len(value) + 4  # "name: value\r\n"
         name = name.lower()
         if name == b"content-type":
             self.content_type = value
@@ -328,6 +414,10 @@ class _Connection(asyncio.Protocol):
             self.expect_continue = True
 
     def on_headers_complete(self) -> None:
+        self.head_since = 0.0
+        if self.header_size > self.worker.max_header:
+            self._headers_too_large()
+            return
         if self.refused:
             # Answer now: a client that waits for 100-continue sends no body; one that does not is read
             # to the end (and dropped) so that it sees this answer instead of a reset connection.
@@ -370,10 +460,47 @@ class _Connection(asyncio.Protocol):
         )
 
     def _send_now(self, response: Response, close: bool) -> None:
-        """An answer decided outside the queue (413, malformed HTTP): after the ones already queued."""
+        """An answer decided outside the queue (413, 431, malformed HTTP): after the ones already queued."""
         if self.unanswered:
             self.worker.flush()
+        self.last_answer = time.perf_counter()
         self._send(response, close)
+
+    def _headers_too_large(self) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.refused = True
+        self.worker.metrics.closed("header_size")
+        limit = self.worker.options.max_header_kb
+        reason = f"the request line and header fields are over the {limit:g} KB limit (max_header_kb)"
+        self._send_now(error_response(431, reason), close=True)
+
+    def overdue(self, now: float, options: ServerOptions) -> str:
+        """Which time limit this connection is past, if any ("" if none)."""
+        if self.transport is None:
+            return ""
+        if self.head_since:
+            return "header_timeout" if now - self.head_since > options.header_timeout_s else ""
+        if self.in_message:  # reading a body: the time since it last grew
+            request, size, since = self.body_seen
+            if (request, size) != (self.messages, self.size):
+                self.body_seen = (self.messages, self.size, now)
+                return ""
+            return "body_timeout" if now - since > options.header_timeout_s else ""
+        if not self.unanswered and now - self.last_answer > options.keep_alive_s:
+            return "idle"
+        return ""
+
+    def expire(self, reason: str) -> None:
+        """Close for `reason`: with a 408 if a request had begun (its client may be waiting), else quietly."""
+        if self.transport is None:
+            return
+        if self.in_message and not self.refused:
+            self.refused = True
+            limit = self.worker.options.header_timeout_s
+            what = "complete headers" if reason == "header_timeout" else "more of the body"
+            self._send(error_response(408, f"no {what} within {limit:g}s (header_timeout_s)"), close=True)
+        self.transport.close()
 
     def _send(self, response: Response, close: bool) -> None:
         if self.transport is None or self.transport.is_closing():
@@ -400,7 +527,7 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port") from None
-    sock.listen(2048)
+    sock.listen(BACKLOG)
     sock.setblocking(False)
     return sock
 
@@ -428,8 +555,16 @@ def run_worker(sock: socket.socket, handler: Handler, metrics: Metrics, options:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(options.sweep_s)
+            worker.sweep()
+
     async def main() -> None:
-        server = await loop.create_server(lambda: _Connection(worker), sock=sock)
+        # create_server listens again, with a backlog of 100 unless told: a burst of new connections past
+        # that waited a second each for the client's SYN to be sent again
+        server = await loop.create_server(lambda: _Connection(worker), sock=sock, backlog=BACKLOG)
+        sweeper = loop.create_task(sweep())
         await stop.wait()
         worker.stopping = True
         server.close()
@@ -438,6 +573,7 @@ def run_worker(sock: socket.socket, handler: Handler, metrics: Metrics, options:
             for connection in list(worker.connections):
                 connection.close_if_idle()
             await asyncio.sleep(0.01)
+        sweeper.cancel()
 
     try:
         loop.run_until_complete(main())
@@ -461,9 +597,15 @@ def serve(options: ServerOptions, on_ready: Callable[[int], None] | None = None)
     if options.feature_store_env:
         lookup = feature_store_lookup(options.feature_store_env)
     # before the fork: workers share its pages
-    handler = Handler(options.model_dir, feature_lookup=lookup, compile_trees=options.compile_trees)
+    handler = Handler(
+        options.model_dir,
+        feature_lookup=lookup,
+        compile_trees=options.compile_trees,
+        max_model_mb=options.max_model_mb,
+    )
     csvparse.warm()  # numba's builds of the CSV parser and the body scans now, not in a request's latency
     bodyscan.warm()
+    _allow_open_files(options.max_connections + 64)  # each worker's connections, and its own files
     sock = bind(options.host, options.port)
     port = sock.getsockname()[1]
     log.info(
@@ -480,6 +622,24 @@ def serve(options: ServerOptions, on_ready: Callable[[int], None] | None = None)
         run_worker(sock, handler, metrics, options)
         return
     _supervise(sock, handler, metrics, options)
+
+
+def _allow_open_files(needed: int) -> None:
+    """Raise this process's open-file limit (inherited by the workers) to what `max_connections` needs."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < needed:
+        log.warning(
+            "open files are limited to %d (ulimit -n); max_connections needs about %d per worker",
+            target,
+            needed,
+        )
 
 
 def _supervise(sock: socket.socket, handler: Handler, metrics: Metrics, options: ServerOptions) -> None:
@@ -552,6 +712,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-file", type=Path, default=None)
     parser.add_argument("--no-compile-trees", dest="compile_trees", action="store_false")
     parser.add_argument("--no-batch", dest="batch", action="store_false")
+    parser.add_argument("--max-header-kb", type=float, default=32.0)
+    parser.add_argument("--header-timeout-s", type=float, default=60.0)
+    parser.add_argument("--keep-alive-s", type=float, default=3.0)
+    parser.add_argument("--max-connections", type=int, default=2048)
+    parser.add_argument("--max-model-mb", type=float, default=0.0)
     args = parser.parse_args(argv)
     configure_logging()
     try:

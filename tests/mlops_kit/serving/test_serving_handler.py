@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import logging
+import tarfile
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -13,7 +16,8 @@ import pytest
 from serving_helpers import OWN_DECODER, fitted_model, pack, write_model_dir
 
 from mlops_kit.serving import contract, metrics
-from mlops_kit.serving.handler import Handler, ModelLoadError
+from mlops_kit.serving import handler as handler_module
+from mlops_kit.serving.handler import Handler, ModelLoadError, unpack_limit
 
 # --- contract ------------------------------------------------------------------------------------
 
@@ -399,3 +403,81 @@ def test_a_scripts_answer_type_is_held_to_accept(own_decoder: Handler) -> None:
     assert status == 406 and "no application/x-unsupported here" in body["error"]
     responses = own_decoder.invoke_many([(b"1,2,3", "text/csv", "image/png"), (b"1,2,3", "text/csv", None)])
     assert [r.status for r in responses] == [406, 200]
+
+
+# --- how far a model.tar.gz may unpack -------------------------------------------------------------
+
+
+def test_the_unpack_limit_is_a_multiple_of_the_archive_with_a_floor() -> None:
+    floor, times = handler_module.EXPANSION_FLOOR, handler_module.EXPANSION
+    assert unpack_limit(0) == floor == 64 * 2**20
+    assert unpack_limit(floor // times) == floor  # where the multiple reaches the floor
+    assert unpack_limit(floor // times + 1) == (floor // times + 1) * times
+    assert unpack_limit(11 * 10**5) == 110 * 10**6 < 2**30  # the reported 1.1 MB bomb may not reach 1 GiB
+    assert unpack_limit(10**9) == 100 * 10**9
+    assert unpack_limit(10**9, max_model_mb=0.5) == 2**19  # a setting replaces the rule
+
+
+def bomb(target: Path, zeros: int, model_dir: Path | None = None) -> Path:
+    """A model.tar.gz with `zeros` bytes of zeros beside the model's files (gzip shrinks them ~1000x)."""
+    with tarfile.open(target, "w:gz") as archive:
+        if model_dir is not None:
+            for path in sorted(model_dir.rglob("*")):
+                archive.add(path, arcname=str(path.relative_to(model_dir)), recursive=False)
+        member = tarfile.TarInfo("weights.bin")
+        member.size = zeros
+        archive.addfile(member, io.BytesIO(bytes(zeros)))
+    return target
+
+
+def unpacked_size(archive: Path) -> int:
+    with tarfile.open(archive) as members:
+        return sum(m.size for m in members)
+
+
+def test_a_gzip_bomb_is_refused_before_anything_is_extracted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = bomb(tmp_path / "model.tar.gz", 4 * 2**20, write_model_dir(tmp_path / "m"))
+    assert archive.stat().st_size < 64 * 2**10  # 4 MiB of zeros in a few KB
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    with pytest.raises(ModelLoadError, match="unpacks to more than 1,048,576 bytes") as caught:
+        Handler(archive, max_model_mb=1)
+    assert "weights.bin alone is 4,194,304" in str(caught.value) and "MLOPS_MAX_MODEL_MB" in str(caught.value)
+    assert list(scratch.iterdir()) == []  # nothing was unpacked
+    assert answer(Handler(archive), "1,2,3")[0] == 200  # within the default rule: 64 MiB here
+
+
+def test_the_limit_holds_at_the_byte(tmp_path: Path) -> None:
+    archive = bomb(tmp_path / "model.tar.gz", 2**20, write_model_dir(tmp_path / "m"))
+    total = unpacked_size(archive)
+    assert answer(Handler(archive, max_model_mb=total / 2**20), "1,2,3")[0] == 200
+    with pytest.raises(ModelLoadError, match=f"unpacks to more than {total - 1:,} bytes"):
+        Handler(archive, max_model_mb=(total - 1) / 2**20)
+
+
+def test_a_member_that_claims_a_gibibyte_is_refused_from_its_header(tmp_path: Path) -> None:
+    """The default rule, on the reported shape of bomb: the header says 1 GiB; no byte of it is read."""
+    header = tarfile.TarInfo("weights.bin")
+    header.size = 2**30
+    archive = tmp_path / "model.tar.gz"
+    archive.write_bytes(gzip.compress(header.tobuf() + bytes(512)))  # the data itself is not even there
+    with pytest.raises(ModelLoadError, match="unpacks to more than 67,108,864 bytes"):
+        Handler(archive)
+
+
+def test_a_local_deploy_refuses_a_bomb_too(tmp_path: Path) -> None:
+    from mlops_kit.serving import local
+
+    data = bomb(tmp_path / "model.tar.gz", 4 * 2**20).read_bytes()
+
+    class S3:
+        def get_object(self, Bucket: str, Key: str) -> dict:
+            return {"Body": io.BytesIO(data)}
+
+    with pytest.raises(local.DeployError, match="s3://b/model.tar.gz: unpacks to more than 1,048,576"):
+        local.download_model(S3(), "s3://b/model.tar.gz", tmp_path / "target", max_model_mb=1)
+    assert not (tmp_path / "target" / "model.partial").exists()
+    assert (local.download_model(S3(), "s3://b/model.tar.gz", tmp_path / "target") / "weights.bin").is_file()

@@ -9,7 +9,7 @@ import socket
 
 import numpy as np
 import pytest
-from serving_helpers import RunningServer, fitted_model
+from serving_helpers import OWN_DECODER, RunningServer, fitted_model, start_server, write_model_dir
 
 from mlops_kit.serving import metrics
 
@@ -218,3 +218,91 @@ def test_metrics_count_requests_latency_and_errors(server: RunningServer) -> Non
     assert grew("mlops_serving_request_seconds_count") == 3
     assert grew('mlops_serving_request_seconds_bucket{le="+Inf"}') == 3
     assert after["mlops_serving_request_seconds_sum"] > before["mlops_serving_request_seconds_sum"]
+
+
+# --- a hostile client's table: every bad input is a 4xx with its reason, and the server goes on --------
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+HEADER_NAMES = "amount,hour,tenure\n1,2,3"
+# (kind, body, content type, Accept, status, reason from the container's decoders, reason when a
+# script's own pandas input_fn decodes; None: not a case for that server)
+HOSTILE = [
+    ("text in a number", "1,2,abc", "text/csv", None, 400, "'abc' is not a number", "could not convert"),
+    ("a header row", HEADER_NAMES, "text/csv", None, 400, "takes no header row", "could not convert"),
+    ("NUL byte", "1,2,3\x00", "text/csv", None, 400, "NUL byte", "NUL byte"),
+    ("NUL in JSON", "[[1, 2, 3]]\x00", "application/json", None, 400, "NUL byte", "NUL byte"),
+    ("JSON 100k deep", DEEP, "application/json", None, 400, "nests deeper than 64", "nests deeper than 64"),
+    ("inf", "1,2,inf", "text/csv", None, 400, "'inf' is not a finite", "'inf' is not a finite"),
+    ("-inf", "1,-inf,2", "text/csv", None, 400, "'-inf' is not a finite", "'-inf' is not a finite"),
+    ("nan", "nan,1,2", "text/csv", None, 400, "'nan' is not a finite", "'nan' is not a finite"),
+    ("1e309", "1,2,1e309", "text/csv", None, 400, "beyond the range", "beyond the range"),
+    ("JSON NaN", "[[1, 2, NaN]]", "application/json", None, 400, "'NaN' is not a finite", "'NaN' is not"),
+    ("JSON Infinity", "[[Infinity, 1, 2]]", "application/json", None, 400, "not a finite", "not a finite"),
+    ("JSON 1e309", "[[1, 2, 1e309]]", "application/json", None, 400, "beyond the range", "beyond the range"),
+    ("ragged short", "1,2,3\n4,5", "text/csv", None, 400, "row 2 has 2 columns", "row 2 has 2 columns"),
+    ("ragged long", "1,2,3\n4,5,6,7", "text/csv", None, 400, "row 2 has 4 columns", "row 2 has 4 columns"),
+    ("too wide", "1,2,3,4", "text/csv", None, 400, "the model expects 3", "X has 4 features"),
+    ("missing value", "1,,3", "text/csv", None, 400, "contains NaN", "contains NaN"),
+    ("not UTF-8", b"1,2,\xff", "text/csv", None, 400, "not UTF-8", "input_fn refused the body"),
+    ("empty", "", "text/csv", None, 400, "no rows", "input_fn refused the body"),
+    ("JSON text value", '[[1, 2, "x"]]', "application/json", None, 400, "'x' is not a number", "could not"),
+    ("malformed JSON", "[[1, 2", "application/json", None, 400, "malformed", "input_fn refused"),
+    ("Accept image/png", "1,2,3", "text/csv", "image/png", 406, "accept one of", "answers in text/csv"),
+    ("content type", "1,2,3", "text/plain", None, 415, "not supported", None),
+    ("NPY inf", "npy-inf", "application/x-npy", None, 400, "holds inf", None),
+    ("NPY text", "npy-text", "application/x-npy", None, 400, "holds <U1 values", None),
+]
+
+
+def _body(body: str | bytes) -> bytes:
+    if body in ("npy-inf", "npy-text"):
+        buffer = io.BytesIO()
+        np.save(buffer, np.array([[1.0, np.inf, 3.0]]) if body == "npy-inf" else np.array([["a", "b", "c"]]))
+        return buffer.getvalue()
+    return body.encode() if isinstance(body, str) else body
+
+
+@pytest.fixture(scope="module", params=["container", "script"])
+def hostile_target(request, tmp_path_factory: pytest.TempPathFactory):
+    script = None if request.param == "container" else OWN_DECODER
+    folder = write_model_dir(tmp_path_factory.mktemp("hostile"), script=script)
+    running = start_server(folder, tmp_path_factory.mktemp("hostile-server"))
+    yield request.param, running
+    running.stop()
+
+
+def test_hostile_inputs_are_4xx_with_reasons_and_never_5xx(hostile_target) -> None:
+    which, server = hostile_target
+    before = metrics.parse(server.request("GET", "/metrics")[2].decode())
+    wrong, tried = [], 0
+    for kind, body, content_type, accept, status, container_reason, script_reason in HOSTILE:
+        reason = container_reason if which == "container" else script_reason
+        if reason is None:
+            continue
+        tried += 1
+        got, headers, answer = server.invoke(_body(body), content_type, accept)
+        said = json.loads(answer).get("error", "") if headers["content-type"] == "application/json" else ""
+        if got != status or reason not in said:
+            wrong.append(f"{kind}: {got} {said!r}, expected {status} with {reason!r}")
+        assert server.request("GET", "/ping")[0] == 200
+    # two more a client can get wrong below the body: an oversized header, a request line that is not HTTP
+    assert server.request("GET", "/ping", headers={"X-Filler": "x" * 40_000})[0] == 431
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        raw.sendall(b"\x00\x01 NOT HTTP\r\n\r\n")
+        assert raw.recv(4096).startswith(b"HTTP/1.1 400")
+    after = metrics.parse(server.request("GET", "/metrics")[2].decode())
+    assert not wrong, "\n".join(wrong)
+    assert tried >= 20
+    assert (
+        after['mlops_serving_errors_total{kind="server"}']
+        == before['mlops_serving_errors_total{kind="server"}']
+    )
+    assert (
+        after['mlops_serving_errors_total{kind="client"}']
+        - before['mlops_serving_errors_total{kind="client"}']
+        == tried
+    )
+    status, _, body = server.invoke("0.1,0.2,0.3", accept="text/csv")
+    model = fitted_model()
+    right = model.predict([[0.1, 0.2, 0.3]]) if which == "container" else expected([[0.1, 0.2, 0.3]])
+    assert status == 200 and float(body) == pytest.approx(float(right[0]), abs=1e-6)
