@@ -24,9 +24,9 @@ PROJECT = ROOT / "tests" / "project"  # the kit's test project
 HADOLINT = Path(sys.executable).parent / "hadolint"
 KIT = "src/mlops_kit"
 # The use case's package the image copies besides the kit (this repository's example, or its replacement).
-[USE_CASE] = [
+USE_CASE = next(
     s for s in runtime.copied_sources(ROOT / runtime.DOCKERFILE) if s != KIT and (ROOT / s).is_dir()
-]
+)
 
 
 def test_the_project_passes_every_parity_check() -> None:

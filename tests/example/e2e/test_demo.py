@@ -11,7 +11,7 @@ import pytest
 
 from mlops_kit.cli import main
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ARN = r"arn:aws:sagemaker:us-east-1:\d{12}:model-package/mlops-kit-local-models/(\d+)"
 
 
