@@ -156,39 +156,43 @@ def accepts(header: str | None, content_type: str) -> bool:
 # --- what every body gets, before any input_fn ------------------------------------------------------
 
 
-def screen(body: bytes, content_type: str, kit_decodes: bool = True) -> None:
-    """The checks a body gets before any input_fn: no NUL byte in a text body, JSON no deeper than
-    `MAX_JSON_DEPTH`; and, when a script's own input_fn decodes it (`kit_decodes` False), what the kit's
-    decoders refuse as they convert: `nan` / `inf` / `NaN` / `Infinity`, numbers beyond a double's range,
-    ragged CSV rows (`bodyscan`). Binary bodies pass as sent.
+def screen(body: bytes, content_type: str) -> None:
+    """What a body must pass before a script's own input_fn decodes it: the kit's decoders refuse the
+    same as they convert (`decode_csv`, `decode_json`). No NUL byte in a text body; JSON no deeper than
+    `MAX_JSON_DEPTH`, and no `NaN` / `Infinity` or number beyond a double's range outside its strings; CSV
+    rows of one width, and no field reading `nan` / `inf` or beyond a double's range (`bodyscan`).
+    Binary bodies pass as sent.
     """
     kind = media_type(content_type)
     json_like = "json" in kind
     if not (json_like or kind.startswith("text/")):
         return
-    nul = body.find(b"\x00")
-    if nul >= 0:
-        raise BadInput(f"the {kind} body holds a NUL byte (byte {nul}); it must be text")
+    _no_nul(body, kind)
     if json_like:
-        if kit_decodes:
-            start = bodyscan.too_deep(body, MAX_JSON_DEPTH)
-            code, end = (bodyscan.TOO_DEEP if start >= 0 else bodyscan.OK), start + 1
-        else:
-            code, start, end = bodyscan.scan_json(body, MAX_JSON_DEPTH)
+        code, start, end = bodyscan.scan_json(body, MAX_JSON_DEPTH)
         if code == bodyscan.TOO_DEEP:
-            raise BadInput(
-                f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels (byte {start}); "
-                "rows are lists of numbers"
-            )
+            raise _too_deep(start)
         if code != bodyscan.OK:
             raise NotFinite(f"the JSON body, byte {start}", body[start:end].decode("latin-1"))
-    elif kind == CSV and not kit_decodes:
+    elif kind == CSV:
         code, row, column, start, end, fields, width = bodyscan.scan_csv(body)
         if code == bodyscan.RAGGED:
             raise BadInput(f"CSV row {row} has {fields} columns, row 1 has {width}")
         if code != bodyscan.OK:
             text = body[start:end].decode("utf-8", "replace").strip()
             raise NotFinite(f"CSV row {row}, column {column}", text)
+
+
+def _no_nul(body: bytes | str, kind: str) -> None:
+    nul = body.find(b"\x00" if isinstance(body, bytes) else "\x00")
+    if nul >= 0:
+        raise BadInput(f"the {kind} body holds a NUL byte (byte {nul}); it must be text")
+
+
+def _too_deep(at: int) -> BadInput:
+    return BadInput(
+        f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels (byte {at}); rows are lists of numbers"
+    )
 
 
 # --- decoding (the container's default input_fn) ---------------------------------------------------
@@ -219,6 +223,7 @@ def decode_csv(body: bytes | str) -> np.ndarray:
     """CSV without a header, one row per line, into a float array; an empty field is NaN (missing)."""
     if isinstance(body, bytes) and (parsed := csvparse.parse(body)) is not None:
         return parsed  # plain decimal numbers: the compiled parser, same doubles as float()
+    _no_nul(body, CSV)  # (the compiled parser takes digits only: a body with a NUL is always here)
     text = _text(body, "CSV")
     lines = [line for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n") if line.strip()]
     if not lines:
@@ -260,10 +265,14 @@ def decode_csv(body: bytes | str) -> np.ndarray:
 
 def decode_json(body: bytes | str) -> Any:
     """JSON rows: `[[...], ...]`, one row `[...]`, `{"instances": ...}`, or records `[{"col": v}, ...]`."""
+    raw = body if isinstance(body, bytes) else body.encode()
+    if (at := bodyscan.too_deep(raw, MAX_JSON_DEPTH)) >= 0:  # before json.loads recurses into it
+        raise _too_deep(at)
     text = _text(body, "JSON")
     try:
         document = _DECODER.decode(text)
     except ValueError as exc:
+        _no_nul(text, JSON)  # a NUL is never valid JSON: name it rather than the parser's complaint
         raise BadInput(f"the JSON body is malformed: {exc}") from None
     if isinstance(document, dict):
         if "instances" not in document:
@@ -276,22 +285,30 @@ def decode_json(body: bytes | str) -> Any:
         return _records(document)
     if all(not isinstance(item, (list, dict)) for item in document):
         document = [document]  # a single row
+    width = len(document[0]) if type(document[0]) is list else -1
     for number, row in enumerate(document, start=1):
-        if not isinstance(row, list):
+        if type(row) is not list:
             raise BadInput(f"JSON row {number} is {type(row).__name__}, expected a list of numbers")
-        if len(row) != len(document[0]):
-            raise BadInput(f"JSON row {number} has {len(row)} values, row 1 has {len(document[0])}")
-        for column, value in enumerate(row, start=1):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise BadInput(f"JSON row {number}, column {column}: {value!r} is not a number")
+        if len(row) != width:
+            raise BadInput(f"JSON row {number} has {len(row)} values, row 1 has {width}")
+        if not _NUMBER_TYPES.issuperset(map(type, row)):  # a row at a time in C; the culprit only if any
+            for column, value in enumerate(row, start=1):
+                if type(value) not in _NUMBER_TYPES:
+                    raise BadInput(f"JSON row {number}, column {column}: {value!r} is not a number")
+        if math.inf in row or -math.inf in row:  # an overflow (1e309): the constants were refused
+            column = next(i for i, v in enumerate(row, start=1) if v in (math.inf, -math.inf))
+            raise NotFinite(f"JSON row {number}, column {column}")
     try:
-        values = np.array(document, dtype=np.float64)
+        return np.array(document, dtype=np.float64)  # a null is NaN: a missing value
     except OverflowError:  # an integer past a double's range
-        values = np.array([[_bounded(v) for v in row] for row in document], dtype=np.float64)
-    if np.isinf(values).any():  # NaN is a null (a missing value); the literals were refused while parsing
-        r, c = np.argwhere(np.isinf(values))[0]
-        raise NotFinite(f"JSON row {r + 1}, column {c + 1}")  # an overflow: the constants are refused
-    return values
+        for number, row in enumerate(document, start=1):
+            for column, value in enumerate(row, start=1):
+                if math.isinf(_bounded(value)):
+                    raise NotFinite(f"JSON row {number}, column {column}") from None
+        raise
+
+
+_NUMBER_TYPES = frozenset((int, float, type(None)))  # bool, a subclass of int, is not among them
 
 
 def _refuse_constant(name: str) -> Any:
@@ -304,7 +321,7 @@ _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 def _bounded(value: Any) -> Any:
-    """An integer beyond a double's range as infinity (refused after), anything else as it is."""
+    """An integer beyond a double's range as infinity, anything else as it is."""
     if isinstance(value, int) and not -_LARGEST <= value <= _LARGEST:
         return math.inf
     return value

@@ -8,9 +8,8 @@ accept)` in place of all three. What the script lacks falls back to the containe
 
 `Handler.invoke` is the whole request path with no HTTP in it: the server, batch inference and the
 benchmark's in-process rate all go through it. Where each failure lands:
-  a NUL byte in a text body, JSON nested too deep  -> 400, before any input_fn (`contract.screen`)
-  nan / inf / 1e309, a ragged CSV row              -> 400: the kit's decoders refuse them; before a
-                                                      script's own input_fn, `contract.screen` does
+  a NUL byte, JSON nested too deep (refused before -> 400: the kit's decoders refuse them; before a
+  any recursion), nan / inf / 1e309, a ragged row     script's own input_fn, `contract.screen` does
   input_fn raises ValueError/TypeError/KeyError    -> 400 with its message (the request was bad)
   the kit's default decoding or column check       -> 400 / 415 with row and column
   feature_lookup raises LookupError                -> 400 (an entity the store does not know)
@@ -236,11 +235,11 @@ class Handler:
         return accept if accept and accept != "*/*" else self.default_accept
 
     def _decode(self, body: bytes, content_type: str) -> Any:
-        contract.screen(body, content_type, kit_decodes=self.input_fn is None)
         if self.input_fn is None:
             data = contract.default_input_fn(body, content_type)
             data = self._lookup(data)
             return contract.check_columns(data, self.model)
+        contract.screen(body, content_type)  # what the kit's decoders refuse, a script's never sees
         try:
             data = self.input_fn(body, content_type)
         except contract.InferenceError:
@@ -261,7 +260,7 @@ class Handler:
 
     def _transform(self, body: bytes, content_type: str, accept: str | None) -> Response:
         answer_as = self._requested(accept)
-        contract.screen(body, content_type, kit_decodes=False)
+        contract.screen(body, content_type)
         try:
             result = self.transform_fn(self.model, body, content_type, answer_as)
         except (ValueError, TypeError, KeyError) as exc:

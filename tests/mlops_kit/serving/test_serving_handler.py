@@ -312,29 +312,35 @@ def test_npy_takes_nan_as_missing_and_integers() -> None:
     assert contract.decode_npy(_npy(np.array([1, 2, 3]))).tolist() == [[1, 2, 3]]
 
 
-@pytest.mark.parametrize("kit_decodes", [True, False])
-def test_screen_refuses_nul_bytes_in_text_and_deep_json(kit_decodes: bool) -> None:
-    with pytest.raises(contract.BadInput, match="NUL byte \\(byte 4\\)"):
-        contract.screen(b"1,2,\x003", "text/csv", kit_decodes)
-    with pytest.raises(contract.BadInput, match="NUL byte"):
-        contract.screen(b'[1, "\x00"]', "application/json; charset=utf-8", kit_decodes)
-    contract.screen(_npy(np.zeros((1, 3))), "application/x-npy", kit_decodes)  # binary: NUL bytes are data
+def test_nul_bytes_in_text_and_deep_json_are_refused_by_the_kit_and_before_a_script() -> None:
     depth = contract.MAX_JSON_DEPTH
-    contract.screen(b"[" * depth + b"]" * depth, "application/json", kit_decodes)
-    with pytest.raises(contract.BadInput, match=f"nests deeper than {depth} levels"):
-        contract.screen(b"[" * (depth + 1) + b"]" * (depth + 1), "application/json", kit_decodes)
+    for body, kind, reason in (
+        (b"1,2,\x003", "text/csv", "NUL byte \\(byte 4\\)"),
+        (b'[[1, "\x00"]]', "application/json; charset=utf-8", "NUL byte \\(byte 6\\)"),
+        (b"[" * (depth + 1) + b"]" * (depth + 1), "application/json", f"nests deeper than {depth} levels"),
+    ):
+        with pytest.raises(contract.BadInput, match=reason):
+            contract.default_input_fn(body, kind)  # the container's decoders
+        with pytest.raises(contract.BadInput, match=reason):
+            contract.screen(body, kind)  # before a script's own
+    at_limit = b"[" * depth + b"]" * depth
+    contract.screen(at_limit, "application/json")
+    with pytest.raises(contract.BadInput, match="holds no rows|row 1"):  # deep enough to be decoded
+        contract.decode_json(at_limit)
+    contract.screen(_npy(np.zeros((1, 3))), "application/x-npy")  # binary: NUL bytes are data
 
 
-def test_screen_holds_a_scripts_decoder_to_the_kits_rules_and_only_it() -> None:
+def test_screen_holds_a_scripts_decoder_to_the_kits_rules() -> None:
     for body, reason in (
         (b"1,2,3\n4,5", "CSV row 2 has 2 columns, row 1 has 3"),
         (b"1,inf,3", "'inf' is not a finite number"),
         (b'[{"a": 1e999}]', "the JSON body, byte 7: '1e999' is beyond the range"),
     ):
         kind = "application/json" if body.startswith(b"[") else "text/csv"
-        contract.screen(body, kind, kit_decodes=True)  # the kit's decoders say it, with row and column
         with pytest.raises(contract.BadInput, match=reason):
-            contract.screen(body, kind, kit_decodes=False)
+            contract.screen(body, kind)
+    contract.screen(b"1,2,3\n,5,6\nx,y,z\n", "text/csv")  # words and missing values: the script's call
+    contract.screen(b'[{"a": "NaN", "b": null}]', "application/json")
 
 
 @pytest.mark.parametrize(
