@@ -204,6 +204,7 @@ def serve_options(environ: Mapping[str, str] | None = None) -> Any:
         max_model_mb=number("MLOPS_MAX_MODEL_MB", 0.0, minimum=0.0),  # 0: 100x the archive, >= 64 MiB
         capture_to=environ.get("MLOPS_CAPTURE_TO", ""),
         capture_percent=float(environ.get("MLOPS_CAPTURE_PERCENT", "0") or 0),
+        capture_spool=environ.get("MLOPS_CAPTURE_SPOOL", ""),
         endpoint_name=environ.get("MLOPS_ENDPOINT_NAME", "local-endpoint"),
         feature_store_env=environ.get("MLOPS_FEATURE_STORE_ENV", ""),
         ready_file=Path(environ["MLOPS_READY_FILE"]) if environ.get("MLOPS_READY_FILE") else None,

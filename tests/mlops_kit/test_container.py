@@ -158,6 +158,13 @@ def test_serve_reads_the_connection_limits() -> None:
         container.serve_options({"MLOPS_KEEP_ALIVE_S": "0"})
 
 
+def test_serve_reads_where_capture_waits_for_its_upload() -> None:
+    assert container.serve_options({}).capture_spool == ""  # the server's default: under the temp folder
+    assert container.serve_options({"MLOPS_CAPTURE_SPOOL": "/var/spool/capture"}).capture_spool == (
+        "/var/spool/capture"
+    )
+
+
 def test_serve_reads_the_model_archive_limit() -> None:
     assert container.serve_options({}).max_model_mb == 0.0  # the rule: 100x the archive, >= 64 MiB
     assert container.serve_options({"MLOPS_MAX_MODEL_MB": "8192"}).max_model_mb == 8192.0

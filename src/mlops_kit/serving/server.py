@@ -80,6 +80,10 @@ class ServerOptions:
     max_payload_mb: float = 6.0
     capture_to: str = ""  # s3://bucket[/prefix] or a folder; empty: no capture
     capture_percent: float = 0.0
+    # the folder of the workers' capture files, written as requests are answered and uploaded from (a
+    # worker or server started after one that died uploads what it left); empty: one for this endpoint
+    # and destination under the machine's temp folder
+    capture_spool: str = ""
     endpoint_name: str = "local-endpoint"
     feature_lookup: str = ""  # "package.module:callable"
     feature_store_env: str = ""  # fill missing features from this environment's online store
@@ -263,7 +267,7 @@ class Worker:
             if response is None:
                 response = self.route(request.method, request.path)
             else:
-                if response.status == 200 and self.capture is not None:
+                if response.status == 200 and self.capture is not None:  # before the answer goes out
                     self.capture.offer(
                         request.content_type, request.body, response.content_type, response.body
                     )
@@ -539,8 +543,13 @@ def _capture_buffer(options: ServerOptions, metrics: Metrics) -> capture_mod.Cap
         written=metrics.captured, dropped=metrics.capture_dropped, failed=metrics.capture_failed
     )
     sink = capture_mod.sink_for(options.capture_to)
+    spool = (
+        Path(options.capture_spool)
+        if options.capture_spool
+        else capture_mod.default_spool(options.endpoint_name, options.capture_to)
+    )
     return capture_mod.CaptureBuffer(
-        sink, options.endpoint_name, options.capture_percent, counters=counters
+        sink, options.endpoint_name, options.capture_percent, spool=spool, counters=counters
     ).start()
 
 
@@ -582,9 +591,10 @@ def run_worker(sock: socket.socket, handler: Handler, metrics: Metrics, options:
             worker.capture.close()
             if worker.capture.waiting:
                 log.error(
-                    "capture: %d records could not be written to %s",
+                    "capture: %d records could not be written to %s; they wait in %s for the next start",
                     worker.capture.waiting,
                     options.capture_to,
+                    worker.capture.folder,
                 )
         loop.close()
 
@@ -706,6 +716,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-payload-mb", type=float, default=6.0)
     parser.add_argument("--capture-to", default="")
     parser.add_argument("--capture-percent", type=float, default=0.0)
+    parser.add_argument("--capture-spool", default="")
     parser.add_argument("--endpoint-name", default="local-endpoint")
     parser.add_argument("--feature-lookup", default="")
     parser.add_argument("--feature-store-env", default="")

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import json
+import os
 import re
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -141,20 +146,32 @@ def test_buffer_retries_a_failed_write_and_loses_nothing() -> None:
     assert counts == {"written": 5, "failed": 2}
 
 
-def test_buffer_drops_oldest_past_the_backlog_and_counts_it() -> None:
-    dropped = []
+def test_buffer_drops_oldest_past_the_backlog_and_counts_it(tmp_path: Path) -> None:
+    dropped: list[int] = []
+    sink = FlakySink(failures=99)
     buffer = capture.CaptureBuffer(
-        FlakySink(failures=99),
+        sink,
         "ep",
         100,
+        spool=tmp_path,
         max_backlog=3,
         counters=capture.CaptureCounters(dropped=dropped.append),
     )
-    for _ in range(2):
-        for _ in range(2):
-            buffer.offer("text/csv", b"1", "text/csv", b"0")
-        buffer.flush()
-    assert sum(dropped) == 2 and buffer.waiting == 2
+    for i in range(3):
+        buffer.offer("text/csv", f"{i}".encode(), "text/csv", b"0")
+    buffer.flush()
+    assert dropped == [] and buffer.waiting == 3  # at the backlog limit: kept
+    buffer.offer("text/csv", b"3", "text/csv", b"0")
+    buffer.flush()
+    assert dropped == [1] and buffer.waiting == 3  # one past it: the oldest goes
+    sink.failures = 0
+    assert buffer.flush() == 3
+    (data,) = sink.files.values()
+    assert [r["captureData"]["endpointInput"]["data"] for r in capture.parse_lines(data.decode())] == [
+        "1",
+        "2",
+        "3",
+    ]
 
 
 def test_buffer_refuses_a_bad_percent() -> None:
@@ -266,3 +283,228 @@ def test_capture_metrics_count_written_records(model_dir: Path, tmp_path: Path) 
     finally:
         server.stop()
     assert json.loads(json.dumps(values))  # plain numbers
+
+
+# --- nothing lost to a SIGKILL, nothing written twice -----------------------------------------------
+
+
+class MemorySink:
+    uri = "memory://"
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.writes = 0
+
+    def write(self, key: str, data: bytes) -> None:
+        self.files[key] = data
+        self.writes += 1
+
+    def records(self) -> list[dict]:
+        return [r for data in self.files.values() for r in capture.parse_lines(data.decode())]
+
+
+def test_every_offer_is_in_the_kernels_hands_when_it_returns(tmp_path: Path) -> None:
+    """A process that captured and then died by SIGKILL, before any upload: its spool holds every record."""
+    pid = os.fork()
+    if pid == 0:  # the child captures 50 requests and is killed at once, no flush, no close
+        buffer = capture.CaptureBuffer(FlakySink(0), "ep", 100, spool=tmp_path)
+        for i in range(50):
+            buffer.offer("text/csv", f"{i},1".encode(), "application/json", f"[{i}]".encode())
+        os.kill(os.getpid(), signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    sink = MemorySink()
+    heir = capture.CaptureBuffer(sink, "ep", 100, spool=tmp_path)
+    assert heir.flush() == 50
+    records = sink.records()
+    assert [r["captureData"]["endpointInput"]["data"] for r in records] == [f"{i},1" for i in range(50)]
+    assert len({r["eventMetadata"]["eventId"] for r in records}) == 50
+    heir.close()
+    assert list(tmp_path.glob("*.spool")) == []  # uploaded, and the files are gone
+
+
+def test_a_live_processes_spool_is_never_taken(tmp_path: Path) -> None:
+    owner = capture.CaptureBuffer(MemorySink(), "ep", 100, spool=tmp_path)
+    owner.offer("text/csv", b"1", "text/csv", b"0")
+    other_sink = MemorySink()
+    other = capture.CaptureBuffer(other_sink, "ep", 100, spool=tmp_path)
+    assert other.flush() == 0 and other_sink.files == {}  # the owner holds its file's lock
+    assert owner.flush() == 1
+    owner.close()
+    other.close()
+
+
+def test_a_batch_uploaded_again_after_a_crash_replaces_its_file(tmp_path: Path, monkeypatch) -> None:
+    """Written to the sink, then killed before the spool recorded it: the heir writes the same file."""
+    first_sink = MemorySink()
+    crashed = capture.CaptureBuffer(first_sink, "ep", 100, spool=tmp_path, clock=lambda: 1764186903.0)
+    for i in range(5):
+        crashed.offer("text/csv", f"{i}".encode(), "text/csv", b"0")
+
+    class Killed(Exception):
+        pass
+
+    def killed(self, offset: int) -> None:
+        raise Killed  # the process dies between the sink's write and the spool's commit
+
+    monkeypatch.setattr(capture.Spool, "commit", killed)
+    with pytest.raises(Killed):
+        crashed.flush()
+    monkeypatch.undo()
+    crashed._spool.close(remove=False)  # the process is gone: its descriptors, and so its lock, with it
+    ids = [r["eventMetadata"]["eventId"] for r in first_sink.records()]
+    heir = capture.CaptureBuffer(first_sink, "ep", 100, spool=tmp_path)
+    assert heir.flush() == 5
+    assert first_sink.writes == 2 and len(first_sink.files) == 1  # written twice, to the one key
+    assert [r["eventMetadata"]["eventId"] for r in first_sink.records()] == ids  # the same records
+    heir.close()
+
+
+def test_a_partial_last_record_of_a_dead_process_is_skipped(tmp_path: Path, caplog) -> None:
+    buffer = capture.CaptureBuffer(FlakySink(0), "ep", 100, spool=tmp_path)
+    for i in range(3):
+        buffer.offer("text/csv", f"{i}".encode(), "text/csv", b"0")
+    path = buffer._spool.path
+    buffer._spool.close(remove=False)
+    with path.open("ab") as spool:
+        spool.write(capture.Spool.encode(0.0, "text/csv", b"9" * 100, "text/csv", b"0")[:30])  # a torn tail
+    sink = MemorySink()
+    heir = capture.CaptureBuffer(sink, "ep", 100, spool=tmp_path)
+    assert heir.flush() == 3 and "ends in a partial record" in caplog.text
+    heir.close()
+    assert list(tmp_path.glob("*.spool")) == []
+
+
+def test_spools_rotate_and_every_record_is_uploaded_once(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(capture.CaptureBuffer, "ROTATE_BYTES", 2000)
+    sink = MemorySink()
+    buffer = capture.CaptureBuffer(sink, "ep", 100, spool=tmp_path, max_records=7)
+    for i in range(100):
+        buffer.offer("text/csv", f"{i},{'x' * 40}".encode(), "text/csv", b"0")
+        if i % 30 == 0:
+            buffer.flush()
+    assert len(list(tmp_path.glob("*.spool"))) > 1
+    buffer.flush()
+    assert len(list(tmp_path.glob("*.spool"))) == 1  # the sealed ones, uploaded, are removed
+    got = [r["captureData"]["endpointInput"]["data"].split(",")[0] for r in sink.records()]
+    assert sorted(got, key=int) == [str(i) for i in range(100)] and len(got) == 100
+    buffer.close()
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def _serve_with_capture(model_dir: Path, tmp_path: Path, *extra: str):
+    return start_server(
+        model_dir,
+        tmp_path,
+        "--capture-to",
+        str(tmp_path / "capture"),
+        "--capture-percent",
+        "100",
+        "--capture-spool",
+        str(tmp_path / "spool"),
+        "--endpoint-name",
+        "ep",
+        *extra,
+    )
+
+
+def test_sigkill_loses_no_answered_request(model_dir: Path, tmp_path: Path) -> None:
+    """Answered == captured: N answers, kill -9, and the next start uploads all N, none twice."""
+    server = _serve_with_capture(model_dir, tmp_path)
+    sent = {}
+    for i in range(300):
+        body = f"{i},{i % 5},-1"
+        status, _, answer = server.invoke(body)
+        assert status == 200
+        sent[body] = answer.decode()
+    server.process.kill()  # SIGKILL: no drain, no last flush
+    server.process.wait()
+    assert sum(1 for _ in tmp_path.joinpath("spool").glob("*.spool")) == 1
+    restarted = _serve_with_capture(model_dir, tmp_path)
+    assert restarted.stop() == 0
+    records = captured(tmp_path / "capture" / "ep")
+    got = {
+        r["captureData"]["endpointInput"]["data"]: r["captureData"]["endpointOutput"]["data"] for r in records
+    }
+    assert len(records) == len(sent) == 300 and got == sent
+    assert len({r["eventMetadata"]["eventId"] for r in records}) == 300
+    assert list(tmp_path.joinpath("spool").glob("*.spool")) == []
+
+
+def test_a_worker_killed_under_load_loses_nothing_it_answered(model_dir: Path, tmp_path: Path) -> None:
+    """Two workers under 8 clients; one is SIGKILLed mid-load. Its replacement uploads what it left:
+    every answered request is captured once; at most the requests in flight at the kill are captured
+    without their answer having reached the client."""
+    server = _serve_with_capture(model_dir, tmp_path, "--workers", "2")
+    answered: set[str] = set()
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def client(n: int) -> None:
+        for i in range(100_000):
+            if stop.is_set():
+                return
+            body = f"{n},{i},0"
+            try:
+                status, _, _ = server.invoke(body)
+            except (OSError, http.client.HTTPException):
+                continue  # the killed worker's connection: not answered
+            if status == 200:
+                with lock:
+                    answered.add(body)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1.5)
+        victim = _children(server.process.pid)[0]
+        os.kill(victim, signal.SIGKILL)
+        time.sleep(2.0)  # the supervisor starts another worker, which takes over the spool
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        assert server.stop() == 0
+    records = captured(tmp_path / "capture" / "ep")
+    bodies = [r["captureData"]["endpointInput"]["data"] for r in records]
+    assert len(bodies) == len(set(bodies))  # nothing twice
+    assert answered <= set(bodies)  # nothing answered is missing
+    assert len(set(bodies) - answered) <= len(threads)  # at most one in flight per client
+    assert len(answered) > 200
+    assert victim not in _children(server.process.pid)
+    print(f"answered {len(answered)}, captured {len(bodies)} with a worker SIGKILLed under load")
+
+
+def test_the_record_is_written_before_the_answer_is_sent(tmp_path: Path) -> None:
+    from serving_helpers import fitted_model, write_model_dir
+
+    from mlops_kit.serving import metrics, server
+    from mlops_kit.serving.handler import Handler
+
+    events: list[str] = []
+
+    class Recorder:
+        def offer(self, *args) -> bool:
+            events.append("captured")
+            return True
+
+    class Connection:
+        unanswered = 1
+
+        def _send(self, response, close: bool) -> None:
+            events.append(f"answered {response.status}")
+
+    folder = write_model_dir(tmp_path / "m", script=None, model=fitted_model())
+    worker = server.Worker(
+        Handler(folder), metrics.Metrics(1), server.ServerOptions(model_dir=folder), Recorder()
+    )
+    worker.queue = [
+        server._Request(Connection(), b"POST", b"/invocations", "text/csv", "", b"1,2,3", 0.0, False)
+    ]
+    worker.flush()
+    assert events == ["captured", "answered 200"]  # a kill between the two loses an answer, not a record
