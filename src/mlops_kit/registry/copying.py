@@ -78,12 +78,16 @@ def source_objects(described: Mapping[str, Any]) -> dict[str, str]:
     return found
 
 
-def reads(source: Source, package_arn: str, objects: Mapping[str, str] | None) -> list[tuple[str, str]]:
+def reads(
+    source: Source, package_arn: str, objects: Mapping[str, str] | None, test_set: str = ""
+) -> list[tuple[str, str]]:
     """Every call a promotion makes on the source stage's resources, as (IAM action, resource ARN).
 
     The grants S gives T's promotion principal must allow exactly these (S's group policy, bucket policy
-    and key policy); `objects` are the package's (`source_objects`), None before they are known. The key
-    is named by its alias ARN: the key the objects are encrypted under (the bucket's default).
+    and key policy); `objects` are the package's (`source_objects`), None before they are known;
+    `test_set` the package's `lineage:test`, read when the stage has a champion to re-score against it
+    (listed by prefix: its parts are found by listing). The key is named by its alias ARN: the key the
+    objects are encrypted under (the bucket's default).
     """
     found = [
         ("sagemaker:ListModelPackages", source.group_arn),
@@ -92,6 +96,12 @@ def reads(source: Source, package_arn: str, objects: Mapping[str, str] | None) -
     for uri in (objects or {}).values():
         bucket, key = split_uri(uri)
         found.append(("s3:GetObject", f"arn:aws:s3:::{bucket}/{key}"))
+    if test_set:
+        bucket, prefix = split_uri(test_set.rstrip("/"))
+        found += [
+            ("s3:ListBucket", f"arn:aws:s3:::{bucket}"),
+            ("s3:GetObject", f"arn:aws:s3:::{bucket}/{prefix}/*"),
+        ]
     if objects:
         found.append(("kms:Decrypt", source.key_alias_arn))
     return found

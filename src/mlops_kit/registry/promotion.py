@@ -280,7 +280,9 @@ def source_reads(
     reg = ledger.registry(settings, client)
     source = source_of(settings, reg, root)
     described = client("sagemaker").describe_model_package(ModelPackageName=package_arn)
-    return copying.reads(source, package_arn, copying.source_objects(described))
+    test_set = Package.from_description(described).lineage.get("test", "")
+    head = ledger.read_head(client("s3"), reg, settings.promotion.stage)
+    return copying.reads(source, package_arn, copying.source_objects(described), test_set if head else "")
 
 
 def _promote_by_copy(
@@ -318,6 +320,8 @@ def _promote_by_copy(
         raise PromotionError(
             f"{source.settings.env}'s registry: {packages.reason(exc) if hasattr(exc, 'response') else exc}"
         ) from None
+    objects = copying.source_objects(described)
+    copying.check_readable(s3, principal, arn, objects)
     candidate = Package.from_description(described)
     head = ledger.read_head(s3, reg, stage)
     champion = _describe(sagemaker, head.package) if head else None
@@ -325,6 +329,12 @@ def _promote_by_copy(
     if done and head is not None:  # a retry of a promotion that committed: judge it against what it replaced
         earlier = [h["package"] for h in head.history[:-1] if h["package"] != head.package]
         champion = _describe(sagemaker, earlier[-1]) if earlier else None
+    compared = None
+    if champion is not None:  # both measured on the candidate's test set, read from the source
+        try:
+            compared = rescore.same_data(settings, s3, sagemaker, candidate, champion)
+        except rescore.RescoreError as exc:
+            raise PromotionError(str(exc)) from None
     decision = gates.decide(
         candidate,
         champion,
@@ -334,10 +344,8 @@ def _promote_by_copy(
         target_stage=stage,
         group=naming.model_package_group(source.settings),
         approved_by=approved_by,
-        same_data=None,  # the source's test set stays in the source: compared on recorded metrics
+        same_data=compared,
     )
-    objects = copying.source_objects(described)
-    copying.check_readable(s3, principal, arn, objects)
     previous = head.package if head and not done else (champion.arn if champion else None)
     outcome = Outcome("promote", stage, arn, previous, decision=decision, dry_run=dry_run)
     if dry_run:

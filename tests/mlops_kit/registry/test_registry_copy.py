@@ -117,11 +117,22 @@ def test_promotion_copies_the_package_into_the_stages_own_account(world: World, 
 
 
 def test_the_source_reads_are_exactly_the_calls_made_on_the_source(world: World, staging: World) -> None:
-    """`promotion.source_reads` (what the grants must allow) against the calls recorded by running it."""
-    source = in_dev(world)
+    """`promotion.source_reads` (what the grants must allow) against the calls recorded by running it:
+    a second promotion, whose challenger is re-scored against the stage's champion on its test set."""
+    lineage = {"test": world.test_set(), "label": "label"}
+
+    def in_dev_with() -> str:
+        arn = world.package(lineage=lineage)
+        return promotion.promote(
+            world.settings, world.client, stage="dev", package_arn=arn, clock=CLOCK
+        ).package
+
+    in_dev_with()
+    promote_into(staging)
+    source = in_dev_with()
     calls = Calls(staging.client)
-    promote_into(staging, calls)
-    dev_bucket_prefix = "kit-fixture-dev-"
+    outcome = promote_into(staging, calls)
+    assert outcome.decision.basis == "same data"  # re-scored, reading dev's test set
     made = set()
     for service, operation, params in calls.made:
         if (
@@ -136,8 +147,14 @@ def test_the_source_reads_are_exactly_the_calls_made_on_the_source(world: World,
             bucket, key = params.get("Bucket", ""), params.get("Key", "")
             if operation == "CopyObject":
                 bucket, key = params["CopySource"]["Bucket"], params["CopySource"]["Key"]
-            if bucket.startswith(dev_bucket_prefix):
-                assert operation in ("HeadObject", "CopyObject"), operation  # reads only
+            if not bucket.startswith("kit-fixture-dev-"):
+                continue
+            assert operation in ("HeadObject", "CopyObject", "GetObject", "ListObjectsV2"), operation  # reads
+            if operation == "ListObjectsV2":
+                made.add(("s3:ListBucket", f"arn:aws:s3:::{bucket}"))
+            elif key.startswith("test-set/"):
+                made.add(("s3:GetObject", f"arn:aws:s3:::{bucket}/test-set/*"))
+            else:
                 made.add(("s3:GetObject", f"arn:aws:s3:::{bucket}/{key}"))
         else:  # writes in staging may name the source (lineage), but act on staging's resources only
             resource = f"{params.get('ModelPackageArn', '')} {params.get('ModelPackageGroupName', '')}"
@@ -145,7 +162,7 @@ def test_the_source_reads_are_exactly_the_calls_made_on_the_source(world: World,
     declared = set(promotion.source_reads(staging.settings, staging.client, source))
     assert made == {d for d in declared if not d[0].startswith("kms:")}
     assert ("kms:Decrypt", "arn:aws:kms:us-east-1:111111111111:alias/kit-fixture-dev") in declared
-    assert len(made) == 6  # list, describe, and the four objects
+    assert len(made) == 8  # list, describe, the four objects, the test set's listing and parts
 
 
 def test_a_retried_promotion_finds_its_copy_and_finishes(world: World, staging: World) -> None:
