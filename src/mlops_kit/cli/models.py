@@ -40,7 +40,10 @@ def _redeployer() -> Any:
         current = emu.running()
         if current is None:
             raise emu.EmulatorError("no emulator running to redeploy the local endpoint from")
-        endpoint = local.deploy(target, current, package_arn)
+        from mlops_kit import clients
+
+        # the target's endpoint runs in the target's account: its package, model and capture bucket
+        endpoint = local.deploy(target, clients.clients_for(target, current), package_arn)
         out.print(
             f"local endpoint {endpoint.name} now serves {package_arn} at {endpoint.url}", highlight=False
         )

@@ -170,7 +170,11 @@ def deploy(
     port: int | None = None,
     workers: int = 1,
 ) -> LocalEndpoint:
-    """Serve an approved package of `settings`' registry; replaces the environment's running endpoint."""
+    """Serve an approved package of `settings`' registry; replaces the environment's running endpoint.
+
+    `emulator`: the emulator, or the environment's clients on it (`clients.clients_for(settings,
+    emulator)`: anything with `client()` and `environ()`), so a stage in another emulated account
+    serves from its own registry and captures into its own bucket."""
     name = naming.endpoint(settings)
     sagemaker = emulator.client("sagemaker")
     arn = package_arn or newest_approved(sagemaker, naming.model_package_group(settings))
