@@ -29,6 +29,8 @@ class StackPolicies:
     identity: dict[str, list[Policy]] = field(default_factory=dict)  # role ARN -> its policies
     buckets: dict[str, Policy] = field(default_factory=dict)  # bucket name -> its policy
     key: Policy | None = None  # the environment's data key
+    key_arn: str = ""  # its ARN as the plan names it (the identity policies name this one)
+    key_context: dict[str, Any] = field(default_factory=dict)  # its aliases and tags, as condition keys
     groups: dict[str, Policy] = field(default_factory=dict)  # model package group name -> its policy
 
     def role_arn(self, name: str) -> str:
@@ -75,12 +77,19 @@ def from_plan(plan: Plan, account_id: str, region: str) -> StackPolicies:
     keys = plan.of_type(KEY)
     if len(keys) > 1:
         raise ValueError(f"{plan.env}: expected one data key, the stack has {len(keys)}")
-    key = None
+    key, key_arn = None, ""
     if keys:
+        key_arn = f"arn:aws:kms:{region}:{account_id}:key/{keys[0].name}"
+        aliases = [a.inputs["name"] for a in plan.of_type("aws:kms/alias:Alias")]
+        out.key_context["kms:ResourceAliases"] = aliases
+        for tag, value in (keys[0].inputs.get("tags") or {}).items():
+            out.key_context[f"aws:ResourceTag/{tag}"] = value
         name = f"key policy of {keys[0].name} ({plan.env})"
         key = Policy(name, _document(keys[0].inputs.get("policy"), name))
     for policy in plan.of_type(GROUP_POLICY):
         group = policy.inputs["modelPackageGroupName"]
         name = f"model package group policy of {group}"
         out.groups[group] = Policy(name, _document(policy.inputs.get("resourcePolicy"), name))
-    return StackPolicies(out.env, account_id, region, out.identity, out.buckets, key, out.groups)
+    return StackPolicies(
+        out.env, account_id, region, out.identity, out.buckets, key, key_arn, out.key_context, out.groups
+    )
