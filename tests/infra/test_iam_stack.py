@@ -241,7 +241,6 @@ ACTIONS = {
         "sagemaker:AddTags",
         "sagemaker:CreateModelPackage",
         "sagemaker:DescribeModelPackage",
-        "sagemaker:UpdateModelPackage",
         "sagemaker:DescribeModelPackageGroup",
         "sagemaker:ListModelPackages",
         "sagemaker:PutRecord",

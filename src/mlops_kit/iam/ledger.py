@@ -29,7 +29,7 @@ from mlops_kit.iam.policy import Decision, Policy, Request, arn_account, evaluat
 STAND_INS: dict[tuple[str, str], str] = {
     ("mlops_kit/local_platform.py", ""): "the local platform: in AWS `pulumi up` creates these resources",
     ("mlops_kit/executor/runner.py", "upsert"): "the deployed pipeline: in AWS `pulumi up` creates it",
-    ("mlops_kit/serving/local.py", "_register"): "the local endpoint's record: in AWS `pulumi up` creates it",
+    ("mlops_kit/features/store.py", "ensure_groups"): "the feature groups: in AWS `pulumi up` creates them",
 }
 
 
@@ -132,10 +132,11 @@ class Report:
 
 @dataclass(frozen=True)
 class Stacks:
-    """Every stack's policies, found by what a call touches."""
+    """Every stack's policies, found by what a call touches. Each stack's buckets are encrypted with its
+    own key (SSE-KMS, `infra.components.storage`), which the calls' implicit KMS needs name as the plan
+    does."""
 
     stacks: Sequence[StackPolicies]
-    key_arns: Mapping[str, str] = field(default_factory=dict)  # a key's real ARN -> its stack's env
 
     def of_role(self, role_arn: str) -> StackPolicies | None:
         return next((s for s in self.stacks if role_arn in s.identity), None)
@@ -146,9 +147,16 @@ class Stacks:
                 return s.buckets[name], s.account_id
         return None, ""
 
+    @property
+    def bucket_keys(self) -> dict[str, str]:
+        return {b: s.key_arn for s in self.stacks if s.key_arn for b in s.buckets}
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        return {a: s.key_arn for s in self.stacks for a in s.key_context.get("kms:ResourceAliases", [])}
+
     def key(self, arn: str) -> StackPolicies | None:
-        env = self.key_arns.get(arn)
-        return next((s for s in self.stacks if s.env == env), None)
+        return next((s for s in self.stacks if s.key_arn == arn), None)
 
     def group(self, name: str, account: str) -> Policy | None:
         for s in self.stacks:
@@ -157,17 +165,11 @@ class Stacks:
         return None
 
 
-def check(
-    calls: Iterable[Call],
-    stacks: Stacks,
-    *,
-    operator: str,
-    bucket_keys: Mapping[str, str] | None = None,
-) -> Report:
-    """Evaluate every call: `operator` is the principal of calls made with the emulator's own
-    credentials; `bucket_keys` the key of each SSE-KMS bucket (real ARNs, as the calls name them)."""
+def check(calls: Iterable[Call], stacks: Stacks, *, operator: str) -> Report:
+    """Evaluate every call; `operator` is the principal of calls made with the emulator's own
+    credentials (the one `mlops` commands run as)."""
     report = Report()
-    aliases: dict[str, str] = {}
+    bucket_keys, aliases = stacks.bucket_keys, stacks.aliases
     for call in calls:
         why = call.stand_in
         if why:
@@ -175,7 +177,7 @@ def check(
             continue
         principal = role_of(call.caller) or operator
         account = arn_account(principal)
-        where = actions.Where(account, call.region, bucket_keys or {}, aliases)
+        where = actions.Where(account, call.region, bucket_keys, aliases)
         try:
             needs = actions.needs(call.service, call.operation, call.params, where)
         except (actions.UnknownCall, ValueError) as exc:
@@ -220,3 +222,37 @@ def _decide(principal: str, need: actions.Need, stacks: Stacks) -> Decision:
         resource_account=owner_account,
         key_policy=kind == "key",
     )
+
+
+def unused_grants(
+    report: Report, stack: StackPolicies, roles: Iterable[str]
+) -> dict[str, list[tuple[str, str]]]:
+    """For each role, the (statement Sid, action) pairs of its Allow statements that no checked call used:
+    least privilege read from the ledger. An action pattern counts as used when a call allowed by that
+    statement needed an action it matches."""
+    from mlops_kit.iam.policy import wildcard_match
+
+    used: dict[str, set[tuple[str, str]]] = {}
+    for c in report.checked:
+        if not c.decision.allowed:
+            continue
+        for m in c.decision.allowed_by:
+            used.setdefault(c.principal, set()).add((m.policy, m.sid, c.need.action))
+    out: dict[str, list[tuple[str, str]]] = {}
+    for role in roles:
+        unused = []
+        for policy in stack.policies_of(role):
+            for stmt in policy.document.get("Statement", []):
+                if stmt.get("Effect") != "Allow":
+                    continue
+                sid = str(stmt.get("Sid", ""))
+                patterns = stmt.get("Action", [])
+                for pattern in [patterns] if isinstance(patterns, str) else patterns:
+                    hit = any(
+                        p == policy.name and s == sid and wildcard_match(pattern, a, ignore_case=True)
+                        for p, s, a in used.get(role, ())
+                    )
+                    if not hit:
+                        unused.append((sid, pattern))
+        out[role] = sorted(set(unused))
+    return out

@@ -314,7 +314,6 @@ def jobs_role_policy(
             [
                 "sagemaker:CreateModelPackage",
                 "sagemaker:DescribeModelPackage",
-                "sagemaker:UpdateModelPackage",
                 "sagemaker:DescribeModelPackageGroup",
                 "sagemaker:AddTags",
             ],
