@@ -10,6 +10,7 @@ run replaces it here, this list is what the grants are checked against.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from infra_fixtures import PROJECT, make_root
 
 from mlops_kit import infra_plan, naming
 from mlops_kit import settings as settings_mod
-from mlops_kit.iam import generated
+from mlops_kit.iam import generated, ledger
 from mlops_kit.iam.policy import Decision, Policy, Request, evaluate
 from mlops_kit.infra.plans import stages
 
@@ -199,3 +200,100 @@ def test_an_ambiguous_source_stage_is_refused(tmp_path):
         settings_mod.SettingsError, match=r"Pulumi.staging.yaml: mlops:promotion.stage: .*have: dev, dev2"
     ):
         stages.source_environment(settings_mod.load("staging", root), every)
+
+
+def promotion_calls(source: generated.StackPolicies, target: generated.StackPolicies) -> list[ledger.Call]:
+    """Promoting package 1 of the source into the target, as the ledger records calls: list and describe
+    the source's package, copy its files into the target's artifacts bucket, register it in the target's
+    group, all as the target's deploy role. (The contract of `plans.stages.promotion_reads` in call form,
+    until the copy of branch promo-accounts is recorded running.)"""
+    s, t = settings_of(source.env), settings_of(target.env)
+    src = stages.source(s, source.account_id)
+    caller = f"arn:aws:sts::{target.account_id}:assumed-role/{naming.deploy_role(t)}/promotion"
+    site = "registry/promotion.py:1 in copy"
+    calls = [
+        ledger.Call("sagemaker", "ListModelPackages", {"ModelPackageGroupName": src.group_arn}, caller, site),
+        ledger.Call(
+            "sagemaker",
+            "DescribeModelPackage",
+            {"ModelPackageName": src.packages_arn.replace("*", "1")},
+            caller,
+            site,
+        ),
+    ]
+    target_bucket = naming.bucket(t, "artifacts", target.account_id)
+    for read in stages.promotion_reads(src):
+        if read.action != "s3:GetObject":
+            continue
+        key = read.resource.split(":::", 1)[1].split("/", 1)[1]
+        copy_from = {"Bucket": src.artifacts_bucket, "Key": key}
+        calls.append(
+            ledger.Call(
+                "s3",
+                "CopyObject",
+                {"CopySource": copy_from, "Bucket": target_bucket, "Key": f"promoted/{key}"},
+                caller,
+                site,
+            )
+        )
+    calls.append(
+        ledger.Call(
+            "sagemaker",
+            "CreateModelPackage",
+            {"ModelPackageGroupName": naming.model_package_group(t)},
+            caller,
+            site,
+        )
+    )
+    return calls
+
+
+def test_a_promotion_copy_passes_the_access_ledger_across_the_stacks(layout):
+    """The same calls through the ledger (`mlops_kit.iam.ledger`), with both stacks' policies: reads in
+    the source against its resource policies, writes in the target with the target's key."""
+    accounts, plans, _ = layout
+    for target, source in (("staging", "dev"), ("prod", "staging")):
+        operator = plans[target].role_arn(naming.deploy_role(settings_of(target)))
+        report = ledger.check(
+            promotion_calls(plans[source], plans[target]),
+            ledger.Stacks([plans[source], plans[target]]),
+            operator=operator,
+        )
+        assert report.errors == []
+        assert [c.explain() for c in report.denied] == []
+        keys = {
+            (c.need.action, c.need.resource.split(":")[4])
+            for c in report.checked
+            if c.need.action.startswith("kms:")
+        }
+        assert keys == {("kms:Decrypt", accounts[source]), ("kms:GenerateDataKey", accounts[target])}
+        # list, describe, 4 reads and 4 writes, one key on each side, register
+        assert len(report.triples) == 13
+
+
+def test_the_ledger_names_the_missing_grant_of_a_copy():
+    tmp = Path(__import__("tempfile").mkdtemp(prefix="cross-stage-ledger-"))
+    plans = stacks(tmp, SEPARATE)
+    dev = plans["dev"]
+    dev_key = dev.key
+    keyless = dataclasses.replace(
+        dev,
+        key=Policy(
+            dev_key.name,
+            {
+                **dev_key.document,
+                "Statement": [s for s in dev_key.document["Statement"] if s.get("Sid") != "PromotionDecrypt"],
+            },
+        ),
+    )
+    operator = plans["staging"].role_arn(naming.deploy_role(settings_of("staging")))
+    report = ledger.check(
+        promotion_calls(keyless, plans["staging"]),
+        ledger.Stacks([keyless, plans["staging"]]),
+        operator=operator,
+    )
+    denied = sorted({c.explain() for c in report.denied})
+    # each of the four copies needs the key; all four are refused, for the one missing statement
+    assert len(report.denied) == 4 and len(denied) == 1
+    assert all("s3:CopyObject" in d and "needs kms:Decrypt" in d for d in denied)
+    assert all(f"missing resource policy key policy of {dev_key.name.split(' of ')[1]}" in d for d in denied)
