@@ -67,6 +67,15 @@ def _record(client: Any, params: Mapping[str, Any] | None = None, model: Any = N
     path = os.environ.get(LEDGER_VARIABLE)
     if not path or getattr(_local, "off", False) or model is None:
         return
+    try:
+        _append(path, client, params, model)
+    except Exception as exc:  # observing must never change the call: it goes on, the ledger says why not
+        if not getattr(_local, "warned", False):
+            _local.warned = True
+            print(f"mlops access ledger: cannot record to {path}: {exc}", file=sys.stderr)
+
+
+def _append(path: str, client: Any, params: Mapping[str, Any] | None, model: Any) -> None:
     entry = {
         "service": client.meta.service_model.service_name,
         "operation": model.name,

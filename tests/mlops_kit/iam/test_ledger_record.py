@@ -107,3 +107,10 @@ def test_an_unknown_call_or_a_missing_parameter_is_named():
         actions.needs("s3", "GetObject", {"Bucket": "b"}, WHERE)
     # a call that needs no permission
     assert actions.needs("sts", "GetCallerIdentity", {}, WHERE) == []
+
+
+def test_a_ledger_that_cannot_be_written_never_breaks_the_call(emulator, tmp_path, monkeypatch, capsys):
+    for key, value in record.environ(tmp_path / "missing-folder" / "ledger.jsonl").items():
+        monkeypatch.setenv(key, value)
+    assert "Buckets" in emulator.client("s3").list_buckets()
+    assert "mlops access ledger: cannot record to" in capsys.readouterr().err
