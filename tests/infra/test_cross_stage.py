@@ -180,12 +180,22 @@ def test_removing_the_bucket_grant_denies_the_copy_across_accounts():
     )
 
 
-def test_the_grants_follow_the_stage_order_not_names(tmp_path):
-    """Reverse the order (prod feeds staging feeds dev) and the grants turn round with it."""
-    root = make_root(tmp_path, {env: with_account(env, account) for env, account in SEPARATE.items()})
-    project = yaml.safe_load((root / "Pulumi.yaml").read_text())
-    project["config"]["mlops:stages"] = {"value": ["prod", "staging", "dev"]}
-    (root / "Pulumi.yaml").write_text(yaml.safe_dump(project))
+def test_the_grants_follow_the_promotion_sources_not_names(tmp_path):
+    """Reverse the sources (prod feeds staging feeds dev) and the grants turn round with them."""
+    reversed_sources = {"dev": "staging", "staging": "prod", "prod": ""}
+    files = {}
+    for env, account in SEPARATE.items():
+        document = yaml.safe_load(with_account(env, account))
+        document["config"]["mlops:promotion"]["source"] = reversed_sources[env]
+        for key, off in (
+            ("mlops:training", ("retrain_schedule", "")),
+            ("mlops:monitoring", ("retrain_on_drift", False)),
+        ):
+            document["config"][key][off[0]] = (
+                off[1] if reversed_sources[env] else document["config"][key][off[0]]
+            )
+        files[env] = yaml.safe_dump(document)
+    root = make_root(tmp_path, files)
     every = [settings_mod.load(e, root) for e in STAGES]
     dev = settings_mod.load("dev", root)
     assert stages.source_environment(dev, every).env == "staging"
@@ -193,11 +203,14 @@ def test_the_grants_follow_the_stage_order_not_names(tmp_path):
     assert stages.read_policy(settings_mod.load("prod", root), every, SEPARATE["prod"]) is None
 
 
-def test_an_ambiguous_source_stage_is_refused(tmp_path):
-    root = make_root(tmp_path, {"dev2": with_account("dev", "555555555555")})
-    every = [settings_mod.load(e, root) for e in (*STAGES, "dev2")]
+def test_a_source_that_is_not_deployed_is_refused(tmp_path):
+    document = yaml.safe_load(with_account("staging", "222222222222"))
+    document["config"]["mlops:promotion"]["source"] = "local"
+    root = make_root(tmp_path, {"staging": yaml.safe_dump(document)})
+    every = [settings_mod.load(e, root) for e in (*STAGES, "local")]
     with pytest.raises(
-        settings_mod.SettingsError, match=r"Pulumi.staging.yaml: mlops:promotion.stage: .*have: dev, dev2"
+        settings_mod.SettingsError,
+        match=r"Pulumi.staging.yaml: mlops:promotion.source: 'local' is not an environment deployed",
     ):
         stages.source_environment(settings_mod.load("staging", root), every)
 

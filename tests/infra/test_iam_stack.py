@@ -431,7 +431,7 @@ def expected_actions(env: str, role: str, settings: settings_mod.Settings) -> se
     out = set(ACTIONS[what])
     if what == "deploy" and not settings.cicd.oidc_provider_arn:
         out |= OIDC_PROVIDER
-    if what == "deploy" and stages.source_stage(settings) and not settings.embedded:
+    if what == "deploy" and stages.source_env(settings) and not settings.embedded:
         out |= PROMOTION_READS
     if what in STATE and iam.state_backend_bucket(settings.cicd.state_backend):
         out |= STATE[what]

@@ -57,15 +57,15 @@ def _with_metrics(value):
             yield from _with_metrics(item)
 
 
-def test_account_and_source_stage_come_from_the_settings(tmp_path):
+def test_account_and_source_come_from_the_settings(tmp_path):
     document = yaml.safe_load((PROJECT / "environments" / "Pulumi.staging.yaml").read_text())
     document["config"]["aws:allowedAccountIds"] = ["222222222222"]
     root = make_root(tmp_path, {"staging": yaml.safe_dump(document)})
     staging = settings_mod.load("staging", root)
     assert stages.account_id(staging) == "222222222222"
-    assert stages.account_id(settings_mod.load("dev", root)) == ""
-    assert stages.source_stage(staging) == "dev"
-    assert stages.source_stage(settings_mod.load("dev", root)) == ""
+    assert stages.account_id(settings_mod.load("dev", root)) == "111111111111"
+    assert stages.source_env(staging) == "dev"
+    assert stages.source_env(settings_mod.load("dev", root)) == ""
     every = [settings_mod.load(e, root) for e in settings_mod.environments(root)]
     # local (embedded) stands in for staging but has no AWS principal: dev's promoters are staging only
     assert [t.env for t in stages.promoters(settings_mod.load("dev", root), every)] == ["staging"]
@@ -77,7 +77,8 @@ def test_a_malformed_account_list_is_refused_naming_the_key(tmp_path):
     document["config"]["aws:allowedAccountIds"] = {"dev": "1"}
     root = make_root(tmp_path, {"dev": yaml.safe_dump(document)})
     with pytest.raises(
-        settings_mod.SettingsError, match=r"Pulumi.dev.yaml: aws:allowedAccountIds: expected a list"
+        settings_mod.SettingsError,
+        match=r"Pulumi.dev.yaml: aws:allowedAccountIds: expected a list of AWS account ids",
     ):
         stages.account_id(settings_mod.load("dev", root))
 

@@ -6,9 +6,9 @@ environment's name in code):
 - T's deploy role may read S's packages and exactly those files (`promotion_read_policy`);
 - S's artifacts bucket, S's key and S's model package group let T's deploy role do so, and nobody else
   (`bucket_statements`, `key_statements`, `group_statements`).
-Which stage a stage copies from is the stage before it in the stage order (`mlops:stages`); each
-environment's account is its `aws:allowedAccountIds` (the first), and an environment that names none is
-in the account of the stack that refers to it, so the same code serves one account and one per stage.
+Which environment a stage copies from is its `mlops:promotion.source`; each environment's account is its
+`aws:allowedAccountIds` (the first), and an environment that names none is in the account of the stack
+that refers to it, so the same code serves one account and one per stage.
 Resource policies name the reader's account with a condition on the role's ARN, not the role itself:
 S's stack may then be deployed before T's role exists (AWS refuses a policy naming a missing role).
 """
@@ -18,8 +18,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import yaml
 
 from mlops_kit import naming
 from mlops_kit.infra.plans.iam import Document, document, statement
@@ -33,34 +31,15 @@ PIPELINE_OUTPUTS = "pipelines/{pipeline}/"
 
 
 def account_id(settings: Settings) -> str:
-    """The environment's AWS account: `settings.account_id` where the settings carry it, else the first
-    of the file's `aws:allowedAccountIds`; "" when it names none."""
-    named = getattr(settings, "account_id", "")
-    if named:
-        return str(named)
-    try:
-        config = (yaml.safe_load(settings.file.read_text()) or {}).get("config") or {}
-    except (OSError, yaml.YAMLError):
-        return ""
-    allowed = config.get("aws:allowedAccountIds") or []
-    if isinstance(allowed, str):
-        allowed = [allowed]
-    if not isinstance(allowed, list) or not all(isinstance(a, (str, int)) for a in allowed):
-        raise SettingsError(settings.file, "aws:allowedAccountIds", "expected a list of 12-digit account ids")
-    return str(allowed[0]) if allowed else ""
+    """The environment's AWS account (`aws:allowedAccountIds`, read by `settings.load`); "" when it names
+    none (then the stack that refers to it uses its own)."""
+    return settings.account_id
 
 
-def source_stage(settings: Settings) -> str:
-    """The stage this environment's promotion copies from: the one before its stage in the stage order
-    ("" for the first stage, which the training pipeline feeds)."""
-    named = getattr(settings.promotion, "source", "")
-    if named:
-        return str(named)
-    stages = list(settings.stages)
-    stage = settings.promotion.stage
-    if stage not in stages or stages.index(stage) == 0:
-        return ""
-    return stages[stages.index(stage) - 1]
+def source_env(settings: Settings) -> str:
+    """The environment this one's promotions copy from (`mlops:promotion.source`); "" for the first
+    stage, which its own training pipeline feeds."""
+    return settings.promotion.source
 
 
 def _deployed(others: Sequence[Settings], here: Settings) -> list[Settings]:
@@ -69,29 +48,27 @@ def _deployed(others: Sequence[Settings], here: Settings) -> list[Settings]:
 
 
 def source_environment(settings: Settings, others: Sequence[Settings]) -> Settings | None:
-    """The one deployed environment of the stage `settings` copies from (None for the first stage)."""
-    stage = source_stage(settings)
-    if not stage:
+    """The deployed environment `settings` copies from (None for the first stage)."""
+    name = source_env(settings)
+    if not name:
         return None
-    found = [o for o in _deployed(others, settings) if o.promotion.stage == stage]
-    if len(found) != 1:
-        have = ", ".join(o.env for o in found) or "none"
+    found = [o for o in _deployed(others, settings) if o.env == name]
+    if not found:
         raise SettingsError(
             settings.file,
-            "mlops:promotion.stage",
-            f"stage {settings.promotion.stage!r} copies from stage {stage!r}, which needs exactly one "
-            f"deployed environment; have: {have}",
+            "mlops:promotion.source",
+            f"{name!r} is not an environment deployed to AWS beside {settings.env!r}; a stage copies "
+            "from a deployed stage",
         )
     return found[0]
 
 
 def promoters(settings: Settings, others: Sequence[Settings]) -> list[Settings]:
-    """The deployed environments whose promotion copies from this environment's stage."""
+    """The deployed environments whose promotions copy from this one."""
     if settings.embedded:
         return []
     return sorted(
-        (o for o in _deployed(others, settings) if source_stage(o) == settings.promotion.stage),
-        key=lambda o: o.env,
+        (o for o in _deployed(others, settings) if source_env(o) == settings.env), key=lambda o: o.env
     )
 
 
