@@ -40,7 +40,7 @@ from mlops_kit import settings as settings_mod
 from mlops_kit.registry import gates, rescore
 from mlops_kit.registry.gates import Decision, Package
 from mlops_kit.registry.packages import APPROVED
-from mlops_kit.registry.settings_edit import write_package
+from mlops_kit.registry.settings_edit import write_promoted
 from mlops_kit.settings import Settings
 
 ClientFactory = Callable[[str], Any]
@@ -281,7 +281,7 @@ def finish_interrupted(
     record = dict(head.pending)
     if record["action"] == gates.PROMOTE:
         _approve(sagemaker, record["package"], stage, record["by"], record["at"])
-    files = [t.file for t in targets(settings, stage, root) if write_package(t.file, record["package"])]
+    files = [f for t in targets(settings, stage, root) if (f := write_promoted(t, record["package"]))]
     record["settings_files"] = [_relative(p, reg.settings) for p in files]
     record["completed_late"] = {"at": clock().isoformat(), "by": _os_user()}
     _write_audit(s3, reg, stage, head.sequence, record)
@@ -476,8 +476,8 @@ def _finish(
     assert outcome.sequence is not None
     with _after_commit(outcome):
         for target in stage_targets:
-            if write_package(target.file, outcome.package):
-                outcome.settings_files.append(target.file)
+            if written := write_promoted(target, outcome.package):
+                outcome.settings_files.append(written)
         record = {
             **record,
             "sequence": outcome.sequence,
