@@ -140,6 +140,11 @@ class Monitoring:
     instance_type: str = _spec(instance_shape="ProcessingInstanceType")
     drift_threshold: float = _spec(gt=0.0, le=10.0, doc="population stability index that counts as drift")
     retrain_on_drift: bool = True
+    min_window_rows: int = _spec(
+        default=100,
+        ge=1,
+        doc="a window (or a day of it) with fewer captured rows is reported as insufficient data, not scored",
+    )
     alarm_emails: list[str] = _spec(default=[], pattern=r"^[^@\s]+@[^@\s]+$")
     native_model_monitor: bool = False
 

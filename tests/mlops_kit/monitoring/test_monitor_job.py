@@ -96,18 +96,18 @@ def test_binary_metrics_and_auc_match_hand_counts():
 
 def test_the_report_is_self_contained_and_shows_drift_over_time(tmp_path, baseline_dir, capture_writer):
     runs = tmp_path / "runs"
-    for hour, drifted in ((10, False), (11, True)):
-        frame = transactions(1_500, seed=40 + hour, drifted=drifted)
-        source = capture_writer(f"capture{hour}", frame)
-        monitor.run(baseline_dir, source, runs / f"2026-03-01T{hour}", endpoint="<ep>")
-    path = report.write(runs / "2026-03-01T11", tmp_path / "report.html")
+    for day, drifted in ((1, False), (2, True)):  # two runs, a day apart: the chart has both days
+        frame = transactions(1_500, seed=50 + day, drifted=drifted)
+        source = capture_writer(f"capture{day}", frame, start=f"2026-03-0{day}T10:00:00Z")
+        monitor.run(baseline_dir, source, runs / f"2026-03-0{day}T10", endpoint="<ep>")
+    path = report.write(runs / "2026-03-02T10", tmp_path / "report.html")
     page = path.read_text()
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     assert not re.search(r"(src|href)\s*=\s*['\"]?https?:", page)  # nothing fetched from anywhere
     assert "<script" not in page
     assert "drift detected" in page and "&lt;ep&gt;" in page and "<ep>" not in page
-    assert page.count("<svg") >= 2 + len(FEATURES)  # PSI chart, drift over time, a histogram per feature
-    assert "Drift score over time" in page and page.count("<circle") == 2
+    assert page.count("<svg") >= 2 + len(FEATURES)  # PSI chart, drift per day, a histogram per feature
+    assert "Drift score per day of event time" in page and page.count("<circle") == 2
     for name in [*FEATURES, PREDICTION]:
         assert name in page
 
