@@ -35,4 +35,4 @@ bench: $(STAMP)
 	$(VENV)/bin/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache demo-report.json
+	rm -rf $(VENV) .pytest_cache demo-report.json demo-report.html demo-report-monitoring

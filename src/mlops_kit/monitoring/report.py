@@ -35,6 +35,7 @@ STYLE = (
     "tr.deciding{background:#fff7d6}tr.fail td{color:" + ALERT_COLOR + "}"
     "h2{margin-top:1.6em;border-bottom:1px solid #eee;padding-bottom:.2em}"
     ".verdict{display:inline-block;padding:4px 12px;border-radius:4px;color:#fff}"
+    ".bar{background:" + CURRENT_COLOR + ";height:12px;min-width:2px}"
     "svg.chart{display:block;width:100%;height:auto;max-height:460px}"
     ".grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(460px,1fr));gap:18px}"
     ".grid figure{margin:0}.grid svg{width:100%;height:auto}"
