@@ -13,7 +13,8 @@ into their settings files. In order, each step only after the one before succeed
      loser has changed nothing
   5. the package: Approved, `mlops:stage` in its metadata (the full dict: AWS merges, moto replaces)
   6. the audit record `promotions/<stage>/<sequence>.json`: who, when, from which stage, every check
-  7. each target's `environments/Pulumi.<env>.yaml` (one line), and the local endpoint for embedded ones
+  7. each target's `environments/Pulumi.<env>.yaml` (one line; an embedded target's local state instead,
+     `settings_edit.write_promoted`), and the local endpoint for embedded ones
 
 `rollback` moves the pointer back to the previous package of the stage's history, with the same
 conditional write, an audit record and the same settings change.
