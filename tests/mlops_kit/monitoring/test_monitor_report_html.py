@@ -170,6 +170,12 @@ def test_the_minimum_window_at_its_boundary(
     names = {d["MetricName"] for d in cloudwatch.data}
     page = report_html.read(report.write(tmp_path / "out", tmp_path / "r.html"))
     verdict = "insufficient data: 99 rows, fewer than the 100 a window needs to be scored"
+    [day] = outcome.summary["by_day"]  # the same minimum holds for a day of the window
+    assert (day["items"], day["status"], day["drift_score"] is not None) == (
+        rows,
+        "ok" if scored else "insufficient_data",
+        scored,
+    )
     if scored:
         assert outcome.status == "ok" and outcome.drift_score > 0.2 and outcome.violations
         assert started == ["run"] and {"drift_score", "feature_psi", "prediction_psi"} <= names
