@@ -157,6 +157,11 @@ def body(
             "<p>Each day's requests (by their capture's <code>inferenceTime</code>, UTC) scored on their own "
             f"against the baseline; a day with fewer than {summary.get('min_rows') or 1:,} rows is not scored.</p>"
         )
+        if len(days) == 1:
+            parts.append(
+                f"<p>Every request of this window was served on {e(days[0]['day'])}: the chart gains a day as "
+                "capture accumulates (a replay sent in minutes, as the demo's, is one day).</p>"
+            )
         parts.append(day_chart(days, threshold))
         parts.append(day_table(days))
     parts.append("<h2>Violations</h2>")
@@ -304,7 +309,7 @@ def _value_axis(
 def psi_chart(items: list[tuple[str, float]], threshold: float) -> str:
     """Horizontal bars of PSI per feature, a PSI scale below them, the threshold as a dashed line."""
     e = html.escape
-    label_w, bar_w, row_h, top_pad, axis_h = 200, 760, 24, 8, 46
+    label_w, bar_w, row_h, top_pad, axis_h = 200, 760, 24, 22, 46  # the threshold's name above the bars
     ticks = nice_ticks(max([threshold * 1.25] + [v for _, v in items]))
     top = ticks[-1]
     plot_h = row_h * len(items)
@@ -333,7 +338,7 @@ def psi_chart(items: list[tuple[str, float]], threshold: float) -> str:
     body.append(
         f"<line x1='{label_w}' x2='{label_w + bar_w}' y1='{base}' y2='{base}' stroke='#999'/>"
         f"<line x1='{tx:.1f}' x2='{tx:.1f}' y1='{top_pad}' y2='{base}' stroke='{ALERT_COLOR}' "
-        f"stroke-dasharray='4 3'/><text x='{tx + 4:.1f}' y='{top_pad + 10}' font-size='11' "
+        f"stroke-dasharray='4 3'/><text x='{tx:.1f}' y='{top_pad - 6}' font-size='11' text-anchor='middle' "
         f"fill='{ALERT_COLOR}'>threshold {threshold:g}</text>"
         f"<text class='axis-label' x='{label_w + bar_w / 2}' y='{height - 6}' font-size='12' "
         "text-anchor='middle'>PSI (population stability index)</text>"
