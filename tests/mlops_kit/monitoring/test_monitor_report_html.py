@@ -227,3 +227,26 @@ def _number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+@pytest.mark.parametrize(("rows", "state"), [(99, "OK"), (100, "ALARM")])
+def test_an_insufficient_window_raises_no_drift_alarm(
+    tmp_path: Path, baseline_dir: Path, rows: int, state: str
+) -> None:
+    import boto3
+    from botocore.config import Config
+    from moto import mock_aws
+
+    from mlops_kit.monitoring import metrics
+
+    source = tmp_path / "capture"
+    write_capture(source / "a.jsonl", transactions(rows, seed=85, drifted=True), start=f"{DAY1}T08:00:00Z")
+    with mock_aws():
+        cloudwatch = boto3.client(
+            "cloudwatch", region_name="us-east-1", config=Config(retries={"max_attempts": 1})
+        )
+        cloudwatch.put_metric_alarm(**metrics.drift_alarm("ep-drift", "ep", 0.2))
+        monitor.run(
+            baseline_dir, source, tmp_path / "out", endpoint="ep", min_rows=100, cloudwatch=cloudwatch
+        )
+        assert metrics.evaluate_alarms(cloudwatch, prefix="ep-drift") == {"ep-drift": state}
