@@ -72,6 +72,28 @@ def test_the_job_reports_an_empty_window_and_exits_zero(tmp_path, baseline_dir, 
     assert capsys.readouterr().out.startswith("no data")
 
 
+def test_the_job_reports_a_small_window_as_insufficient_and_exits_zero(
+    tmp_path, baseline_dir, capture_writer, capsys, monkeypatch
+):
+    source = capture_writer("capture", transactions(30, seed=61, drifted=True))
+    argv = [
+        "--baseline",
+        str(baseline_dir),
+        "--capture",
+        str(source),
+        "--endpoint",
+        "ep",
+        "--no-emit-metrics",
+    ]
+    monkeypatch.setenv("MIN_WINDOW_ROWS", "31")
+    assert job.main([*argv, "--output", str(tmp_path / "o")]) == 0
+    assert capsys.readouterr().out.startswith("insufficient data: 30 items, fewer than the 31")
+    assert files.read_json(tmp_path / "o" / "run.json")["drift_score"] is None
+    assert job.main([*argv, "--output", str(tmp_path / "p"), "--min-window-rows", "30"]) == 0
+    assert "drift score" in capsys.readouterr().out
+    assert files.read_json(tmp_path / "p" / "run.json")["drifted"] is True
+
+
 def test_the_job_fails_clearly_on_a_bad_baseline_or_no_endpoint(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("ENDPOINT_NAME", raising=False)
     monkeypatch.delenv("endpoint_name", raising=False)
