@@ -1,10 +1,14 @@
 """The drift report: one self-contained HTML file (inline CSS and SVG, no script, no CDN) for a monitoring run.
 
 It shows the run's verdict and where its inputs and outputs are, the PSI of each feature against the
-threshold, the drift score per day of event time (the window's days, and those of the earlier runs found
-under the history folder), the violations, baseline-against-current histograms per feature with every
-bucket named, model quality when labels arrived, and the malformed capture lines that were skipped. A
-window or a day with too few rows to score says "insufficient data" and sets no chart's scale.
+threshold, the drift score per day of the window's event time, the violations, baseline-against-current
+histograms per feature with every bucket named, model quality when labels arrived, the malformed capture
+lines that were skipped, and the earlier runs found under the history folder. A window or a day with too
+few rows to score says "insufficient data" and sets no chart's scale.
+
+Why the days are the window's own and not merged with earlier runs': a run's summary holds each day's
+score, not its counts, so an hourly schedule's runs could only be pasted side by side, each hour standing
+for its whole day. Earlier runs are listed, each with its own window.
 
 Every chart has both axes labelled, the value axis with a scale. `page` and `sections` are shared with the
 demo's report, which embeds the drift report in its own page.
@@ -26,6 +30,7 @@ OK_COLOR = "#3c9a5f"
 MUTED_COLOR = "#b8bec6"
 HOURLY = {"binary": "auc", "multiclass": "accuracy", "regression": "rmse"}  # the by-hour chart per task
 OK, NO_DATA, INSUFFICIENT = "ok", "no_data", "insufficient_data"  # monitoring.run's statuses
+EARLIER_RUNS = 30  # the newest earlier runs listed
 _FONT = "font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif"
 STYLE = (
     f"body{{{_FONT};margin:1.5em 2em;color:#222}}"
@@ -150,7 +155,7 @@ def body(
     if compared:
         parts.append("<h2>PSI per feature</h2>")
         parts.append(psi_chart([(f["name"], float(f["psi"])) for f in compared], threshold))
-    days = days_of(history, summary)
+    days = summary.get("by_day") or []
     if days:
         parts.append("<h2>Drift score per day of event time</h2>")
         parts.append(
@@ -215,7 +220,35 @@ def body(
         parts.append(f"<h2>Malformed capture lines ({summary['malformed']['count']})</h2><ul>")
         parts.extend(f"<li><code>{e(p)}</code></li>" for p in problems)
         parts.append("</ul>")
+    earlier = [r for r in history if r.get("run_id") != summary.get("run_id")]
+    if earlier:
+        parts.append("<h2>Earlier runs</h2>")
+        parts.append(runs_table(earlier[::-1][:EARLIER_RUNS]))
     return "\n".join(parts)
+
+
+def runs_table(runs: list[dict[str, Any]]) -> str:
+    """Each run: when, the events of its window, its rows, and its score or why it has none."""
+    e = html.escape
+    rows = []
+    for run in runs:
+        window = run.get("window") or {}
+        score = run.get("drift_score")
+        status = run.get("status", OK)
+        shown = (
+            f"{score:.4f}"
+            if score is not None
+            else {NO_DATA: "no data", INSUFFICIENT: "insufficient data"}.get(status, "n/a")
+        )
+        rows.append(
+            f"<tr><td>{e(str(run.get('created', '')))}</td>"
+            f"<td>{e(str(window.get('first_event') or '-'))} to {e(str(window.get('last_event') or '-'))}</td>"
+            f"<td class='num'>{run.get('items', 0):,}</td><td class='num'>{e(shown)}</td></tr>"
+        )
+    return (
+        "<table class='runs'><tr><th>run at</th><th>events</th><th class='num'>rows</th>"
+        f"<th class='num'>drift score</th></tr>{''.join(rows)}</table>"
+    )
 
 
 def retraining(summary: dict[str, Any]) -> str:
@@ -260,15 +293,6 @@ def link(location: str) -> str:
         return f"<code>{e(location)}</code>"
     href = location if location.startswith(("s3://", "file://")) else Path(location).resolve().as_uri()
     return f"<a href='{e(href, quote=True)}'><code>{e(location)}</code></a>"
-
-
-def days_of(history: list[dict[str, Any]], summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """The scored days of the earlier runs and this one, oldest first; a later run's count of a day wins."""
-    days: dict[str, dict[str, Any]] = {}
-    for run in [*history, summary]:
-        for entry in run.get("by_day") or []:
-            days[entry["day"]] = entry
-    return [days[d] for d in sorted(days)]
 
 
 # --- charts -----------------------------------------------------------------------------------------

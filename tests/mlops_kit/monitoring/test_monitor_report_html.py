@@ -250,3 +250,35 @@ def test_an_insufficient_window_raises_no_drift_alarm(
             baseline_dir, source, tmp_path / "out", endpoint="ep", min_rows=100, cloudwatch=cloudwatch
         )
         assert metrics.evaluate_alarms(cloudwatch, prefix="ep-drift") == {"ep-drift": state}
+
+
+def test_the_alarm_evaluation_counts_a_datapoint_of_its_own_second() -> None:
+    """GetMetricStatistics drops its end time's fraction of a second: a drift score put earlier in that
+    second still counts (the monitor evaluates its alarm right after putting it)."""
+    import datetime as dt
+
+    import boto3
+    from botocore.config import Config
+    from moto import mock_aws
+
+    from mlops_kit.monitoring import metrics
+
+    now = dt.datetime.now(dt.UTC).replace(microsecond=600_000)
+    with mock_aws():
+        cloudwatch = boto3.client(
+            "cloudwatch", region_name="us-east-1", config=Config(retries={"max_attempts": 1})
+        )
+        cloudwatch.put_metric_alarm(**metrics.drift_alarm("ep-drift", "ep", 0.2))
+        metrics.put(
+            cloudwatch,
+            metrics.metric_data(
+                "ep",
+                now - dt.timedelta(microseconds=100_000),
+                items=1,
+                malformed=0,
+                violations=0,
+                drift_score=0.9,
+                feature_psi={},
+            ),
+        )
+        assert metrics.evaluate_alarms(cloudwatch, prefix="ep-drift", now=now) == {"ep-drift": "ALARM"}
