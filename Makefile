@@ -5,7 +5,7 @@ UV := $(PYTHON) -m uv
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: demo test lint bench setup clean
+.PHONY: demo test lint bench setup clean chromium
 
 $(STAMP): uv.lock pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -17,7 +17,11 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/mlops demo
 
-test: lint
+# The report tests render each HTML page in headless Chromium (a Debian package, installed once).
+chromium:
+	scripts/ensure-chromium
+
+test: lint chromium
 	$(VENV)/bin/python -m pytest -n 2 --dist loadfile -q
 
 lint: $(STAMP)
@@ -31,4 +35,4 @@ bench: $(STAMP)
 	$(VENV)/bin/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache demo-report.json
+	rm -rf $(VENV) .pytest_cache demo-report.json demo-report.html demo-report-monitoring

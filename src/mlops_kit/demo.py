@@ -11,6 +11,11 @@
 Promotions write the approved package into a scratch copy of `environments/` (the change a reviewed
 pull request would make), so a demo never edits the project's own settings files. Everything the demo
 starts (emulator, endpoint) is stopped when it ends, failure or not.
+
+The HTML report puts champion and challenger side by side only as measured on the same rows (the
+challenger's test set, by the use case's own evaluate, as the promotion gate measured them), lists every
+gate of every promotion with its value, threshold and result, embeds the drift report, and links where
+the runs, packages, capture and reports are. The monitoring run's files stay next to the report.
 """
 
 from __future__ import annotations
@@ -43,8 +48,10 @@ WINDOW_DAYS, DRIFT_DAYS = 42, 14
 class ModelSummary:
     package_arn: str
     pipeline_run: str
-    metrics: dict[str, float]
+    metrics: dict[str, float]  # as registered: on the model's own test set
     stage: str = ""
+    model_data_url: str = ""
+    run_record: str = ""  # the local pipeline run's record and logs
 
 
 @dataclass
@@ -67,6 +74,11 @@ class DemoReport:
     alarm_state: str = ""
     serving_package_arn: str = ""
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    deciding_metric: str = ""
+    # Champion against challenger on the same rows: one entry per metric (see `comparison`).
+    comparison: list[dict[str, Any]] = field(default_factory=list)
+    comparison_basis: dict[str, Any] = field(default_factory=dict)  # rows, source
+    locations: dict[str, str] = field(default_factory=dict)
 
 
 def run_demo(
@@ -76,8 +88,13 @@ def run_demo(
     progress: Progress = lambda _: None,
     html_path: Path | None = None,
 ) -> DemoReport:
-    report = DemoReport(environment=settings.env, metric_names=list(project.use_case(settings).metric_names))
+    case = project.use_case(settings)
+    report = DemoReport(
+        environment=settings.env, metric_names=list(case.metric_names), deciding_metric=case.deciding_metric
+    )
     html_path = html_path or Path(report_path).with_suffix(".html")
+    # The monitoring run's files (baseline, statistics, violations, drift report) stay beside the report.
+    workdir = Path(report_path).resolve().parent / f"{Path(report_path).stem}-monitoring"
 
     def stage(name: str, fn: Callable[[], Any]) -> Any:
         progress(name)
@@ -110,7 +127,7 @@ def run_demo(
         report.pipeline_run, report.metrics = first.execution_id, dict(first.metrics)
         report.model_data_url = first.artifacts.get("model", "")
         report.model_package_arn = first.artifacts["model_package"]
-        report.models.append(ModelSummary(report.model_package_arn, first.execution_id, dict(first.metrics)))
+        report.models.append(_model(first, report.model_package_arn))
         report.approval_status = approval(emulator, report.model_package_arn)
         ingested = first.step("Features")  # a use case with feature groups ingests them
         report.feature_records = {
@@ -160,8 +177,7 @@ def run_demo(
             "land the recent window's labelled data",
             lambda: upload_raw(emulator, raw_uri, recent, "part-0002"),
         )
-        workdir = Path(tempfile.mkdtemp(prefix="mlops-demo-monitor-"))
-        cleanup.callback(shutil.rmtree, workdir, True)
+        shutil.rmtree(workdir, ignore_errors=True)  # an earlier demo's run is not this one's history
         outcome = stage(
             "monitor the captured traffic",
             lambda: monitor(settings, emulator, platform, report.model_package_arn, workdir, progress),
@@ -173,7 +189,7 @@ def run_demo(
             raise RuntimeError(f"the monitor found no drift to retrain on: {outcome.get('drift_score')}")
         second = executor.load(retrained)
         challenger = second.artifacts["model_package"]
-        report.models.append(ModelSummary(challenger, second.execution_id, dict(second.metrics)))
+        report.models.append(_model(second, challenger))
         for target in promotion_path(settings):
             report.promotions.append(
                 stage(
@@ -195,9 +211,59 @@ def run_demo(
         )
         report.traffic["answers_after_promotion"] = True
         stage("stop the endpoint", lambda: _stop_endpoint(settings))
+        measured = next(
+            (p for p in reversed(report.promotions) if p["package"] == challenger and p.get("same_rows")),
+            None,
+        )
+        if measured:
+            report.comparison = comparison(list(case.metrics), case.deciding_metric, measured["same_rows"])
+            report.comparison_basis = {k: measured["same_rows"][k] for k in ("rows", "source")}
+        report.locations = {
+            "raw data": raw_uri,
+            "capture": f"s3://{platform.buckets['capture']}/datacapture/{naming.endpoint(settings)}/",
+            "monitoring run": str(workdir / "run"),
+            "drift report": str(workdir / "run" / "report.html"),
+            "JSON report": str(Path(report_path).resolve()),
+            "HTML report": str(Path(html_path).resolve()),
+        }
         write_report(report, report_path)
-        write_html(report, html_path, workdir / "run" / "report.html")
+        write_html(report, html_path, workdir / "run")
     return report
+
+
+def _model(run: executor.RunRecord, package_arn: str) -> ModelSummary:
+    from mlops_kit import paths
+
+    return ModelSummary(
+        package_arn,
+        run.execution_id,
+        dict(run.metrics),
+        model_data_url=run.artifacts.get("model", ""),
+        run_record=str(paths.runs_dir() / run.execution_id),
+    )
+
+
+def comparison(
+    metrics: list[usecase.Metric], deciding: str, same_rows: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Each metric of the use case for champion and challenger on the same rows, the challenger's gain
+    in the metric's own direction (positive: better), and which one decides."""
+    rows = []
+    for metric in metrics:
+        champion = same_rows["champion"].get(metric.name)
+        challenger = same_rows["candidate"].get(metric.name)
+        measured = isinstance(champion, (int, float)) and isinstance(challenger, (int, float))
+        rows.append(
+            {
+                "metric": metric.name,
+                "direction": str(metric.direction),
+                "champion": champion,
+                "challenger": challenger,
+                "gain": metric.gain(challenger, champion) if measured else None,
+                "deciding": metric.name == deciding,
+            }
+        )
+    return rows
 
 
 # --- stages ----------------------------------------------------------------------------------------------
@@ -271,11 +337,14 @@ def promote(
         approved_by="mlops-demo",
     )
     decision = outcome.decision
+    same = decision.as_dict()["same_data"] if decision else None
     return {
         "stage": stage,
         "package": package_arn,
         "champion": decision.champion if decision else None,
+        "basis": decision.basis if decision else "",
         "checks": [asdict(c) for c in (decision.checks if decision else [])],
+        "same_rows": same,
         "settings_changed": [str(p) for p in getattr(outcome, "settings_files", [])],
     }
 
@@ -377,6 +446,8 @@ def monitor(
         s3=emulator.client("s3"),
         task=str(case.task),
         classes=list(case.classes) or None,
+        min_rows=settings.monitoring.min_window_rows,
+        package=package_arn,
     )
     states = cw.evaluate_alarms(cloudwatch, prefix=alarm_name)
     from mlops_kit.monitoring import report as html_report
@@ -431,50 +502,135 @@ def write_report(report: DemoReport, path: Path) -> None:
     tmp.replace(path)
 
 
-def write_html(report: DemoReport, path: Path, drift_report: Path | None) -> Path:
-    """One self-contained page: the lifecycle's timeline, both models' metrics, and the drift report."""
+def write_html(report: DemoReport, path: Path, monitoring_run: Path | None) -> Path:
+    """One self-contained page: the lifecycle's timeline, champion against challenger on the same rows,
+    every promotion's gates, the drift report of the monitoring run, and where everything is."""
+    from mlops_kit.monitoring import report as drift_report
+
     esc = html.escape
     total = sum(s["seconds"] for s in report.timeline) or 1.0
     bars = "".join(
-        f'<tr><td>{esc(s["stage"])}</td><td class="num">{s["seconds"]:.1f}s</td>'
-        f'<td><div class="bar" style="width:{max(1.0, 300 * s["seconds"] / total):.0f}px"></div></td></tr>'
+        f"<tr><td>{esc(s['stage'])}</td><td class='num'>{s['seconds']:.1f}s</td>"
+        f"<td style='width:60%'><div class='bar' style='width:{max(0.3, 100 * s['seconds'] / total):.1f}%'></div></td></tr>"
         for s in report.timeline
     )
-    names = report.metric_names
-    header = "".join(f"<th>{n}</th>" for n in names)
-    models = "".join(
-        f"<tr><td>{'champion' if i == 0 else 'challenger'}</td><td>{esc(m.package_arn)}</td>"
-        + "".join(f'<td class="num">{m.metrics.get(n, float("nan")):.4f}</td>' for n in names)
+    monitoring = report.monitoring
+    score = monitoring.get("drift_score")
+    parts = [
+        "<h1>mlops demo: the lifecycle on the embedded default</h1>",
+        f"<p>{report.rows:,} events; drift injected in the last {DRIFT_DAYS} days. The monitor's drift score was "
+        f"{'n/a' if score is None else f'{score:.3f}'} against a threshold of {monitoring.get('threshold', 'n/a')}; "
+        f"the drift alarm went to {esc(report.alarm_state or 'no state')}; the endpoint now serves "
+        f"<code>{esc(report.serving_package_arn)}</code>.</p>",
+        "<h2>Champion against challenger, on the same rows</h2>",
+        comparison_table(report),
+        "<h2>Promotion gates</h2>",
+        gates_tables(report.promotions),
+        "<h2>Timeline</h2>",
+        f"<table style='width:100%'>{bars}</table>",
+        drift_report.locations_table(_locations(report)),
+    ]
+    if monitoring_run is not None and (Path(monitoring_run) / "run.json").is_file():
+        parts.append("<h2>Monitoring of the recent window</h2>")
+        parts.append(drift_report.sections(monitoring_run, location=Path(monitoring_run) / "report.html"))
+    page = drift_report.page("mlops demo", "\n".join(parts))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def comparison_table(report: DemoReport) -> str:
+    """Each metric: champion, challenger, the challenger's gain; the deciding metric marked."""
+    esc = html.escape
+    if not report.comparison:
+        return (
+            "<p>No comparison on the same rows: the challenger's promotion re-scored no champion "
+            "(the registered metrics below are each on the model's own test set, not comparable).</p>"
+            + _registered_table(report)
+        )
+    rows = []
+    for row in report.comparison:
+        gain = row["gain"]
+        mark = (
+            " <strong title='decides champion against challenger'>&#9733; deciding</strong>"
+            if row["deciding"]
+            else ""
+        )
+        rows.append(
+            f"<tr class='{'deciding' if row['deciding'] else 'metric'}'><td>{esc(row['metric'])}{mark}</td>"
+            f"<td>{esc(row['direction'])} is better</td>"
+            f"<td class='num'>{_number(row['champion'])}</td><td class='num'>{_number(row['challenger'])}</td>"
+            f"<td class='num {'pass' if gain is not None and gain > 0 else 'fail' if gain is not None and gain < 0 else ''}'>"
+            f"{'' if gain is None else f'{gain:+.4f}'}</td></tr>"
+        )
+    basis = report.comparison_basis
+    champion = report.models[0].package_arn if report.models else ""
+    challenger = report.models[1].package_arn if len(report.models) > 1 else ""
+    return (
+        f"<p>Both models measured by the use case's own evaluate on the same {basis.get('rows', 0):,} rows of "
+        f"<code>{esc(str(basis.get('source', '')))}</code> (the challenger's test set), as the promotion gate "
+        "measured them. Gain: the challenger's advantage in the metric's own direction (positive is better).</p>"
+        "<table class='comparison'><tr><th>metric</th><th>direction</th><th class='num'>champion</th>"
+        "<th class='num'>challenger</th><th class='num'>gain</th></tr>" + "".join(rows) + "</table>"
+        f"<p>champion <code>{esc(champion)}</code>; challenger <code>{esc(challenger)}</code></p>"
+        "<details><summary>Metrics as registered (each model on its own test set: not a comparison)</summary>"
+        + _registered_table(report)
+        + "</details>"
+    )
+
+
+def _registered_table(report: DemoReport) -> str:
+    esc = html.escape
+    header = "".join(f"<th class='num'>{esc(n)}</th>" for n in report.metric_names)
+    rows = "".join(
+        f"<tr><td>{'champion' if i == 0 else 'challenger'}</td><td>{esc(m.pipeline_run)}</td>"
+        + "".join(f"<td class='num'>{_number(m.metrics.get(n))}</td>" for n in report.metric_names)
         + "</tr>"
         for i, m in enumerate(report.models)
     )
-    gains = [
-        c for p in report.promotions for c in p["checks"] if c["name"].startswith("gain") and p["champion"]
-    ]
-    same_rows = (
-        f"Challenger against champion before promotion ({gains[-1]['name']}): {gains[-1]['note']}."
-        if gains
-        else ""
-    )
-    drift = ""
-    if drift_report is not None and drift_report.is_file():
-        body = drift_report.read_text()
-        start, end = body.find("<body>"), body.rfind("</body>")
-        drift = body[start + 6 : end] if start >= 0 and end > start else ""
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>mlops demo</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}}td,th{{padding:3px 8px;text-align:left}}
-.num{{text-align:right}}.bar{{background:#4a7fb5;height:12px}}</style></head><body>
-<h1>mlops demo: the lifecycle on the embedded default</h1>
-<p>{report.rows:,} events; drift injected in the last {DRIFT_DAYS} days. The monitor's drift score was
-{report.monitoring.get("drift_score", float("nan")):.3f} against a threshold of {report.monitoring.get("threshold", float("nan"))};
-the drift alarm went to {esc(report.alarm_state)}; the endpoint now serves {esc(report.serving_package_arn)}.</p>
-<h2>Timeline</h2><table>{bars}</table>
-<h2>Models</h2><table><tr><th></th><th>package</th>{header}</tr>{models}</table>
-<p>Each model's metrics are on its own held-out window. {esc(same_rows)}</p>
-{drift}
-</body></html>"""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(page)
-    tmp.replace(path)
-    return path
+    return f"<table class='registered'><tr><th></th><th>pipeline run</th>{header}</tr>{rows}</table>"
+
+
+def gates_tables(promotions: list[dict[str, Any]]) -> str:
+    """One table per promotion: each gate, its threshold, the package's value, pass or fail."""
+    from mlops_kit.registry.gates import show
+
+    esc = html.escape
+    out = []
+    for promotion in promotions:
+        passed = all(c["passed"] for c in promotion["checks"])
+        out.append(
+            f"<h3>to {esc(promotion['stage'])}: <span class='{'pass' if passed else 'fail'}'>"
+            f"{'approved' if passed else 'refused'}</span></h3>"
+            f"<p>package <code>{esc(promotion['package'])}</code>; champion "
+            f"<code>{esc(promotion.get('champion') or 'none')}</code></p>"
+        )
+        rows = "".join(
+            f"<tr class='{'pass' if c['passed'] else 'fail'}'><td>{esc(c['name'])}</td>"
+            f"<td class='num'>{esc(show(c['threshold']))}</td><td class='num'>{esc(show(c['value']))}</td>"
+            f"<td>{'pass' if c['passed'] else 'FAIL'}</td><td>{esc(c.get('note') or '')}</td></tr>"
+            for c in promotion["checks"]
+        )
+        out.append(
+            "<table class='gates'><tr><th>gate</th><th class='num'>threshold</th><th class='num'>value</th>"
+            f"<th>result</th><th>note</th></tr>{rows}</table>"
+        )
+    return "\n".join(out) if out else "<p>No promotion ran.</p>"
+
+
+def _locations(report: DemoReport) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for i, model in enumerate(report.models):
+        who = "champion" if i == 0 else "challenger"
+        found.append((f"{who}'s pipeline run {model.pipeline_run}", model.run_record))
+        found.append((f"{who}'s model package", model.package_arn))
+        found.append((f"{who}'s model artifact", model.model_data_url))
+    found += list(report.locations.items())
+    return [(k, v) for k, v in found if v]
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"

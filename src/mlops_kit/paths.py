@@ -4,6 +4,9 @@ By default, per project: `<project>/.mlops/` (ignored by git), so two checkouts 
 each other's runs or stop each other's emulator; outside a project, `~/.mlops-kit`. `MLOPS_STATE_DIR`
 overrides both. The folder is made private (0700) when first used: runs hold logs and endpoints hold
 models that are nobody else's business on a shared machine.
+
+It also holds what a local (embedded) environment's promotions set: `settings/Pulumi.<env>.yaml`, an
+overlay of the tracked settings file that `settings.load` reads (`mlops_kit.settings.overlay_file`).
 """
 
 from __future__ import annotations
@@ -16,18 +19,29 @@ PROJECT_STATE = ".mlops"
 
 def state_dir() -> Path:
     """$MLOPS_STATE_DIR, else the project's `.mlops/`, else ~/.mlops-kit; created private."""
-    chosen = os.environ.get("MLOPS_STATE_DIR")
-    if chosen:
-        folder = Path(chosen)
-    else:
-        from mlops_kit.settings import SettingsError, project_root
-
-        try:
-            folder = project_root() / PROJECT_STATE
-        except SettingsError:
-            folder = Path.home() / ".mlops-kit"
+    folder = state_location()
     _private(folder)
     return folder
+
+
+def state_location(root: Path | None = None) -> Path:
+    """Where `state_dir` is, without creating it. With `root`, the state of the project in that folder:
+    $MLOPS_STATE_DIR stands for the project the kit runs in, so another folder (a scratch copy of the
+    project, as the demo makes) keeps its own `<root>/.mlops/` and never writes into the real one's."""
+    from mlops_kit.settings import SettingsError, project_root
+
+    chosen = os.environ.get("MLOPS_STATE_DIR")
+    if chosen and root is None:
+        return Path(chosen)
+    try:
+        current = project_root()
+    except SettingsError:
+        current = None
+    if root is not None and (current is None or Path(root).resolve() != current):
+        return Path(root) / PROJECT_STATE
+    if chosen:
+        return Path(chosen)
+    return current / PROJECT_STATE if current is not None else Path.home() / ".mlops-kit"
 
 
 def runs_dir() -> Path:

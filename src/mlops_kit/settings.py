@@ -5,6 +5,12 @@ The file is an ordinary Pulumi stack settings file: `pulumi up -s <env>` reads i
 program, the pipeline definition, the CLI and the promotion gates can never disagree about an
 environment. Every value is checked here, once: an unknown key, a wrong type, a missing value, a number
 out of range or an instance type SageMaker does not offer is a `SettingsError` naming the file and key.
+
+An embedded environment's promoted package is local state, not a tracked change: `mlops promote` writes it
+to an overlay in the project's state folder (`overlay_file`: `.mlops/settings/Pulumi.<env>.yaml`, holding
+only `mlops:serving.model_package_arn`), and `load` reads it over the tracked file. Whether an environment
+has one is decided by its runtime kind, never by its name; a cloud environment's package is its tracked
+file's, where the promotion's rewrite is the pull request.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ import yaml
 NAMESPACE = "mlops"
 PROJECT_FILE = "Pulumi.yaml"
 ENVIRONMENTS_DIR = "environments"
+OVERLAY_DIR = "settings"  # under the project's state folder (mlops_kit.paths)
+# The one value an overlay may set: what the emulator's registry approved for this environment.
+OVERLAY_KEY = (f"{NAMESPACE}:serving", "model_package_arn")
 
 
 class SettingsError(ValueError):
@@ -132,6 +141,11 @@ class Monitoring:
     instance_type: str = _spec(instance_shape="ProcessingInstanceType")
     drift_threshold: float = _spec(gt=0.0, le=10.0, doc="population stability index that counts as drift")
     retrain_on_drift: bool = True
+    min_window_rows: int = _spec(
+        default=100,
+        ge=1,
+        doc="a window (or a day of it) with fewer captured rows is reported as insufficient data, not scored",
+    )
     alarm_emails: list[str] = _spec(default=[], pattern=r"^[^@\s]+@[^@\s]+$")
     native_model_monitor: bool = False
 
@@ -258,14 +272,22 @@ def environments(root: Path | None = None) -> list[str]:
 
 
 def load(env: str, root: Path | None = None) -> Settings:
-    """Read and validate `environments/Pulumi.<env>.yaml`, and the chain of environments it promotes from."""
+    """Read and validate `environments/Pulumi.<env>.yaml` and the chain of environments it promotes from;
+    an embedded environment's promoted package comes from its local overlay when there is one (see the
+    module docstring)."""
     path = settings_file(env, root)
     if not path.is_file():
         known = ", ".join(environments(path.parent.parent)) or "none"
         raise SettingsError(path, "(file)", f"no settings for environment {env!r}; known: {known}")
     loaded = load_file(path, env)
     _check_sources(loaded)
-    return loaded
+    if not loaded.embedded:
+        return loaded
+    overlay = overlay_file(env, path.parent.parent)
+    if not overlay.is_file():
+        return loaded
+    package = read_overlay(overlay)
+    return dataclasses.replace(loaded, serving=dataclasses.replace(loaded.serving, model_package_arn=package))
 
 
 def _check_sources(loaded: Settings) -> None:
@@ -287,6 +309,39 @@ def _check_sources(loaded: Settings) -> None:
         config = document.get("config") if isinstance(document, Mapping) else None
         promotion = config.get(f"{NAMESPACE}:promotion") if isinstance(config, Mapping) else None
         file, current = path, str(promotion.get("source") or "") if isinstance(promotion, Mapping) else ""
+
+
+def overlay_file(env: str, root: Path | None = None) -> Path:
+    """Where an embedded environment's local promotions are kept: the project's state, not its tracked files."""
+    from mlops_kit import paths
+
+    return paths.state_location(root or project_root()) / OVERLAY_DIR / f"Pulumi.{env}.yaml"
+
+
+def read_overlay(path: Path) -> str:
+    """The package an overlay sets; anything else in it is an error naming the file and the key."""
+    document = _read_yaml(path)
+    block, key = OVERLAY_KEY
+    config = document.get("config") if isinstance(document, Mapping) else None
+    if not isinstance(config, Mapping) or set(config) != {block}:
+        extra = sorted(map(str, config)) if isinstance(config, Mapping) else []
+        where = next((k for k in extra if k != block), "config")
+        raise SettingsError(
+            path,
+            where,
+            f"local state holds only {block}.{key} (written by `mlops promote`); delete the file to reset",
+        )
+    values = config[block]
+    if not isinstance(values, Mapping) or set(values) != {key}:
+        extra = sorted(map(str, values)) if isinstance(values, Mapping) else []
+        where = f"{block}.{next((k for k in extra if k != key), key)}"
+        raise SettingsError(
+            path,
+            where,
+            f"local state holds only {block}.{key} (written by `mlops promote`); delete the file to reset",
+        )
+    serving = {f.name: f for f in dataclasses.fields(Serving)}
+    return _value(str, values[key], serving[key], f"{block}.{key}", path)
 
 
 def load_file(path: Path, env: str | None = None) -> Settings:

@@ -136,6 +136,19 @@ def test_out_of_range_below(tmp_path: Path) -> None:
     )
 
 
+def test_the_minimum_window_is_at_least_one_row_and_defaults_to_100(tmp_path: Path) -> None:
+    _reject(
+        tmp_path,
+        lambda c: c["mlops:monitoring"].update(min_window_rows=0),
+        "mlops:monitoring.min_window_rows",
+        "at least 1",
+    )
+    document = copy.deepcopy(_document())
+    assert _load(tmp_path, document).monitoring.min_window_rows == 100
+    document["config"]["mlops:monitoring"]["min_window_rows"] = 1
+    assert _load(tmp_path, document).monitoring.min_window_rows == 1
+
+
 def test_unknown_instance_type(tmp_path: Path) -> None:
     error = _reject(
         tmp_path,

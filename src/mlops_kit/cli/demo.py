@@ -62,15 +62,26 @@ def run(
         result = demo.run_demo(config, rows=rows, report_path=report, progress=progress, html_path=html)
         if last["stage"]:
             out.print(f"[green]✓[/] {last['stage']}", highlight=False)
-    table = Table(title="mlops demo", show_header=True)
-    table.add_column("", no_wrap=True)
-    table.add_column("champion", overflow="fold")
-    table.add_column("challenger (retrained on drift)", overflow="fold")
-    models = result.models + [None] * (2 - len(result.models))
-    table.add_row("model package", *(m.package_arn if m else "" for m in models))
-    for name in result.metric_names:
-        table.add_row(name, *(f"{m.metrics[name]:.4f}" if m and name in m.metrics else "" for m in models))
-    out.print(table)
+    if result.comparison:
+        basis = result.comparison_basis
+        table = Table(
+            title=f"champion against challenger on the same {basis.get('rows', 0):,} rows", show_header=True
+        )
+        for column in ("metric", "champion", "challenger", "gain"):
+            table.add_column(column, justify="left" if column == "metric" else "right", no_wrap=True)
+        for row in result.comparison:
+            name = f"{row['metric']} (deciding)" if row["deciding"] else row["metric"]
+            table.add_row(
+                name,
+                *(
+                    f"{row[k]:.4f}" if isinstance(row[k], (int, float)) else ""
+                    for k in ("champion", "challenger")
+                ),
+                "" if row["gain"] is None else f"{row['gain']:+.4f}",
+            )
+        out.print(table)
+    for label, model in zip(("champion", "challenger"), result.models, strict=False):
+        out.print(f"{label}: {model.package_arn} (pipeline run {model.pipeline_run})", highlight=False)
     monitoring = result.monitoring
     out.print(
         f"traffic: {result.traffic.get('rows', 0):,} rows in {result.traffic.get('requests', 0)} requests, "
@@ -79,11 +90,6 @@ def run(
         f"{monitoring.get('violations', 0)} violations; drift alarm {result.alarm_state}",
         highlight=False,
     )
-    gains = [
-        c for p in result.promotions for c in p["checks"] if c["name"].startswith("gain") and p["champion"]
-    ]
-    if gains:
-        out.print(f"challenger against champion ({gains[-1]['name']}): {gains[-1]['note']}", highlight=False)
     out.print(f"serving now: {result.serving_package_arn}", highlight=False)
     out.print(
         f"reports: {report} and {html or report.with_suffix('.html')} ({time.perf_counter() - started:.0f}s)"

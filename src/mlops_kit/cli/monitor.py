@@ -156,6 +156,8 @@ def run(
             classes=given_classes,
             start=pd.Timestamp(start) if start else None,
             end=pd.Timestamp(end) if end else None,
+            min_rows=settings.monitoring.min_window_rows,
+            package=settings.serving.model_package_arn or None,
         )
         alarms = {}
         if cloudwatch is not None and settings.embedded:

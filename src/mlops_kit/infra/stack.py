@@ -160,6 +160,7 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
             instance_type=settings.monitoring.instance_type,
             schedule=settings.monitoring.schedule,
             drift_threshold=settings.monitoring.drift_threshold,
+            min_window_rows=settings.monitoring.min_window_rows,
             task=str(case.task),
             classes=tuple(case.classes),
             retrain_on_drift=settings.monitoring.retrain_on_drift,

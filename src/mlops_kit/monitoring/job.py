@@ -9,7 +9,8 @@ the schedule can set them either way. Runs in the project's runtime image (`mlop
 
 `--task` (`TASK`: binary, the default, multiclass or regression) says how model quality reads the answers
 and the ground truth; `--classes` (`CLASSES`, comma-separated) is the model's class order, the positions of
-its probability vectors.
+its probability vectors. `--min-window-rows` (`MIN_WINDOW_ROWS`, the settings' `monitoring.min_window_rows`)
+is the fewest rows a window, or a day of it, needs to be scored.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ BASELINE = "/opt/ml/processing/baseline"
 CAPTURE = "/opt/ml/processing/input/capture"
 OUTPUT = "/opt/ml/processing/output"
 JOB_CONFIG = "/opt/ml/config/processingjobconfig.json"
+MIN_WINDOW_ROWS = 100  # the default of mlops_kit.settings.Monitoring.min_window_rows
 
 
 def _env(*names: str, default: str = "") -> str:
@@ -59,6 +61,12 @@ def parser() -> argparse.ArgumentParser:
         "--classes",
         default=_env("CLASSES") or None,
         help="the model's classes in the order of its probability vectors, comma-separated",
+    )
+    p.add_argument(
+        "--min-window-rows",
+        type=int,
+        default=_env("MIN_WINDOW_ROWS") or MIN_WINDOW_ROWS,
+        help="fewer captured rows than this: insufficient data, not scored",
     )
     p.add_argument("--start", default=_env("WINDOW_START", "start_time") or None)
     p.add_argument("--end", default=_env("WINDOW_END", "end_time") or None)
@@ -111,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             classes=classes(args.classes),
             start=pd.Timestamp(args.start) if args.start else None,
             end=pd.Timestamp(args.end) if args.end else None,
+            min_rows=args.min_window_rows,
         )
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -125,6 +134,11 @@ def describe(summary: dict) -> str:
         return (
             f"no data: the window had no captured requests ({summary['lines']} lines in {summary['files']} files, "
             f"{summary['malformed']['count']} malformed)"
+        )
+    if summary["status"] == "insufficient_data":
+        return (
+            f"insufficient data: {summary['items']} items, fewer than the {summary['min_rows']} a window needs "
+            "to be scored; no drift score, no violations"
         )
     score = summary["drift_score"]
     text = (

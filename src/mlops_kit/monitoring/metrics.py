@@ -161,7 +161,9 @@ def _evaluate(cloudwatch: Any, alarm: dict[str, Any], now: dt.datetime) -> str:
     period = int(alarm["Period"])
     periods = int(alarm["EvaluationPeriods"])
     statistic = alarm.get("Statistic", "Maximum")
-    end = now
+    # Whole seconds, this one included: GetMetricStatistics drops the fraction of its end time, so a
+    # datapoint put earlier in this very second (a monitoring run just before) would fall outside.
+    end = now.replace(microsecond=0) + dt.timedelta(seconds=1)
     start = end - dt.timedelta(seconds=period * periods)
     points = cloudwatch.get_metric_statistics(
         Namespace=alarm["Namespace"],

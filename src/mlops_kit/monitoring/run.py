@@ -3,7 +3,12 @@
 `evaluate` is pure: statistics, violations, drift and model quality of a window. `run` carries it out:
 reads the baseline and the capture, writes Model Monitor's files and the kit's `run.json`, emits
 CloudWatch metrics, and starts retraining when drift passes the threshold and retraining is on. An empty
-window is the result "no data", written and reported like any other, not a failure.
+window is the result "no data", written and reported like any other, not a failure. A window of fewer rows
+than `min_rows` (the settings' `monitoring.min_window_rows`) is "insufficient data": profiled, but not
+scored, so a handful of requests never yields a drift score, a violation, an alarm or a retraining.
+
+Drift is also scored per day of the window (UTC days of the requests' `inferenceTime`, the capture's event
+time), each day on its own rows and under the same minimum, so the report shows when drift began.
 
 Model quality is measured for the run's task ("binary", "multiclass" or "regression"). When the answers
 or labels do not fit the task, the run still writes its files, with the reason in `run.json`, then fails
@@ -28,6 +33,7 @@ from mlops_kit.monitoring import metrics as cw
 
 OK = "ok"
 NO_DATA = "no_data"
+INSUFFICIENT = "insufficient_data"
 RUN_FORMAT = 1
 # The metrics run.json shows for each task; the full set is in model_quality.json.
 HEADLINE = {
@@ -66,30 +72,38 @@ def evaluate(
     classes: Sequence[Any] | None = None,
     now: dt.datetime | None = None,
     run_id: str | None = None,
+    min_rows: int = 1,
 ) -> Outcome:
     """Profile the window, check it against the baseline, and summarize; no side effects. `task` says
     how labels and answers are read for model quality; `classes` is the model's class order (the
-    positions of its probability vectors)."""
+    positions of its probability vectors); a window (or a day of it) with fewer than `min_rows` rows is
+    not scored."""
     if task not in quality.TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join(quality.TASKS)}")
     now = now or dt.datetime.now(dt.UTC)
     limit = threshold if threshold is not None else _psi_threshold(constraints)
+    if min_rows < 1:
+        raise ValueError(f"min_rows must be at least 1, got {min_rows}")
     frame = _with_prediction(window, baseline_statistics, task, classes)
     statistics = stats.profile(frame, baseline_statistics)
     label = stats.label_feature(baseline_statistics)
-    # Labels arrive late and for some requests only, so the window's requests never miss the label
-    # column: its checks (drift, domain, type) run apart, over the requests whose label has arrived.
-    violations = checks.check(
-        baseline_statistics, _constraints(constraints, lambda name: name != label), statistics
-    )
-    if label and labels:
-        labelled = _label_frame(window, labels, label, task)
-        if len(labelled):
-            measured = stats.profile(labelled, baseline_statistics)
-            statistics["features"].extend(measured["features"])
-            only_label = _constraints(constraints, lambda name: name == label)
-            violations.extend(checks.check(baseline_statistics, only_label, measured))
-    status = NO_DATA if window.empty else OK
+    status = NO_DATA if window.empty else (INSUFFICIENT if len(frame) < min_rows else OK)
+    violations: list[dict[str, str]] = []
+    if status == INSUFFICIENT:
+        _without_drift(statistics)  # too few rows to compare: no score, no check, no alarm
+    else:
+        # Labels arrive late and for some requests only, so the window's requests never miss the label
+        # column: its checks (drift, domain, type) run apart, over the requests whose label has arrived.
+        violations = checks.check(
+            baseline_statistics, _constraints(constraints, lambda name: name != label), statistics
+        )
+        if label and labels:
+            labelled = _label_frame(window, labels, label, task)
+            if len(labelled):
+                measured = stats.profile(labelled, baseline_statistics)
+                statistics["features"].extend(measured["features"])
+                only_label = _constraints(constraints, lambda name: name == label)
+                violations.extend(checks.check(baseline_statistics, only_label, measured))
     score = checks.drift_score(statistics)
     prediction = stats.prediction_feature(baseline_statistics)
     per_feature = checks.drift_scores(statistics)
@@ -113,6 +127,8 @@ def evaluate(
         "files": window.files,
         "malformed": {"count": window.malformed, "examples": window.problems},
         "window": _time_span(window.inference_times),
+        "min_rows": min_rows,
+        "by_day": by_day(frame, window.inference_times, baseline_statistics, limit, min_rows),
         "threshold": limit,
         "drift_score": score,
         "drifted": bool(score is not None and score > limit),
@@ -145,8 +161,11 @@ def run(
     start: pd.Timestamp | None = None,
     end: pd.Timestamp | None = None,
     now: dt.datetime | None = None,
+    min_rows: int = 1,
+    package: str | None = None,
 ) -> Outcome:
-    """Monitor one window end to end; see the module docstring."""
+    """Monitor one window end to end; see the module docstring. `package` names the model package the
+    endpoint serves, for the report's links."""
     now = now or dt.datetime.now(dt.UTC)
     baseline_statistics, constraints = files.read_baseline(Path(baseline))
     window = capture.read(source, stats.input_features(baseline_statistics), s3=s3, start=start, end=end)
@@ -161,8 +180,17 @@ def run(
         task=task,
         classes=classes,
         now=now,
+        min_rows=min_rows,
     )
     summary = outcome.summary
+    summary["retrain_on_drift"] = bool(retrain_on_drift)
+    summary["locations"] = {
+        "baseline": _location(baseline),
+        "capture": _location(source),
+        "output": _location(out),
+        **({"ground_truth": _location(ground_truth)} if ground_truth else {}),
+        **({"package": package} if package else {}),
+    }
     summary["window"].update(
         {k: _iso(v) for k, v in (("requested_start", start), ("requested_end", end)) if v is not None}
     )
@@ -220,7 +248,42 @@ def write(out: Path, outcome: Outcome) -> None:
     files.write_json(out / files.RUN, outcome.summary)  # last: its presence marks a complete run
 
 
+def by_day(
+    frame: pd.DataFrame,
+    times: pd.Series,
+    baseline_statistics: dict[str, Any],
+    threshold: float,
+    min_rows: int,
+) -> list[dict[str, Any]]:
+    """The drift score of each UTC day of the window, on that day's rows alone, oldest first; a day
+    with fewer than `min_rows` rows is listed with its count and no score."""
+    if frame.empty:
+        return []
+    days = pd.to_datetime(pd.Series(times.to_numpy(), index=frame.index), utc=True).dt.floor("D")
+    out = []
+    for day, rows in frame.groupby(days, sort=True):
+        entry: dict[str, Any] = {"day": day.strftime("%Y-%m-%d"), "items": len(rows)}
+        if len(rows) < min_rows:
+            entry.update(status=INSUFFICIENT, drift_score=None, drifted=False)
+        else:
+            score = checks.drift_score(stats.profile(rows, baseline_statistics))
+            entry.update(status=OK, drift_score=score, drifted=bool(score is not None and score > threshold))
+        out.append(entry)
+    return out
+
+
 # --- helpers ----------------------------------------------------------------------------------------
+
+
+def _without_drift(statistics: dict[str, Any]) -> None:
+    for feature in statistics["features"]:
+        (feature.get(stats.KIT) or {}).pop("drift", None)
+
+
+def _location(where: str | Path) -> str:
+    """An s3:// URI as given; a local path made absolute, so a report's link leads to it."""
+    text = str(where)
+    return text if text.startswith("s3://") else str(Path(text).resolve())
 
 
 def _psi_threshold(constraints: dict[str, Any]) -> float:

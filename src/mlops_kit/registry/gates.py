@@ -94,6 +94,7 @@ class Decision:
     champion: str | None
     checks: tuple[Check, ...]
     basis: str  # how the champion was compared: on the same rows, from recorded metrics, or no champion
+    same_data: SameData | None = None  # every metric of both models on the same rows, when re-scored
 
     @property
     def approved(self) -> bool:
@@ -129,6 +130,14 @@ class Decision:
                 }
                 for c in self.checks
             ],
+            "same_data": None
+            if self.same_data is None
+            else {
+                "rows": self.same_data.rows,
+                "source": self.same_data.source,
+                "candidate": {k: _jsonable(v) for k, v in self.same_data.candidate.items()},
+                "champion": {k: _jsonable(v) for k, v in self.same_data.champion.items()},
+            },
         }
 
 
@@ -179,6 +188,7 @@ def decide(
         champion=champion.arn if champion else None,
         checks=tuple(checks),
         basis=basis,
+        same_data=same_data if champion is not None else None,
     )
 
 

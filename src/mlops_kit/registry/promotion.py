@@ -27,7 +27,8 @@ In order, each step only after the one before succeeded:
   5. the package: Approved, `mlops:stage` in its metadata (the full dict: AWS merges, moto replaces);
      by copy, the baseline published where the stage's monitor reads it
   6. the audit record `promotions/<stage>/<sequence>.json`: who, when, from which stage, every check
-  7. each target's `environments/Pulumi.<env>.yaml` (one line), and the local endpoint for embedded ones
+  7. each target's `environments/Pulumi.<env>.yaml` (one line; an embedded target's local state instead,
+     `settings_edit.write_promoted`), and the local endpoint for embedded ones
 
 `rollback` moves the pointer back to the previous package of the stage's history, with the same
 conditional write, an audit record and the same settings change.
@@ -54,7 +55,7 @@ from mlops_kit.registry import copying, gates, ledger, metadata, packages, resco
 from mlops_kit.registry.gates import Decision, Package
 from mlops_kit.registry.ledger import Head, PromotionConflict, PromotionError, Registry
 from mlops_kit.registry.packages import APPROVED
-from mlops_kit.registry.settings_edit import write_package
+from mlops_kit.registry.settings_edit import write_promoted
 from mlops_kit.settings import Settings
 
 ClientFactory = Callable[[str], Any]
@@ -146,7 +147,7 @@ def finish_interrupted(
         _approve(sagemaker, record["package"], stage, record["by"], record["at"])
         if record.get("copies"):
             copying.publish_baseline(s3, reg, record["kms_key"], record["copies"], reg.account_id)
-    files = [t.file for t in targets(settings, stage, root) if write_package(t.file, record["package"])]
+    files = [f for t in targets(settings, stage, root) if (f := write_promoted(t, record["package"]))]
     record["settings_files"] = [_relative(p, reg.settings) for p in files]
     record["completed_late"] = {"at": clock().isoformat(), "by": _os_user()}
     ledger.write_audit(s3, reg, stage, head.sequence, record)
@@ -465,8 +466,8 @@ def _finish(
     assert outcome.sequence is not None
     with _after_commit(outcome):
         for target in stage_targets:
-            if write_package(target.file, outcome.package):
-                outcome.settings_files.append(target.file)
+            if written := write_promoted(target, outcome.package):
+                outcome.settings_files.append(written)
         record = {
             **record,
             "sequence": outcome.sequence,

@@ -1,10 +1,14 @@
-"""Write an approved model package into an environment's settings file, changing that one line only.
+"""Write an approved model package where an environment reads it: its settings file, or its local state.
 
-A promotion is a reviewed change: the diff of `environments/Pulumi.<env>.yaml` is the `model_package_arn:`
-line inside `mlops:serving:`, which `pulumi preview` shows as an endpoint update. So the file is edited
-line by line (a YAML round trip would drop comments and reorder keys), the result is parsed again before
-it replaces the original (written to a temporary file, then renamed), and anything unexpected is an error
-naming the file.
+A promotion to a cloud environment is a reviewed change: the diff of `environments/Pulumi.<env>.yaml` is
+the `model_package_arn:` line inside `mlops:serving:`, which `pulumi preview` shows as an endpoint update.
+So the file is edited line by line (a YAML round trip would drop comments and reorder keys), the result is
+parsed again before it replaces the original (written to a temporary file, then renamed), and anything
+unexpected is an error naming the file.
+
+An embedded environment's package exists only in the emulator, so it is no change to review or commit:
+`write_promoted` keeps it in the project's state (`settings.overlay_file`, read back by `settings.load`)
+and leaves the tracked file as it is. Which of the two an environment gets is its runtime kind's choice.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from pathlib import Path
 
 import yaml
 
-from mlops_kit.settings import SettingsError
+from mlops_kit import settings as settings_mod
+from mlops_kit.settings import Settings, SettingsError
 
 BLOCK = "mlops:serving"
 KEY = "model_package_arn"
@@ -74,6 +79,25 @@ def rewrite_text(text: str, package_arn: str, where: Path | str = "settings") ->
     return "".join(lines)
 
 
+def write_promoted(target: Settings, package_arn: str) -> Path | None:
+    """Set the package `target` serves: in its local overlay when embedded, else in its settings file.
+    Returns the file written, or None when it already named the package."""
+    if not target.embedded:
+        return target.file if write_package(target.file, package_arn) else None
+    overlay = settings_mod.overlay_file(target.env, target.file.parent.parent)
+    if overlay.is_file() and settings_mod.read_overlay(overlay) == package_arn:
+        return None
+    block, key = settings_mod.OVERLAY_KEY
+    text = (
+        f"# {target.env}'s promoted package: local state written by `mlops promote` / `mlops rollback`,\n"
+        f"# read over {settings_mod.ENVIRONMENTS_DIR}/{target.file.name} by mlops_kit.settings.load.\n"
+        f'config:\n  {block}:\n    {key}: ""\n'
+    )
+    overlay.parent.mkdir(parents=True, exist_ok=True)
+    _replace(overlay, rewrite_text(text, package_arn, overlay), mode=0o600)
+    return overlay
+
+
 def write_package(path: Path, package_arn: str) -> bool:
     """Set the package in `path` (atomic). False when the file already names it, and nothing is written."""
     with path.open(newline="") as handle:  # keep the file's own line endings
@@ -87,13 +111,18 @@ def write_package(path: Path, package_arn: str) -> bool:
         raise SettingsError(path, f"{BLOCK}.{KEY}", f"the rewritten file would not parse: {exc}") from None
     if written != package_arn:
         raise SettingsError(path, f"{BLOCK}.{KEY}", f"the rewritten file reads {written!r}, not the package")
+    _replace(path, updated, mode=path.stat().st_mode & 0o777)
+    return True
+
+
+def _replace(path: Path, text: str, mode: int) -> None:
+    """`path` holds `text`, or is untouched: written beside it, then renamed over it."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(updated)
-        os.chmod(tmp, path.stat().st_mode & 0o777)
+            handle.write(text)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return True

@@ -109,3 +109,38 @@ def test_the_endpoint_served_the_new_model_and_nothing_is_left_running(demo, mon
         probe.bind(("127.0.0.1", port))  # nobody listens on the emulator's port any more
     html = (folder / "demo-report.html").read_text()
     assert "Timeline" in html and "challenger" in html and "<svg" in html
+
+
+def test_the_html_report_compares_on_the_same_rows_lists_the_gates_and_links(demo) -> None:
+    from tests import report_html
+
+    report, folder, _ = demo
+    page = report_html.read(folder / "demo-report.html")
+    comparison = next(t for t in page.tables if "comparison" in t.attrs.get("class", ""))
+    rows = comparison.as_dicts()
+    assert [r["metric"].replace(" ★ deciding", "") for r in rows] == report["metric_names"]
+    deciding = [r for r, c in zip(rows, comparison.row_classes[1:], strict=True) if c == "deciding"]
+    assert [r["metric"] for r in deciding] == [f"{report['deciding_metric']} ★ deciding"]
+    same = report["promotions"][3]["same_rows"]  # the challenger into staging, against the champion
+    first = rows[0]
+    assert float(first["champion"]) == pytest.approx(same["champion"][report["metric_names"][0]], abs=1e-4)
+    assert float(first["challenger"]) == pytest.approx(same["candidate"][report["metric_names"][0]], abs=1e-4)
+    gates = [t for t in page.tables if "gates" in t.attrs.get("class", "")]
+    assert len(gates) == len(report["promotions"])
+    assert all(len(t.rows) - 1 == len(p["checks"]) for t, p in zip(gates, report["promotions"], strict=True))
+    local = [Path(href.removeprefix("file://")) for href, _ in page.links if href.startswith("file://")]
+    assert any(p.name == report["models"][1]["pipeline_run"] and p.is_dir() for p in local)
+    assert (folder / "demo-report-monitoring" / "run" / "report.html").is_file()
+    assert (folder / "demo-report-monitoring" / "run" / "report.html").as_uri() in [h for h, _ in page.links]
+    assert "Drift score per day of event time" in page.headings
+    # the demo promoted in a scratch copy: the project's local state holds no package of its emulator
+    assert not (folder / "state" / "settings").exists()
+
+
+def test_chromium_renders_the_demo_report(demo, tmp_path: Path) -> None:
+    from tests import report_html
+
+    _, folder, _ = demo
+    png = report_html.screenshot(folder / "demo-report.html", tmp_path / "demo.png", tmp_path / "profile")
+    inked, rightmost = report_html.ink(png)
+    assert inked > 0.03 and rightmost > 0.8

@@ -419,6 +419,7 @@ def monitoring_args(**changes) -> MonitoringArgs:
         instance_type="ml.m5.large",
         schedule="rate(1 hour)",
         drift_threshold=0.3,
+        min_window_rows=250,
         task="multiclass",
         classes=("bronze", "silver", "gold"),
         retrain_on_drift=True,
@@ -464,6 +465,8 @@ def test_monitoring_closes_the_loop_from_drift_to_retraining():
         "ImageUri": IMAGE,
         "ContainerEntrypoint": ["python3", "-m", "mlops_kit.monitoring.job"],
     }
+    # the settings' minimum window reaches the job: a smaller window is reported, not scored
+    assert step["Arguments"]["Environment"]["MIN_WINDOW_ROWS"] == "250"
     rule = plan.one("aws:cloudwatch/eventRule:EventRule", "mo-retrain-on-drift").inputs
     pattern = json.loads(rule["eventPattern"])
     assert pattern["detail"] == {"state": {"value": ["ALARM"]}}

@@ -25,6 +25,7 @@ def _request(**changes) -> dict:
         drift_threshold=0.3,
         task="multiclass",
         classes=("bronze", "silver", "gold"),
+        min_window_rows=250,
     )
     definition = json.loads(plan.pipeline_definition(**{**options, **changes}))
     [step] = definition["Steps"]
@@ -38,6 +39,14 @@ def test_the_job_reads_the_environment_the_request_sets(monkeypatch: pytest.Monk
     args = job.parser().parse_args([])
     assert args.endpoint == "p-e-endpoint" and args.drift_threshold == 0.3
     assert args.task == "multiclass" and job.classes(args.classes) == ["bronze", "silver", "gold"]
+    assert args.min_window_rows == 250
+
+
+def test_the_job_and_the_settings_agree_on_the_minimum_window() -> None:
+    from mlops_kit.settings import Monitoring
+
+    assert Monitoring.__dataclass_fields__["min_window_rows"].default == job.MIN_WINDOW_ROWS
+    assert job.parser().parse_args([]).min_window_rows == job.MIN_WINDOW_ROWS
 
 
 def test_every_variable_the_request_sets_is_one_the_job_reads() -> None:

@@ -72,6 +72,28 @@ def test_the_job_reports_an_empty_window_and_exits_zero(tmp_path, baseline_dir, 
     assert capsys.readouterr().out.startswith("no data")
 
 
+def test_the_job_reports_a_small_window_as_insufficient_and_exits_zero(
+    tmp_path, baseline_dir, capture_writer, capsys, monkeypatch
+):
+    source = capture_writer("capture", transactions(30, seed=61, drifted=True))
+    argv = [
+        "--baseline",
+        str(baseline_dir),
+        "--capture",
+        str(source),
+        "--endpoint",
+        "ep",
+        "--no-emit-metrics",
+    ]
+    monkeypatch.setenv("MIN_WINDOW_ROWS", "31")
+    assert job.main([*argv, "--output", str(tmp_path / "o")]) == 0
+    assert capsys.readouterr().out.startswith("insufficient data: 30 items, fewer than the 31")
+    assert files.read_json(tmp_path / "o" / "run.json")["drift_score"] is None
+    assert job.main([*argv, "--output", str(tmp_path / "p"), "--min-window-rows", "30"]) == 0
+    assert "drift score" in capsys.readouterr().out
+    assert files.read_json(tmp_path / "p" / "run.json")["drifted"] is True
+
+
 def test_the_job_fails_clearly_on_a_bad_baseline_or_no_endpoint(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("ENDPOINT_NAME", raising=False)
     monkeypatch.delenv("endpoint_name", raising=False)
@@ -96,18 +118,19 @@ def test_binary_metrics_and_auc_match_hand_counts():
 
 def test_the_report_is_self_contained_and_shows_drift_over_time(tmp_path, baseline_dir, capture_writer):
     runs = tmp_path / "runs"
-    for hour, drifted in ((10, False), (11, True)):
-        frame = transactions(1_500, seed=40 + hour, drifted=drifted)
-        source = capture_writer(f"capture{hour}", frame)
-        monitor.run(baseline_dir, source, runs / f"2026-03-01T{hour}", endpoint="<ep>")
-    path = report.write(runs / "2026-03-01T11", tmp_path / "report.html")
+    for day, drifted in ((1, False), (2, True)):  # two runs, a day apart: the second lists the first
+        frame = transactions(1_500, seed=50 + day, drifted=drifted)
+        source = capture_writer(f"capture{day}", frame, start=f"2026-03-0{day}T10:00:00Z")
+        monitor.run(baseline_dir, source, runs / f"2026-03-0{day}T10", endpoint="<ep>")
+    path = report.write(runs / "2026-03-02T10", tmp_path / "report.html")
     page = path.read_text()
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     assert not re.search(r"(src|href)\s*=\s*['\"]?https?:", page)  # nothing fetched from anywhere
     assert "<script" not in page
     assert "drift detected" in page and "&lt;ep&gt;" in page and "<ep>" not in page
-    assert page.count("<svg") >= 2 + len(FEATURES)  # PSI chart, drift over time, a histogram per feature
-    assert "Drift score over time" in page and page.count("<circle") == 2
+    assert page.count("<svg") >= 2 + len(FEATURES)  # PSI chart, drift per day, a histogram per feature
+    assert "Drift score per day of event time" in page and page.count("<circle") == 1  # its window's day
+    assert "<h2>Earlier runs</h2>" in page and page.count("2026-03-01T10:00:00Z to 2026-03-01T10:24:59Z") == 1
     for name in [*FEATURES, PREDICTION]:
         assert name in page
 

@@ -145,6 +145,28 @@ def test_scores_on_the_same_rows_override_the_recorded_metrics() -> None:
     assert decision.basis == "same data" and "same 400 rows" in gain.note
 
 
+def test_the_decision_keeps_every_metric_measured_on_the_same_rows() -> None:
+    """What the demo's comparison table and the audit record show: both models, every metric."""
+    champion = pkg(stage="staging", arn="arn:pkg/1")
+    rescored = SameData(
+        candidate={"roc_auc": 0.81, "pr_auc": 0.4},
+        champion={"roc_auc": 0.86, "pr_auc": 0.3},
+        rows=400,
+        source="s3://b/t",
+    )
+    record = decide(pkg(), champion, same_data=rescored).as_dict()
+    assert record["same_data"] == {
+        "rows": 400,
+        "source": "s3://b/t",
+        "candidate": {"roc_auc": 0.81, "pr_auc": 0.4},
+        "champion": {"roc_auc": 0.86, "pr_auc": 0.3},
+    }
+    assert (
+        decide(pkg(), None, same_data=rescored).as_dict()["same_data"] is None
+    )  # no champion: nothing compared
+    assert decide(pkg(), champion).as_dict()["same_data"] is None
+
+
 def test_the_champion_itself_is_no_challenger() -> None:
     same = pkg(stage="staging")
     gain = check(decide(same, same), "gain in roc_auc over champion")

@@ -36,6 +36,7 @@ class MonitoringArgs:
     instance_type: str
     schedule: str
     drift_threshold: float
+    min_window_rows: int  # fewer captured rows: the job reports insufficient data, not a score
     task: str  # the use case's (mlops_kit.usecase): how the job measures model quality
     classes: tuple[str | int, ...]
     retrain_on_drift: bool
@@ -117,6 +118,7 @@ class Monitoring(pulumi.ComponentResource):
                 drift_threshold=args.drift_threshold,
                 task=args.task,
                 classes=args.classes,
+                min_window_rows=args.min_window_rows,
             )
         )
         pipeline = aws.sagemaker.Pipeline(

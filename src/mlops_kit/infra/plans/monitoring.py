@@ -54,6 +54,7 @@ def pipeline_definition(
     drift_threshold: float,
     task: str = "binary",
     classes: tuple[str | int, ...] = (),
+    min_window_rows: int,
 ) -> str:
     """The monitoring pipeline's definition JSON: one Processing step whose arguments are a
     CreateProcessingJob request (without the name, which SageMaker Pipelines generates), running the
@@ -103,6 +104,7 @@ def pipeline_definition(
         "Environment": {
             "ENDPOINT_NAME": endpoint,
             "DRIFT_THRESHOLD": repr(float(drift_threshold)),
+            "MIN_WINDOW_ROWS": str(int(min_window_rows)),
             "TASK": task,
             **({"CLASSES": ",".join(map(str, classes))} if classes else {}),
         },
