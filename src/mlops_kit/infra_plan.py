@@ -57,6 +57,7 @@ class Plan:
     env: str
     resources: tuple[PlannedResource, ...]
     outputs: dict[str, Any] = field(default_factory=dict)
+    account_id: str = PLACEHOLDER_ACCOUNT  # the account the mocks answered for
 
     def of_type(self, type_token: str) -> list[PlannedResource]:
         return [r for r in self.resources if r.type == type_token]
@@ -276,7 +277,7 @@ def _run(program, stack, project, config, account_id, region) -> Plan:
         outputs.update(resolved or {})
 
     _sync_await(run_pulumi_func(main))
-    return Plan(stack, tuple(recorder.resources), _plain(outputs))
+    return Plan(stack, tuple(recorder.resources), _plain(outputs), account_id)
 
 
 def stack_config(path: Path) -> dict[str, str]:

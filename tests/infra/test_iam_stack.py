@@ -41,7 +41,7 @@ def roles(plan: infra_plan.Plan) -> dict[str, StackRole]:
         name = role.inputs["name"]
         out[name] = StackRole(
             name=name,
-            arn=f"arn:aws:iam::{infra_plan.PLACEHOLDER_ACCOUNT}:role/{name}",
+            arn=f"arn:aws:iam::{plan.account_id}:role/{name}",
             trust=json.loads(role.inputs["assumeRolePolicy"]),
             documents=tuple(json.loads(p.inputs["policy"]) for p in policies),
         )
@@ -67,7 +67,7 @@ def test_the_deploy_role_can_put_the_scaling_policy_the_stack_declares(serving_r
     plan = planned(env, serving_root)
     (policy,) = plan.of_type("aws:appautoscaling/policy:Policy")
     assert policy.inputs["policyType"] == "TargetTrackingScaling"
-    prefix = f"arn:aws:cloudwatch:us-east-1:{infra_plan.PLACEHOLDER_ACCOUNT}:alarm:TargetTracking-"
+    prefix = f"arn:aws:cloudwatch:us-east-1:{plan.account_id}:alarm:TargetTracking-"
     deploy = roles(plan)[f"{PROJECT}-{env}-deploy"]
     for kind in ("AlarmHigh", "AlarmLow"):
         alarm = f"{prefix}{policy.inputs['resourceId']}-{kind}-0f1e2d3c-0000-4000-8000-000000000000"
@@ -153,7 +153,7 @@ def test_the_check_catches_a_deploy_role_that_may_change_itself():
     wide = {
         "Effect": "Allow",
         "Action": ["iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy"],
-        "Resource": [f"arn:aws:iam::123456789012:role/{PROJECT}-dev-*"],
+        "Resource": [deploy.arn.replace(f"{PROJECT}-dev-deploy", f"{PROJECT}-dev-*")],
     }
     without_deny = tuple(
         {**d, "Statement": [s for s in d["Statement"] if s["Effect"] == "Allow"] + [wide]}
@@ -468,7 +468,7 @@ def test_the_listed_actions_catch_a_new_grant(serving_root):
 def test_the_endpoint_and_the_monitor_run_with_their_own_roles(serving_root, env):
     """The endpoint's model, the monitoring pipeline's job and the training pipeline each name their role."""
     plan = planned(env, serving_root)
-    arn = f"arn:aws:iam::{infra_plan.PLACEHOLDER_ACCOUNT}:role/{PROJECT}-{env}-"
+    arn = f"arn:aws:iam::{plan.account_id}:role/{PROJECT}-{env}-"
     (model,) = plan.of_type("aws:sagemaker/model:Model")
     assert model.inputs["executionRoleArn"] == arn + "serving"
     pipelines = {p.name: p.inputs for p in plan.of_type("aws:sagemaker/pipeline:Pipeline")}
@@ -506,8 +506,22 @@ def test_the_endpoint_role_reads_what_the_training_pipeline_writes(serving_root,
 
 
 def foreign_arns(other: str) -> list[str]:
-    """A sample of another environment's resources, the kinds any role here names."""
-    p, account = f"{PROJECT}-{other}", infra_plan.PLACEHOLDER_ACCOUNT
+    """A sample of another environment's resources, the kinds any role here names, in its account and in
+    the placeholder one (environments that name no account share the stack's)."""
+    return [
+        arn
+        for account in {_account(other), infra_plan.PLACEHOLDER_ACCOUNT}
+        for arn in _foreign(other, account)
+    ]
+
+
+def _account(env: str) -> str:
+    root = ROOT if (ROOT / "environments" / f"Pulumi.{env}.yaml").is_file() else None
+    return (settings_mod.load(env, root).account_id if root else "") or infra_plan.PLACEHOLDER_ACCOUNT
+
+
+def _foreign(other: str, account: str) -> list[str]:
+    p = f"{PROJECT}-{other}"
     sm, region = f"arn:aws:sagemaker:us-east-1:{account}:", f"us-east-1:{account}"
     out = [
         f"arn:aws:s3:::{p}-{b}-{account}" for b in ("raw", "features", "artifacts", "capture", "monitoring")

@@ -22,13 +22,13 @@ def test_plan_json_lists_every_resource_and_the_outputs(capsys):
     assert data["outputs"]["pipeline_name"] == "kit-fixture-staging-training"
     image = next(r for r in data["resources"] if r["type"] == "docker-build:index:Image")
     assert image["inputs"]["tags"] == [data["outputs"]["image_uri"]]
-    assert data["outputs"]["image_uri"].startswith("123456789012.dkr.ecr.us-east-1.amazonaws.com/")
+    assert data["outputs"]["image_uri"].startswith("222222222222.dkr.ecr.us-east-1.amazonaws.com/")
 
 
 def test_plan_table_names_resources_and_key_properties(capsys):
     assert main(["infra", "plan", "--env", "dev"]) == 0
     text = capsys.readouterr().out
-    assert "kit-fixture-dev-raw-123456789012" in text
+    assert "kit-fixture-dev-raw-111111111111" in text
     assert "enableKeyRotation=true" in text
     assert "aws:ecr:Repository" in text and "docker-build:index:Imag" in text
     assert "deploy_role_arn" in text

@@ -62,9 +62,8 @@ def test_every_environment_gets_the_whole_platform(env):
     assert plan.of_type("aws:sagemaker/endpoint:Endpoint") == []
     assert plan.outputs["endpoint_name"] == ""
     assert plan.outputs["pipeline_name"] == naming.pipeline(settings)
-    assert plan.outputs["buckets"]["artifacts"] == naming.bucket(
-        settings, "artifacts", infra_plan.PLACEHOLDER_ACCOUNT
-    )
+    assert plan.account_id == (settings.account_id or infra_plan.PLACEHOLDER_ACCOUNT)  # aws:allowedAccountIds
+    assert plan.outputs["buckets"]["artifacts"] == naming.bucket(settings, "artifacts", plan.account_id)
     assert plan.outputs["deploy_role_arn"].endswith(f":role/{naming.deploy_role(settings)}")
     assert plan.outputs["preview_role_arn"].endswith(f":role/{naming.preview_role(settings)}")
     assert plan.outputs["dashboard"] == naming.dashboard(settings)
@@ -135,7 +134,7 @@ def project_image(env: str, root: Path = PROJECT) -> str:
     """What the pipeline definition must name: computed here from the kit's own functions."""
     settings = settings_mod.load(env, root)
     return runtime.image_uri(
-        infra_plan.PLACEHOLDER_ACCOUNT,
+        settings.account_id or infra_plan.PLACEHOLDER_ACCOUNT,
         settings.region,
         naming.image_repository(settings),
         runtime.image_tag(root),
@@ -257,10 +256,7 @@ def test_every_role_touches_only_the_environments_own_image_repository(env):
     """The jobs and monitoring roles pull, the deploy role pushes, the preview role reads: one repository,
     this account and region; only the registry login (which IAM cannot scope) is on `*`."""
     plan, settings = planned(env), load(env)
-    own = (
-        f"arn:aws:ecr:{settings.region}:{infra_plan.PLACEHOLDER_ACCOUNT}:"
-        f"repository/{naming.image_repository(settings)}"
-    )
+    own = f"arn:aws:ecr:{settings.region}:{plan.account_id}:repository/{naming.image_repository(settings)}"
     for name in (
         "training-execution-policy",
         "monitoring-role-policy",
