@@ -140,6 +140,59 @@ class Emulator:
         """Variables that point any AWS SDK (a subprocess, a SageMaker step) at this emulator."""
         return aws_environ(self.endpoint_url, self.region)
 
+    def as_role(self, role_arn: str, session: str = "SageMaker") -> RoleSession:
+        """The emulator as `role_arn` sees it: credentials from its STS for that role, as the AWS service
+        that runs a job or an endpoint with the role gets them. Calls made with them are the role's
+        (the access ledger, `mlops_kit.iam`, checks them against the role's policies)."""
+        from mlops_kit.iam import record
+
+        with record.unrecorded():  # the service assumes the role, not the kit's code
+            answer = self.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=session)
+        c = answer["Credentials"]
+        return RoleSession(
+            self.endpoint_url,
+            self.region,
+            role_arn,
+            c["AccessKeyId"],
+            c["SecretAccessKey"],
+            c["SessionToken"],
+        )
+
+
+@dataclass(frozen=True)
+class RoleSession:
+    """Clients and a process environment with one role's credentials, against the emulator."""
+
+    endpoint_url: str
+    region: str
+    role_arn: str
+    access_key: str
+    secret_key: str
+    token: str
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        config = Config(
+            retries={"total_max_attempts": 1, "mode": "standard"}, s3={"addressing_style": "path"}
+        )
+        return boto3.client(
+            service,
+            region_name=self.region,
+            endpoint_url=self.endpoint_url,
+            config=config,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            aws_session_token=self.token,
+            **kwargs,
+        )
+
+    def environ(self) -> dict[str, str]:
+        return {
+            **aws_environ(self.endpoint_url, self.region),
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_SESSION_TOKEN": self.token,
+        }
+
 
 def client(service: str, *, endpoint_url: str | None, region: str, **kwargs: Any) -> Any:
     """A boto3 client; against an emulator, with test credentials and no retries."""
@@ -152,7 +205,10 @@ def client(service: str, *, endpoint_url: str | None, region: str, **kwargs: Any
 
 
 def aws_environ(endpoint_url: str, region: str) -> dict[str, str]:
+    from mlops_kit.iam import record
+
     return {
+        **record.active(),  # a recorded run records its child processes' calls too
         "AWS_ENDPOINT_URL": endpoint_url,
         "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
         "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],

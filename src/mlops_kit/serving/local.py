@@ -185,8 +185,11 @@ def deploy(
     capture_to = f"s3://{naming.bucket(settings, 'capture', account)}/datacapture"
     version = arn.rsplit("/", 1)[-1]
     folder = state_dir() / name / version.replace(":", "-")
+    # SageMaker downloads the model, runs the container and delivers its captured requests with the
+    # model's role: the endpoint's own, never the caller's
+    role = emulator.as_role(f"arn:aws:iam::{account}:role/{naming.serving_role(settings)}")
     # The folder stands for the container's "/": the model is unpacked where SageMaker puts it.
-    model_dir = download_model(emulator.client("s3"), model_url, folder / "opt" / "ml")
+    model_dir = download_model(role.client("s3"), model_url, folder / "opt" / "ml")
     stop(settings)  # the port is the environment's: the old endpoint goes before the new one starts
     ready = folder / "opt" / "ml" / "ready.json"
     ready.unlink(missing_ok=True)
@@ -209,7 +212,7 @@ def deploy(
         arguments=["serve"],  # SageMaker runs a hosting image with the argument `serve`
         root=folder,
         environment=environment,
-        aws_environment=emulator.environ(),
+        aws_environment=role.environ(),
     )
     launcher = launch.launcher_for(project_root(settings.file.parent))
     if isinstance(launcher, launch.DockerLauncher):
