@@ -25,10 +25,15 @@ def register(root: typer.Typer) -> None:
 
 
 def _client_factory(config: Any) -> Any:
-    """Clients acting in the environment's account: the running emulator's when embedded, else AWS's."""
-    from mlops_kit import clients
+    """Clients acting in the environment's account: the running emulator's when embedded (its platform
+    made there first, as `pulumi up` makes it in AWS: a stage in an account of its own starts empty),
+    else AWS's."""
+    from mlops_kit import clients, local_platform
 
-    return clients.clients_for(config)
+    acting = clients.clients_for(config)
+    if config.embedded:
+        local_platform.ensure(config, acting)
+    return acting
 
 
 def _redeployer() -> Any:

@@ -147,8 +147,15 @@ def deploy(
         raise emu.EmulatorError(
             "no emulator running: the registry lives there; run `mlops emulator start` first"
         )
+    from mlops_kit import clients
+
+    # in the environment's own (emulated) account: its registry, its model, its capture bucket
     endpoint = local.deploy(
-        config, current, package or None, port=None if port < 0 else port, workers=workers
+        config,
+        clients.clients_for(config, current),
+        package or None,
+        port=None if port < 0 else port,
+        workers=workers,
     )
     out.print(f"endpoint {endpoint.name} serving {endpoint.package_arn}", highlight=False)
     out.print(f"url {endpoint.url}  capture {endpoint.capture_to}  log {endpoint.log}", highlight=False)

@@ -323,3 +323,15 @@ def test_the_ledger_of_a_stage_lives_in_its_own_account(world: World, staging: W
         PromotionError, match=r"credentials are for account 111111111111, but .*Pulumi.staging"
     ):
         ledger.registry(staging.settings, world.client)
+
+
+def test_a_stage_fed_by_promotion_rolls_back_to_its_previous_copy(world: World, staging: World) -> None:
+    in_dev(world)
+    first = promote_into(staging).package
+    in_dev(world)
+    second = promote_into(staging).package
+    assert settings.load("staging").serving.model_package_arn == second != first
+    outcome = promotion.rollback(staging.settings, staging.client, approved_by="oncall", clock=CLOCK)
+    assert (outcome.package, outcome.previous) == (first, second)
+    assert settings.load("staging").serving.model_package_arn == first  # a copy in staging's own account
+    assert staging.head("staging")["package"] == first and world.head("staging") is None
