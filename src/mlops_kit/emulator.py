@@ -318,6 +318,39 @@ def _with_ping(app: Any) -> Any:
     return wsgi
 
 
+def share_registries_across_accounts() -> None:
+    """Let moto serve a model package, or a group's packages, named by an ARN of another account.
+
+    AWS answers DescribeModelPackage and ListModelPackages for another account's ARN when the group's
+    resource policy grants it (whether it does is the access ledger's question); moto looks only in the
+    caller's own account and answers "not found". With this, a stage's promotion reads its source stage's
+    registry across accounts here as it does in AWS. Idempotent; patches moto in this process.
+    """
+    from moto.sagemaker import models
+
+    backend = models.SageMakerModelBackend
+    if getattr(backend, "_mlops_cross_account", False):
+        return
+
+    def owner(self: Any, name: str | None) -> Any:
+        parts = name.split(":") if name and name.startswith("arn:") else []
+        if len(parts) >= 6 and parts[4] != self.account_id:
+            return models.sagemaker_backends[parts[4]][parts[3]]
+        return self
+
+    describe, listing = backend.describe_model_package, backend.list_model_packages
+
+    def describe_any(self: Any, model_package_name: str) -> Any:
+        return describe(owner(self, model_package_name), model_package_name)
+
+    def list_any(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return listing(owner(self, kwargs.get("model_package_group_name")), *args, **kwargs)
+
+    backend.describe_model_package = describe_any
+    backend.list_model_packages = list_any
+    backend._mlops_cross_account = True
+
+
 def _serve(port: int, ready_file: Path) -> None:
     """The child process: run moto's server until SIGTERM, after writing the bound port.
 
@@ -332,6 +365,7 @@ def _serve(port: int, ready_file: Path) -> None:
     )
     from werkzeug.serving import make_server
 
+    share_registries_across_accounts()
     app = _with_ping(DomainDispatcherApplication(create_backend_app))
     try:
         server = make_server(HOST, port, app, threaded=True, request_handler=MotoRequestHandler)
