@@ -34,13 +34,17 @@ def with_account(env: str, account: str) -> str:
     return yaml.safe_dump(document)
 
 
+RAW: dict[tuple[Path, str], infra_plan.Plan] = {}  # the plans behind each layout's policies
+
+
 def stacks(tmp: Path, accounts: dict[str, str]) -> dict[str, generated.StackPolicies]:
     root = make_root(tmp, {env: with_account(env, account) for env, account in accounts.items()})
     out = {}
     for env in STAGES:
         settings = settings_mod.load(env, root)
         assert stages.account_id(settings) == accounts[env]
-        out[env] = generated.from_plan(infra_plan.plan(env, root), accounts[env], settings.region)
+        RAW[(tmp, env)] = infra_plan.plan(env, root)
+        out[env] = generated.from_plan(RAW[(tmp, env)], accounts[env], settings.region)
     return out
 
 
@@ -310,3 +314,16 @@ def test_the_ledger_names_the_missing_grant_of_a_copy():
     assert len(report.denied) == 4 and len(denied) == 1
     assert all("s3:CopyObject" in d and "needs kms:Decrypt" in d for d in denied)
     assert all(f"missing resource policy key policy of {dev_key.name.split(' of ')[1]}" in d for d in denied)
+
+
+def test_every_stack_with_its_grants_passes_the_policy_pack(layout):
+    from mlops_kit.infra.policy import validators
+
+    _, _, tmp = layout
+    for env in STAGES:
+        plan = RAW[(tmp, env)]
+        names = {r.urn: r.name for r in plan.resources}
+        resources = [
+            validators.StackResource(r.type, r.name, r.inputs, names.get(r.parent, "")) for r in plan.custom
+        ]
+        assert validators.violations(resources) == [], env
