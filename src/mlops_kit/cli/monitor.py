@@ -191,17 +191,16 @@ def tick(
     except ValueError:
         raise typer.BadParameter(f"{at!r} is not an ISO 8601 time", param_hint="--at") from None
     settings = settings_mod.load(env)
+    scheduler.require_embedded(settings)  # before any emulator starts
     with emulator_mod.session(settings.region) as emu:
-        try:
-            fired = scheduler.tick(settings, emu, when, progress=lambda line: out.print(line, highlight=False))
-        except scheduler.ScheduleError as exc:
-            out.print(f"error: {exc}", highlight=False)
-            raise typer.Exit(1) from None
+        fired = scheduler.tick(settings, emu, when, progress=lambda line: out.print(line, highlight=False))
     out.print(describe(fired.summary))
     out.print(f"reports: {fired.reports}", highlight=False)
     out.print(f"alarm {fired.alarm}: {fired.previous_state} -> {fired.alarm_state}")
     for started in fired.started:
-        out.print(f"rule {started.rule} started {started.pipeline_arn}: run {started.execution}", highlight=False)
+        out.print(
+            f"rule {started.rule} started {started.pipeline_arn}: run {started.execution}", highlight=False
+        )
 
 
 def _print_run(summary: dict, out_dir: Path, alarms: dict[str, str]) -> None:

@@ -142,11 +142,7 @@ def tick(
     from mlops_kit.monitoring import metrics
     from mlops_kit.pipeline import PipelineContext
 
-    if not settings.embedded:
-        raise ScheduleError(
-            f"{settings.env} runs in AWS, where EventBridge Scheduler fires its monitoring schedule; "
-            "the local scheduler runs embedded environments only"
-        )
+    require_embedded(settings)
     client = emulator.client
     platform = local_platform.ensure(settings, client)
     monitoring = local_platform.ensure_monitoring(
@@ -227,6 +223,14 @@ def tick(
             client("events"), event, start or _executor_starter(settings, emulator), progress
         )
     return result
+
+
+def require_embedded(settings: Settings) -> None:
+    if not settings.embedded:
+        raise ScheduleError(
+            f"{settings.file}: {settings.env} runs in AWS, where EventBridge Scheduler fires its monitoring "
+            "schedule; the local scheduler runs embedded environments only"
+        )
 
 
 def deliver(
