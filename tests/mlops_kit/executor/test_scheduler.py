@@ -243,3 +243,21 @@ def test_event_patterns_match_as_eventbridge_does(event: dict, expected: bool) -
 def test_a_pattern_it_cannot_match_is_refused() -> None:
     with pytest.raises(ValueError, match="'source'"):
         scheduler.matches({"source": [{"prefix": "aws."}]}, {"source": "aws.cloudwatch"})
+
+
+def test_the_rules_training_target_runs_through_the_executor(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlops_kit.executor import runner
+
+    ran: list[tuple] = []
+
+    class Record:
+        execution_id = "run-1"
+
+    monkeypatch.setattr(runner, "run_pipeline", lambda s, e, p: ran.append((s.env, e, p)) or Record())
+    start = scheduler._executor_starter(ENV, "emulator")
+    training = f"arn:aws:sagemaker:us-east-1:123456789012:pipeline/{naming.pipeline(ENV)}"
+    assert start(training, {}) == "run-1" and ran == [("local", "emulator", None)]
+    assert start(training, {"InputData": "s3://b/new/"}) == "run-1"
+    assert ran[-1][2] == {"InputData": "s3://b/new/"}
+    with pytest.raises(scheduler.ScheduleError, match="no local runner for the pipeline other"):
+        start("arn:aws:sagemaker:us-east-1:123456789012:pipeline/other", {})
