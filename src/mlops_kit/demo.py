@@ -142,7 +142,9 @@ def run_demo(
 
         builder = project.entry_point(settings, "request_builder")
         requests = stage("build requests for the recent window", lambda: builder(recent, history))
-        report.traffic = stage("send the recent window's traffic", lambda: send_traffic(endpoint, requests))
+        report.traffic = stage(
+            "send the recent window's traffic", lambda: send_traffic(emulator, endpoint.name, requests)
+        )
         stage("flush captured requests", lambda: _stop_endpoint(settings))
         report.traffic["captured_files"] = capture_files(emulator, settings, platform)
 
@@ -175,7 +177,7 @@ def run_demo(
         report.models[1].stage = settings.promotion.stage
         endpoint = endpoint_box["endpoint"]
         report.serving_package_arn = stage(
-            "check the endpoint serves the new model", lambda: check_serving(endpoint, requests)
+            "check the endpoint serves the new model", lambda: check_serving(emulator, endpoint, requests)
         )
         report.traffic["answers_after_promotion"] = True
         stage("stop the endpoint", lambda: _stop_endpoint(settings))
@@ -264,14 +266,23 @@ def promote(
     }
 
 
-def send_traffic(endpoint: Any, requests: pd.DataFrame) -> dict[str, Any]:
+def send_traffic(emulator: emu.Emulator, endpoint_name: str, requests: pd.DataFrame) -> dict[str, Any]:
+    """The traffic an application sends: SageMaker Runtime's InvokeEndpoint, which the emulator routes to
+    the local endpoint as SageMaker routes it to the endpoint's instances."""
+    runtime = emulator.client("sagemaker-runtime")
     sent = answered = 0
     for start in range(0, len(requests), TRAFFIC_BATCH):
         body = requests.iloc[start : start + TRAFFIC_BATCH].to_csv(header=False, index=False)
-        answer = endpoint.invoke(body, content_type="text/csv", accept="application/json")
+        answered += len(_predictions(invoke(runtime, endpoint_name, body)))
         sent += 1
-        answered += len(_predictions(answer))
     return {"requests": sent, "rows": len(requests), "predictions": answered}
+
+
+def invoke(runtime: Any, endpoint_name: str, body: str) -> Any:
+    answer = runtime.invoke_endpoint(
+        EndpointName=endpoint_name, ContentType="text/csv", Accept="application/json", Body=body.encode()
+    )
+    return json.loads(answer["Body"].read())
 
 
 def _predictions(answer: Any) -> list[Any]:
@@ -306,9 +317,12 @@ def monitor(
     download_prefix(emulator.client("s3"), statistics.rsplit("/", 1)[0] + "/", baseline)
     cloudwatch = emulator.client("cloudwatch")
     endpoint = naming.endpoint(settings)
-    # In AWS the infra stack owns this alarm; the emulator gets the same one here.
-    alarm_name = f"{settings.prefix}-drift"
-    cloudwatch.put_metric_alarm(**cw.drift_alarm(alarm_name, endpoint, settings.monitoring.drift_threshold))
+    # In AWS the infra stack owns this alarm; the emulator gets the same one, from the same plan.
+    from mlops_kit.infra.plans import monitoring as monitoring_plan
+
+    alarm = monitoring_plan.monitoring_job(settings, case).alarm().put_metric_alarm_request()
+    alarm_name = str(alarm["AlarmName"])
+    cloudwatch.put_metric_alarm(**alarm)
     trigger = retrain.for_settings(settings, emulator=emulator)
 
     def retrain_through_executor(parameters: dict[str, str] | None = None) -> str:
@@ -340,7 +354,7 @@ def monitor(
     return json.loads(json.dumps(summary, default=str))
 
 
-def check_serving(endpoint: Any, requests: pd.DataFrame) -> str:
+def check_serving(emulator: emu.Emulator, endpoint: Any, requests: pd.DataFrame) -> str:
     """The endpoint answers, and the package it serves is the newly promoted one."""
     from mlops_kit.serving import local as serving
 
@@ -348,7 +362,7 @@ def check_serving(endpoint: Any, requests: pd.DataFrame) -> str:
     if running is None or running.package_arn != endpoint.package_arn:
         raise RuntimeError("the local endpoint is not serving the promoted package")
     rows = requests.head(5).to_csv(header=False, index=False)
-    if len(_predictions(endpoint.invoke(rows, content_type="text/csv", accept="application/json"))) != 5:
+    if len(_predictions(invoke(emulator.client("sagemaker-runtime"), endpoint.name, rows))) != 5:
         raise RuntimeError("the new model did not answer every row")
     return running.package_arn
 
