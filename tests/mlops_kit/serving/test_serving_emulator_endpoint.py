@@ -118,3 +118,45 @@ def test_stopping_the_emulator_stops_the_endpoints_it_serves(tmp_path: Path) -> 
     assert time.monotonic() - started < emulator_routes.STOP_TIMEOUT_S  # it stopped, it was not killed
     assert os.waitpid(endpoint.pid, 0)[1] != -1
     assert local.running(ENDPOINT) is None
+
+
+def _keys(value):
+    """camelCase (the program's inputs) and PascalCase (the API's requests) compared alike."""
+    if isinstance(value, dict):
+        return {k.replace("_", "").lower(): _keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_keys(v) for v in value]
+    return value
+
+
+def test_the_emulators_endpoint_is_the_one_the_program_declares(tmp_path: Path) -> None:
+    """The same capture, variant and model as the Serving component's, for an environment that serves."""
+    import shutil
+
+    from mlops_kit import infra_plan
+
+    project = tmp_path / "project"
+    shutil.copytree(Path(CONFIG.file).parents[1], project, ignore=shutil.ignore_patterns("__pycache__"))
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/kit-fixture-local-models/3"
+    settings_file = project / "environments" / "Pulumi.local.yaml"
+    settings_file.write_text(
+        settings_file.read_text().replace('model_package_arn: ""', f"model_package_arn: {arn}")
+    )
+    plan = infra_plan.plan("local", project)
+    served = settings.load("local", project)
+    key = plan.outputs["kms_key_arn"]
+    requests = local.endpoint_resources(served, infra_plan.PLACEHOLDER_ACCOUNT, arn, key)
+    [config] = plan.of_type("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
+    declared = _keys(config.inputs)
+    wanted = _keys(requests["config"])
+    assert declared["datacaptureconfig"] == wanted["datacaptureconfig"]
+    [variant], [want] = declared["productionvariants"], wanted["productionvariants"]
+    assert {k: v for k, v in variant.items() if k != "modelname"} == {
+        k: v for k, v in want.items() if k != "modelname"
+    }
+    assert declared["kmskeyarn"] == wanted["kmskeyid"] == key
+    [model] = plan.of_type("aws:sagemaker/model:Model")
+    assert model.inputs["primaryContainer"]["modelPackageName"] == arn
+    assert requests["model"]["PrimaryContainer"] == {"ModelPackageName": arn}
+    [role] = [r for r in plan.of_type("aws:iam/role:Role") if r.inputs["name"].endswith("-serving")]
+    assert requests["model"]["ExecutionRoleArn"].endswith(f":role/{role.inputs['name']}")
