@@ -304,54 +304,73 @@ def monitor(
     workdir: Path,
     progress: Progress,
 ) -> dict[str, Any]:
-    """The kit's monitor over the captured window: violations, metrics, the drift alarm, retraining."""
+    """The monitoring schedule, fired as deployed after each hour of captured traffic: the job on that
+    hour's capture, the drift alarm, and the retraining rule (`executor.scheduler`)."""
+    import datetime as dt
+
+    from mlops_kit.executor import scheduler
     from mlops_kit.executor.jobs import download_prefix
-    from mlops_kit.monitoring import metrics as cw
-    from mlops_kit.monitoring import retrain
-    from mlops_kit.monitoring import run as monitoring
-
-    case = project.use_case(settings)
-    package = emulator.client("sagemaker").describe_model_package(ModelPackageName=package_arn)
-    statistics = package["ModelMetrics"]["ModelDataQuality"]["Statistics"]["S3Uri"]
-    baseline = workdir / "baseline"
-    download_prefix(emulator.client("s3"), statistics.rsplit("/", 1)[0] + "/", baseline)
-    cloudwatch = emulator.client("cloudwatch")
-    endpoint = naming.endpoint(settings)
-    # In AWS the infra stack owns this alarm; the emulator gets the same one, from the same plan.
-    from mlops_kit.infra.plans import monitoring as monitoring_plan
-
-    alarm = monitoring_plan.monitoring_job(settings, case).alarm().put_metric_alarm_request()
-    alarm_name = str(alarm["AlarmName"])
-    cloudwatch.put_metric_alarm(**alarm)
-    trigger = retrain.for_settings(settings, emulator=emulator)
-
-    def retrain_through_executor(parameters: dict[str, str] | None = None) -> str:
-        progress("retraining: the pipeline runs on the new data")
-        return trigger(parameters)
-
-    outcome = monitoring.run(
-        baseline,
-        f"s3://{platform.buckets['capture']}/datacapture/{endpoint}/",
-        workdir / "run",
-        endpoint=endpoint,
-        threshold=settings.monitoring.drift_threshold,
-        retrain_on_drift=settings.monitoring.retrain_on_drift,
-        trigger=retrain_through_executor,
-        cloudwatch=cloudwatch,
-        s3=emulator.client("s3"),
-        task=str(case.task),
-        classes=list(case.classes) or None,
-    )
-    states = cw.evaluate_alarms(cloudwatch, prefix=alarm_name)
     from mlops_kit.monitoring import report as html_report
 
+    publish_baseline(settings, emulator, platform, package_arn)
+    ticks = []
+    for hour in capture_hours(emulator, settings, platform):
+        # the schedule fires in the next hour (rate(1 hour)); its window is the hour that closed
+        at = hour + dt.timedelta(hours=1, minutes=1)
+        ticks.append(scheduler.tick(settings, emulator, at, progress=progress))
+    if not ticks:
+        raise RuntimeError("no captured traffic to monitor")
+    fired = next((t for t in ticks if t.started), ticks[-1])
+    download_prefix(emulator.client("s3"), fired.reports, workdir / "run")
     html_report.write(workdir / "run", workdir / "run" / "report.html")
-    summary = dict(outcome.summary)
-    summary["violations"] = len(outcome.violations)
-    summary["violation_checks"] = sorted({v["constraint_check_type"] for v in outcome.violations})
-    summary["alarm_state"] = states.get(alarm_name, "")
-    summary["drift_score"] = outcome.drift_score
+    summary = dict(fired.summary)
+    violations = json.loads((workdir / "run" / "constraint_violations.json").read_text())["violations"]
+    summary["items"] = sum(t.summary["items"] for t in ticks)
+    summary["violations"] = len(violations)
+    summary["violation_checks"] = sorted({v["constraint_check_type"] for v in violations})
+    summary["alarm_state"] = fired.alarm_state
+    summary["reports"] = [t.reports for t in ticks]
+    if fired.started:
+        summary["retraining"] = {
+            "started": True,
+            "execution": fired.started[0].execution,
+            "rule": fired.started[0].rule,
+        }
     return json.loads(json.dumps(summary, default=str))
+
+
+def publish_baseline(
+    settings: Settings, emulator: emu.Emulator, platform: local_platform.LocalPlatform, package_arn: str
+) -> str:
+    """The served package's baseline where the monitoring job reads it (`plans.monitoring.baseline_uri`).
+    In AWS nothing publishes it yet: a gap of promotion, noted in docs/operations.md."""
+    from mlops_kit.infra.plans import monitoring as monitoring_plan
+
+    package = emulator.client("sagemaker").describe_model_package(ModelPackageName=package_arn)
+    quality = package["ModelMetrics"]["ModelDataQuality"]
+    target = monitoring_plan.baseline_uri(platform.buckets["monitoring"], naming.endpoint(settings))
+    s3 = emulator.client("s3")
+    bucket, prefix = split_uri(target)
+    for part, name in (("Statistics", "statistics.json"), ("Constraints", "constraints.json")):
+        source_bucket, source_key = split_uri(quality[part]["S3Uri"])
+        s3.copy_object(
+            Bucket=bucket, Key=f"{prefix}{name}", CopySource={"Bucket": source_bucket, "Key": source_key}
+        )
+    return target
+
+
+def capture_hours(emulator: emu.Emulator, settings: Settings, platform: local_platform.LocalPlatform) -> list:
+    """The hour partitions (`yyyy/mm/dd/hh`) the endpoint's capture landed in, as UTC times."""
+    import datetime as dt
+    import re
+
+    uri = f"s3://{platform.buckets['capture']}/datacapture/{naming.endpoint(settings)}/"
+    hours = set()
+    for item in list_objects(emulator.client("s3"), uri):
+        match = re.search(r"/(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]+$", item["Key"])
+        if match:
+            hours.add(dt.datetime(*map(int, match.groups()), tzinfo=dt.UTC))
+    return sorted(hours)
 
 
 def check_serving(emulator: emu.Emulator, endpoint: Any, requests: pd.DataFrame) -> str:
