@@ -78,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--window-hours",
         type=int,
-        default=int(_env("WINDOW_HOURS", default="0")),
+        default=_env("WINDOW_HOURS", default="0"),  # a string default goes through type=int: a clear error
         help="a scheduled run: monitor this many hour partitions before --scheduled-time (0: all)",
     )
     p.add_argument("--scheduled-time", default=_env("SCHEDULED_TIME", default="now"))
