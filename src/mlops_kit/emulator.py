@@ -31,6 +31,8 @@ from mlops_kit import paths
 HOST = "127.0.0.1"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 START_TIMEOUT_S = 60.0
+# Stopping waits for the local endpoints it serves to stop first (mlops_kit.emulator_routes).
+STOP_TIMEOUT_S = 30.0
 
 
 class EmulatorError(RuntimeError):
@@ -99,13 +101,13 @@ class Emulator:
             if self._process.poll() is None:
                 self._process.terminate()
                 try:
-                    self._process.wait(timeout=10)
+                    self._process.wait(timeout=STOP_TIMEOUT_S)
                 except subprocess.TimeoutExpired:
                     self._process.kill()
                     self._process.wait()
             self._process = None
         elif self.pid is not None:
-            _terminate_pid(self.pid)
+            _terminate_pid(self.pid, timeout=STOP_TIMEOUT_S)
         self.pid = None
 
     def is_running(self) -> bool:
@@ -366,7 +368,12 @@ def _serve(port: int, ready_file: Path) -> None:
     from werkzeug.serving import make_server
 
     share_registries_across_accounts()
-    app = _with_ping(DomainDispatcherApplication(create_backend_app))
+    from mlops_kit import emulator_routes
+
+    endpoints = emulator_routes.Registry()  # the local endpoints it serves: InvokeEndpoint goes to them
+    app = _with_ping(
+        emulator_routes.with_endpoints(DomainDispatcherApplication(create_backend_app), endpoints)
+    )
     try:
         server = make_server(HOST, port, app, threaded=True, request_handler=MotoRequestHandler)
     except OSError as exc:
@@ -376,7 +383,11 @@ def _serve(port: int, ready_file: Path) -> None:
     tmp.replace(ready_file)
 
     def _stop(*_: object) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        def stop() -> None:
+            endpoints.stop_all()  # first: their last captured requests still reach this emulator's S3
+            server.shutdown()
+
+        threading.Thread(target=stop, daemon=True).start()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)

@@ -248,7 +248,9 @@ def test_the_monitoring_job_runs_the_project_image_with_no_code_input():
         "ImageUri": project_image("staging"),
         "ContainerEntrypoint": ["python3", "-m", "mlops_kit.monitoring.job"],
     }
-    assert [i["InputName"] for i in step["Arguments"]["ProcessingInputs"]] == ["baseline", "capture"]
+    # the capture is read by the job for its window only (plans.monitoring), never the whole prefix
+    assert [i["InputName"] for i in step["Arguments"]["ProcessingInputs"]] == ["baseline"]
+    assert step["Arguments"]["Environment"]["WINDOW_HOURS"] == "1"  # staging's rate(1 hour)
 
 
 @pytest.mark.parametrize("env", SHIPPED)

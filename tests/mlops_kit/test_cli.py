@@ -55,3 +55,14 @@ def test_an_error_with_brackets_is_printed_as_text(
     target = tmp_path / "[/prefix]" / "t.xlsx"
     assert main(["data", "generate", "--rows", "5", "--out", str(target)]) == 1
     assert "[/prefix]" in capsys.readouterr().err
+
+
+def test_monitor_tick_refuses_an_aws_environment(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["monitor", "tick", "--env", "dev"]) == 1
+    error = capsys.readouterr().err
+    assert "EventBridge Scheduler" in error and "Pulumi.dev.yaml" in error
+
+
+def test_monitor_tick_refuses_a_time_it_cannot_read(capfd: pytest.CaptureFixture[str]) -> None:
+    assert main(["monitor", "tick", "--at", "yesterday"]) == 2
+    assert "'yesterday' is not an ISO 8601 time" in capfd.readouterr().err

@@ -134,9 +134,12 @@ def run(
 
         cloudwatch = client("cloudwatch") if emit_metrics and client else None
         if cloudwatch is not None and settings.embedded:
-            # In AWS the infra stack owns this alarm; the emulator gets the same one from here.
-            alarm = metrics.drift_alarm(f"{settings.prefix}-drift", name, settings.monitoring.drift_threshold)
-            cloudwatch.put_metric_alarm(**alarm)
+            # In AWS the infra stack owns this alarm; the emulator gets the same one, from the same plan.
+            from mlops_kit.infra.plans import monitoring as monitoring_plan
+
+            alarm = monitoring_plan.monitoring_job(settings, case).alarm().put_metric_alarm_request()
+            if not cloudwatch.describe_alarms(AlarmNames=[alarm["AlarmName"]])["MetricAlarms"]:
+                cloudwatch.put_metric_alarm(**alarm)
         trigger = None
         if retrain_on:
             sagemaker = None if settings.embedded else client("sagemaker")
@@ -167,6 +170,39 @@ def run(
         from mlops_kit.cli import exit_codes
 
         raise typer.Exit(exit_codes.DRIFT)
+
+
+@app.command()
+def tick(
+    env: str = typer.Option("local", help="An embedded environment (in AWS, EventBridge Scheduler fires)."),
+    at: str | None = typer.Option(
+        None, help="The time the schedule fires, ISO 8601 (default: now); it monitors the hours before."
+    ),
+) -> None:
+    """Fire the monitoring schedule once, as deployed: the monitoring job on its window of capture, the
+    drift alarm, and the retraining rule when the alarm goes to ALARM."""
+    import datetime as dt
+
+    from mlops_kit import emulator as emulator_mod
+    from mlops_kit import settings as settings_mod
+    from mlops_kit.executor import scheduler
+    from mlops_kit.monitoring.job import describe, scheduled_time
+
+    try:
+        when = scheduled_time(at) if at else dt.datetime.now(dt.UTC)
+    except ValueError:
+        raise typer.BadParameter(f"{at!r} is not an ISO 8601 time", param_hint="--at") from None
+    settings = settings_mod.load(env)
+    scheduler.require_embedded(settings)  # before any emulator starts
+    with emulator_mod.session(settings.region) as emu:
+        fired = scheduler.tick(settings, emu, when, progress=lambda line: out.print(line, highlight=False))
+    out.print(describe(fired.summary))
+    out.print(f"reports: {fired.reports}", highlight=False)
+    out.print(f"alarm {fired.alarm}: {fired.previous_state} -> {fired.alarm_state}")
+    for started in fired.started:
+        out.print(
+            f"rule {started.rule} started {started.pipeline_arn}: run {started.execution}", highlight=False
+        )
 
 
 def _print_run(summary: dict, out_dir: Path, alarms: dict[str, str]) -> None:

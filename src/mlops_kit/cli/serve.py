@@ -159,6 +159,11 @@ def deploy(
     )
     out.print(f"endpoint {endpoint.name} serving {endpoint.package_arn}", highlight=False)
     out.print(f"url {endpoint.url}  capture {endpoint.capture_to}  log {endpoint.log}", highlight=False)
+    if endpoint.emulator_url:
+        out.print(
+            f"invoke_endpoint(EndpointName={endpoint.name!r}) with AWS_ENDPOINT_URL={endpoint.emulator_url}",
+            highlight=False,
+        )
 
 
 def batch(

@@ -189,11 +189,13 @@ def execute(
     resume: str | None = None,
     progress: Progress | None = None,
     git_commit: str = "unknown",
+    pipeline_name: str | None = None,
 ) -> RunRecord:
-    """Execute a pipeline definition on the emulator (the definition's buckets must exist there)."""
+    """Execute a pipeline definition on the emulator (the definition's buckets must exist there), as
+    the pipeline `pipeline_name` (default: the environment's training pipeline)."""
     notify = progress or (lambda *_: None)
     s3 = emulator.client("s3")
-    name = naming.pipeline(settings)
+    name = pipeline_name or naming.pipeline(settings)
     upsert(emulator.client("sagemaker"), name, definition, ctx.role_arn)
     previous = load(resume) if resume else None
     if previous is not None and previous.status == "Succeeded":

@@ -32,6 +32,7 @@ from mlops_kit.infra.components.storage import Storage, StorageArgs
 from mlops_kit.infra.components.training import Training, TrainingArgs
 from mlops_kit.infra.plans import github as gh
 from mlops_kit.infra.plans import iam, images, stages
+from mlops_kit.infra.plans import monitoring as monitoring_plan
 from mlops_kit.infra.plans.iam import glue_database_name
 from mlops_kit.infra.plans.tags import tags as tags_for
 from mlops_kit.settings import Settings
@@ -146,7 +147,7 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
             prefix=settings.prefix,
             region=settings.region,
             account_id=account_id,
-            endpoint_name=endpoint_name,
+            job=monitoring_plan.monitoring_job(settings, case),
             serving=serves,
             role_name=roles.monitoring,
             invoker_role_name=roles.monitoring_invoker,
@@ -157,19 +158,10 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
             monitoring_bucket=storage.buckets["monitoring"],
             image_uri=runtime_image.image_uri,
             image_pushed=(runtime_image,),
-            instance_type=settings.monitoring.instance_type,
-            schedule=settings.monitoring.schedule,
-            drift_threshold=settings.monitoring.drift_threshold,
-            min_window_rows=settings.monitoring.min_window_rows,
-            task=str(case.task),
-            classes=tuple(case.classes),
-            retrain_on_drift=settings.monitoring.retrain_on_drift,
             training_pipeline_arn=training.pipeline_arn,
             alarm_emails=tuple(settings.monitoring.alarm_emails),
             features=tuple(f for g in groups for f in g.feature_names),
-            pipeline_name=naming.monitoring_pipeline(settings),
             topic_name=naming.alarm_topic(settings),
-            alarm_name=naming.drift_alarm(settings),
             dashboard_name=naming.dashboard(settings),
             tags=tags,
         ),

@@ -11,7 +11,10 @@ a score, a class id), a class label given as text, a probability vector, or a la
 (`{"predicted_label": 2, "score": [...]}`). Which of these a task reads is the quality code's business;
 `Window.predictions` is the numeric view the drift code has always used.
 
-Sources: a file, a folder (every `*.jsonl` below it), or an `s3://bucket/prefix`.
+Sources: a file, a folder (every `*.jsonl` below it), or an `s3://bucket/prefix`. Given `partitions`
+(start, end), only the files of SageMaker's hour partitions (`<endpoint>/<variant>/yyyy/mm/dd/hh/`) in
+[start, end) are read: below an S3 prefix only those hours are listed, so a scheduled run costs its window,
+not the capture's whole retention.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
+import datetime as dt
 import io
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,10 +100,12 @@ def read(
     s3: Any = None,
     start: pd.Timestamp | None = None,
     end: pd.Timestamp | None = None,
+    partitions: tuple[dt.datetime, dt.datetime] | None = None,
 ) -> Window:
-    """The window at `source`; only events with `start <= inferenceTime < end` when those are given."""
+    """The window at `source`; only events with `start <= inferenceTime < end` when those are given, and
+    only files of the hour partitions in [partitions[0], partitions[1]) when that is given."""
     builder = _Builder(list(features))
-    for name, lines in _sources(source, s3):
+    for name, lines in _sources(source, s3, partitions):
         builder.files += 1
         for number, line in enumerate(lines, start=1):
             if line.strip():
@@ -127,17 +134,20 @@ def read_ground_truth(source: str | Path, *, s3: Any = None) -> dict[str, list[f
 # --- sources ----------------------------------------------------------------------------------------
 
 
-def _sources(source: str | Path, s3: Any) -> Iterator[tuple[str, Iterable[str]]]:
+def _sources(
+    source: str | Path, s3: Any, partitions: tuple[dt.datetime, dt.datetime] | None = None
+) -> Iterator[tuple[str, Iterable[str]]]:
     text = str(source)
     if text.startswith("s3://"):
-        yield from _s3_sources(text, s3)
+        yield from _s3_sources(text, s3, partitions)
         return
     path = Path(source)
     if path.is_file():
         yield str(path), _file_lines(path)
     elif path.is_dir():
         for file in sorted(p for p in path.rglob("*.jsonl") if p.is_file()):
-            yield str(file), _file_lines(file)
+            if partitions is None or _in_window(file.relative_to(path).as_posix(), partitions):
+                yield str(file), _file_lines(file)
     else:
         raise CaptureError(f"{path}: no such capture file or folder")
 
@@ -147,7 +157,30 @@ def _file_lines(path: Path) -> Iterator[str]:
         yield from handle
 
 
-def _s3_sources(url: str, s3: Any) -> Iterator[tuple[str, Iterable[str]]]:
+_HOUR_FOLDER = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]+$")
+_YEAR = re.compile(r"\d{4}/$")
+
+
+def hours(partitions: tuple[dt.datetime, dt.datetime]) -> list[str]:
+    """`yyyy/mm/dd/hh` of every hour partition in [start, end)."""
+    start, end = (t.astimezone(dt.UTC) if t.tzinfo else t.replace(tzinfo=dt.UTC) for t in partitions)
+    moment = start.replace(minute=0, second=0, microsecond=0)
+    moment += dt.timedelta(hours=1) if moment < start else dt.timedelta(0)
+    out = []
+    while moment < end:
+        out.append(moment.strftime("%Y/%m/%d/%H"))
+        moment += dt.timedelta(hours=1)
+    return out
+
+
+def _in_window(relative: str, partitions: tuple[dt.datetime, dt.datetime]) -> bool:
+    match = _HOUR_FOLDER.search(relative)
+    return bool(match) and "/".join(match.groups()) in set(hours(partitions))
+
+
+def _s3_sources(
+    url: str, s3: Any, partitions: tuple[dt.datetime, dt.datetime] | None = None
+) -> Iterator[tuple[str, Iterable[str]]]:
     bucket, _, prefix = url[len("s3://") :].partition("/")
     if not bucket:
         raise CaptureError(f"{url}: expected s3://bucket/prefix")
@@ -155,9 +188,22 @@ def _s3_sources(url: str, s3: Any) -> Iterator[tuple[str, Iterable[str]]]:
         import boto3
 
         s3 = boto3.client("s3")
+    paginator = s3.get_paginator("list_objects_v2")
+    prefixes = [prefix]
+    if partitions is not None:
+        # `<endpoint>/` holds a folder per variant, each holding the hours; a variant's prefix the hours
+        folder = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        below = [
+            p["Prefix"]
+            for page in paginator.paginate(Bucket=bucket, Prefix=folder, Delimiter="/")
+            for p in page.get("CommonPrefixes", [])
+        ]
+        variants = [folder] if any(_YEAR.search(p) for p in below) else below
+        prefixes = [f"{variant}{hour}/" for variant in variants for hour in hours(partitions)]
     keys = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys.extend(o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".jsonl"))
+    for each in prefixes:
+        for page in paginator.paginate(Bucket=bucket, Prefix=each):
+            keys.extend(o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".jsonl"))
     for key in sorted(keys):
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8", errors="replace")
         yield f"s3://{bucket}/{key}", body.splitlines()

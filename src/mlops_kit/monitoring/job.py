@@ -7,6 +7,12 @@ from an environment variable (the uppercase name; Model Monitor's own names `dat
 `output_path`, `endpoint_name`, `start_time`, `end_time` and `publish_cloudwatch_metrics` work too), so
 the schedule can set them either way. Runs in the project's runtime image (`mlops_kit.runtime`), like every job of the kit.
 
+A scheduled run (`--window-hours`, `WINDOW_HOURS`) monitors the hour partitions of capture before the
+time it was scheduled for (`--scheduled-time`, `SCHEDULED_TIME`, an ISO time; `now` or empty: the job's
+start), read from `--capture` (an `s3://` prefix: only those hours are listed), and writes its files under
+`--output`'s `yyyy/mm/dd/hh/` of that time: one folder per scheduled run, as Model Monitor's reports
+(`mlops_kit.infra.plans.monitoring`).
+
 `--task` (`TASK`: binary, the default, multiclass or regression) says how model quality reads the answers
 and the ground truth; `--classes` (`CLASSES`, comma-separated) is the model's class order, the positions of
 its probability vectors. `--min-window-rows` (`MIN_WINDOW_ROWS`, the settings' `monitoring.min_window_rows`)
@@ -16,10 +22,12 @@ is the fewest rows a window, or a day of it, needs to be scored.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 TASKS = ("binary", "multiclass", "regression")  # mlops_kit.monitoring.quality.TASKS, without its imports
 BASELINE = "/opt/ml/processing/baseline"
@@ -27,6 +35,13 @@ CAPTURE = "/opt/ml/processing/input/capture"
 OUTPUT = "/opt/ml/processing/output"
 JOB_CONFIG = "/opt/ml/config/processingjobconfig.json"
 MIN_WINDOW_ROWS = 100  # the default of mlops_kit.settings.Monitoring.min_window_rows
+
+
+def _container(path: str) -> str:
+    """A container path, under the stand-in of /opt/ml when the executor runs the image locally."""
+    from mlops_kit.container import ml_root
+
+    return str(ml_root() / path.removeprefix("/opt/ml/"))
 
 
 def _env(*names: str, default: str = "") -> str:
@@ -43,9 +58,9 @@ def _flag(value: str) -> bool:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m mlops_kit.monitoring.job", description=__doc__.split("\n")[0])
-    p.add_argument("--baseline", default=_env("BASELINE_DIR", default=BASELINE))
-    p.add_argument("--capture", default=_env("CAPTURE_PATH", "dataset_source", default=CAPTURE))
-    p.add_argument("--output", default=_env("OUTPUT_DIR", "output_path", default=OUTPUT))
+    p.add_argument("--baseline", default=_env("BASELINE_DIR", default=_container(BASELINE)))
+    p.add_argument("--capture", default=_env("CAPTURE_PATH", "dataset_source", default=_container(CAPTURE)))
+    p.add_argument("--output", default=_env("OUTPUT_DIR", "output_path", default=_container(OUTPUT)))
     p.add_argument("--endpoint", default=_env("ENDPOINT_NAME", "endpoint_name"))
     p.add_argument("--drift-threshold", type=float, default=_env("DRIFT_THRESHOLD") or None)
     p.add_argument(
@@ -68,6 +83,13 @@ def parser() -> argparse.ArgumentParser:
         default=_env("MIN_WINDOW_ROWS") or MIN_WINDOW_ROWS,
         help="fewer captured rows than this: insufficient data, not scored",
     )
+    p.add_argument(
+        "--window-hours",
+        type=int,
+        default=_env("WINDOW_HOURS", default="0"),  # a string default goes through type=int: a clear error
+        help="a scheduled run: monitor this many hour partitions before --scheduled-time (0: all)",
+    )
+    p.add_argument("--scheduled-time", default=_env("SCHEDULED_TIME", default="now"))
     p.add_argument("--start", default=_env("WINDOW_START", "start_time") or None)
     p.add_argument("--end", default=_env("WINDOW_END", "end_time") or None)
     p.add_argument(
@@ -90,10 +112,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        scheduled = scheduled_time(args.scheduled_time)
+    except ValueError:
+        print(
+            f"error: --scheduled-time / SCHEDULED_TIME: {args.scheduled_time!r} is not an ISO time or 'now'",
+            file=sys.stderr,
+        )
+        return 2
+    if args.window_hours < 0:
+        print(f"error: --window-hours / WINDOW_HOURS: {args.window_hours} is negative", file=sys.stderr)
+        return 2
     import pandas as pd
 
+    from mlops_kit.infra.plans import monitoring as plan
     from mlops_kit.monitoring import retrain
     from mlops_kit.monitoring import run as monitor
+
+    partitions, output = None, Path(args.output)
+    if args.window_hours:
+        partitions = plan.window(scheduled, args.window_hours)
+        output = output / plan.report_prefix(scheduled)
 
     cloudwatch = trigger = None
     if args.emit_metrics or args.retrain_pipeline:
@@ -108,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         outcome = monitor.run(
             args.baseline,
             args.capture,
-            args.output,
+            output,
             endpoint=args.endpoint,
             threshold=args.drift_threshold,
             retrain_on_drift=bool(args.retrain_pipeline),
@@ -120,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             start=pd.Timestamp(args.start) if args.start else None,
             end=pd.Timestamp(args.end) if args.end else None,
             min_rows=args.min_window_rows,
+            partitions=partitions,
+            metrics_at=scheduled if args.window_hours else None,
         )
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -159,6 +200,15 @@ def describe(summary: dict) -> str:
     return text
 
 
+def scheduled_time(text: str) -> dt.datetime:
+    """The time a run was scheduled for, in UTC: an ISO time (Scheduler's `2026-03-22T18:00:00Z`), or
+    `now`/empty for a run started by hand."""
+    if text.strip().lower() in ("", "now"):
+        return dt.datetime.now(dt.UTC)
+    moment = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
 def classes(text: str | None) -> list[str] | None:
     """`a, b ,c` as ["a", "b", "c"]; None when not given."""
     names = [c.strip() for c in (text or "").split(",") if c.strip()]
@@ -168,7 +218,7 @@ def classes(text: str | None) -> list[str] | None:
 def _run_id(args: argparse.Namespace) -> str:
     """The processing job's name: unique per scheduled run and the same on a retry of it."""
     try:
-        with open(JOB_CONFIG, encoding="utf-8") as handle:
+        with open(_container(JOB_CONFIG), encoding="utf-8") as handle:
             return json.load(handle)["ProcessingJobName"]
     except (OSError, ValueError, KeyError):
         return f"{args.endpoint}:{args.start}:{args.end}:{args.output}"

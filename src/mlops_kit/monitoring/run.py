@@ -160,15 +160,21 @@ def run(
     classes: Sequence[Any] | None = None,
     start: pd.Timestamp | None = None,
     end: pd.Timestamp | None = None,
+    partitions: tuple[dt.datetime, dt.datetime] | None = None,
     now: dt.datetime | None = None,
     min_rows: int = 1,
     package: str | None = None,
+    metrics_at: dt.datetime | None = None,
 ) -> Outcome:
-    """Monitor one window end to end; see the module docstring. `package` names the model package the
-    endpoint serves, for the report's links."""
+    """Monitor one window end to end; see the module docstring. `partitions` limits the capture read to
+    those hour partitions; `metrics_at` is the metrics' timestamp (default `now`): a scheduled run's
+    is the time it was scheduled for, which the alarm then evaluates. `package` names the model package
+    the endpoint serves, for the report's links."""
     now = now or dt.datetime.now(dt.UTC)
     baseline_statistics, constraints = files.read_baseline(Path(baseline))
-    window = capture.read(source, stats.input_features(baseline_statistics), s3=s3, start=start, end=end)
+    window = capture.read(
+        source, stats.input_features(baseline_statistics), s3=s3, start=start, end=end, partitions=partitions
+    )
     labels = capture.read_ground_truth(ground_truth, s3=s3) if ground_truth else None
     outcome = evaluate(
         baseline_statistics,
@@ -194,10 +200,12 @@ def run(
     summary["window"].update(
         {k: _iso(v) for k, v in (("requested_start", start), ("requested_end", end)) if v is not None}
     )
+    if partitions is not None:
+        summary["window"]["partitions"] = {"start": _iso(partitions[0]), "end": _iso(partitions[1])}
     if cloudwatch is not None:
         data = cw.metric_data(
             endpoint,
-            now,
+            metrics_at or now,
             items=summary["items"],
             malformed=window.malformed,
             violations=len(outcome.violations),

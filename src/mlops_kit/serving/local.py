@@ -6,6 +6,12 @@ image's `serve` entry point (`mlops_kit.container`) on `settings.serving.port` a
 the environment's capture bucket at `settings.serving.capture_percent`. A state file (like the
 emulator's) records it under the endpoint's name, so `mlops deploy --stop`, a redeploy (which replaces
 it) and `mlops invoke` find it from another command. `invoke(url, rows)` is the client for any of them.
+
+The endpoint is an endpoint of the emulator too: its Model, EndpointConfig (data capture included) and
+Endpoint are created there through the SageMaker API, as the Pulumi program's Serving component creates
+them in AWS, and its server is registered with the emulator (`mlops_kit.emulator_routes`), so an
+application's own `boto3.client("sagemaker-runtime").invoke_endpoint(EndpointName=...)` pointed at the
+emulator gets the model's answer. Stopping the emulator stops the endpoints it serves.
 """
 
 from __future__ import annotations
@@ -45,10 +51,14 @@ class LocalEndpoint:
     model_dir: str
     capture_to: str
     log: str
+    emulator_url: str = ""  # the emulator that routes InvokeEndpoint to it
 
     def stop(self) -> None:
+        from mlops_kit import emulator_routes
         from mlops_kit.emulator import _alive, _terminate_pid
 
+        if self.emulator_url:
+            emulator_routes.unregister(self.emulator_url, self.name)
         if _alive(self.pid):
             _terminate_pid(self.pid, timeout=30)
         path = state_file(self.name)
@@ -238,12 +248,98 @@ def deploy(
         model_dir=str(model_dir),
         capture_to=capture_to,
         log=str(log),
+        emulator_url=emulator.endpoint_url,
     )
     path = state_file(name)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(asdict(endpoint), indent=2))
     tmp.replace(path)
+    try:
+        register(settings, emulator, arn, endpoint)
+    except Exception:
+        endpoint.stop()  # an endpoint the emulator does not know is not one
+        raise
     return endpoint
+
+
+def endpoint_resources(
+    settings: Settings, account: str, package_arn: str, kms_key_arn: str
+) -> dict[str, Any]:
+    """CreateModel, CreateEndpointConfig and CreateEndpoint requests for `package_arn`, with the values the
+    Pulumi program's Serving component gives them (`mlops_kit.infra.components.serving`)."""
+    from mlops_kit.infra.plans import iam
+    from mlops_kit.infra.plans.serving import VARIANT
+    from mlops_kit.infra.plans.storage import capture_prefix
+
+    name = naming.endpoint(settings)
+    version = package_arn.rsplit("/", 1)[-1].replace(":", "-")
+    resource = f"{name}-{version}"[:63].rstrip("-")  # one model and config per package version
+    role = iam.role_names(
+        settings.prefix,
+        jobs=naming.execution_role(settings),
+        deploy=naming.deploy_role(settings),
+        preview=naming.preview_role(settings),
+    ).endpoint
+    return {
+        "model": {
+            "ModelName": resource,
+            "ExecutionRoleArn": f"arn:aws:iam::{account}:role/{role}",
+            "PrimaryContainer": {"ModelPackageName": package_arn},
+        },
+        "config": {
+            "EndpointConfigName": resource,
+            "KmsKeyId": kms_key_arn,
+            "ProductionVariants": [
+                {
+                    "VariantName": VARIANT,
+                    "ModelName": resource,
+                    "InstanceType": settings.serving.instance_type,
+                    "InitialInstanceCount": settings.serving.instance_count,
+                    "InitialVariantWeight": 1.0,
+                }
+            ],
+            "DataCaptureConfig": {
+                "EnableCapture": True,
+                "InitialSamplingPercentage": settings.serving.capture_percent,
+                "DestinationS3Uri": capture_prefix(naming.bucket(settings, "capture", account)),
+                "KmsKeyId": kms_key_arn,
+                "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+                "CaptureContentTypeHeader": {
+                    "CsvContentTypes": ["text/csv"],
+                    "JsonContentTypes": ["application/json"],
+                },
+            },
+        },
+        "endpoint": {"EndpointName": name, "EndpointConfigName": resource},
+    }
+
+
+def register(settings: Settings, emulator: Any, package_arn: str, endpoint: LocalEndpoint) -> None:
+    """Create the endpoint in the emulator (module docstring) and route its invocations to `endpoint`."""
+    from botocore.exceptions import ClientError
+
+    from mlops_kit import emulator_routes
+
+    account = emulator.client("sts").get_caller_identity()["Account"]
+    key = emulator.client("kms").describe_key(KeyId=naming.kms_alias(settings))["KeyMetadata"]["Arn"]
+    requests = endpoint_resources(settings, account, package_arn, key)
+    sagemaker = emulator.client("sagemaker")
+    with contextlib.suppress(ClientError):  # the same package deployed again: its model is there
+        sagemaker.create_model(**requests["model"])
+    with contextlib.suppress(ClientError):
+        sagemaker.create_endpoint_config(**requests["config"])
+    try:
+        current = sagemaker.describe_endpoint(EndpointName=endpoint.name)["EndpointConfigName"]
+    except ClientError:
+        current = None
+    wanted = requests["endpoint"]["EndpointConfigName"]
+    if current != wanted:
+        if current is not None:
+            # AWS updates the endpoint in place (blue/green); moto has no UpdateEndpoint, so the emulator's
+            # record is replaced: the same name and config, what DescribeEndpoint shows afterwards
+            sagemaker.delete_endpoint(EndpointName=endpoint.name)
+        sagemaker.create_endpoint(**requests["endpoint"])
+    emulator_routes.register(emulator.endpoint_url, endpoint.name, endpoint.url, endpoint.pid)
 
 
 # --- the client -----------------------------------------------------------------------------------

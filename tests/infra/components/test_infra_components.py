@@ -25,6 +25,7 @@ from mlops_kit.infra.components.storage import Storage, StorageArgs
 from mlops_kit.infra.components.training import Training, TrainingArgs
 from mlops_kit.infra.plans import iam, images
 from mlops_kit.infra.plans.github import Reviewer
+from mlops_kit.infra.plans.monitoring import MonitoringJob
 from mlops_kit.infra.policy import validators
 from mlops_kit.naming import BUCKET_PURPOSES
 
@@ -400,12 +401,30 @@ def test_serving_refuses_something_that_is_not_a_package_arn():
         run(lambda: Serving("sv", serving_args(model_package_arn="my-model")))
 
 
+def monitoring_job(**changes) -> MonitoringJob:
+    job = MonitoringJob(
+        endpoint="p-e-endpoint",
+        pipeline_name="p-e-monitoring",
+        schedule_name="p-e-monitoring",
+        alarm_name="p-e-drift",
+        rule_name="p-e-retrain-on-drift",
+        training_pipeline="p-e-training",
+        schedule="rate(1 hour)",
+        instance_type="ml.m5.large",
+        drift_threshold=0.3,
+        task="multiclass",
+        classes=("bronze", "silver", "gold"),
+        retrain_on_drift=True,
+    )
+    return dataclasses.replace(job, **changes)
+
+
 def monitoring_args(**changes) -> MonitoringArgs:
     args = MonitoringArgs(
         prefix="p-e",
         region="us-east-1",
         account_id="123456789012",
-        endpoint_name="p-e-endpoint",
+        job=monitoring_job(),
         serving=True,
         role_name="p-e-monitoring",
         invoker_role_name="p-e-monitoring-invoker",
@@ -416,19 +435,10 @@ def monitoring_args(**changes) -> MonitoringArgs:
         monitoring_bucket=BUCKETS["monitoring"],
         image_uri=IMAGE,
         image_pushed=(),
-        instance_type="ml.m5.large",
-        schedule="rate(1 hour)",
-        drift_threshold=0.3,
-        min_window_rows=250,
-        task="multiclass",
-        classes=("bronze", "silver", "gold"),
-        retrain_on_drift=True,
         training_pipeline_arn="arn:aws:sagemaker:us-east-1:123456789012:pipeline/p-e-training",
         alarm_emails=("a@example.com", "b@example.com"),
         features=("x", "y"),
-        pipeline_name="p-e-monitoring",
         topic_name="p-e-alarms",
-        alarm_name="p-e-drift",
         dashboard_name="p-e-dashboard",
         tags=TAGS,
     )
@@ -450,17 +460,24 @@ def test_monitoring_closes_the_loop_from_drift_to_retraining():
     assert alarm["dimensions"] == {"Endpoint": "p-e-endpoint"}
     assert alarm["period"] == 3600
     schedule = plan.one("aws:scheduler/schedule:Schedule", "mo-schedule").inputs
-    assert schedule["state"] == "ENABLED" and schedule["target"]["arn"].endswith(":pipeline/p-e-monitoring")
+    # StartPipelineExecution of the monitoring pipeline, its window ending at the scheduled time
+    assert schedule["state"] == "ENABLED"
+    assert schedule["target"]["arn"] == "arn:aws:scheduler:::aws-sdk:sagemaker:startPipelineExecution"
+    assert json.loads(schedule["target"]["input"])["PipelineName"] == "p-e-monitoring"
+    assert json.loads(schedule["target"]["input"])["PipelineParameters"] == [
+        {"Name": "ScheduledTime", "Value": "<aws.scheduler.scheduled-time>"}
+    ]
     definition = json.loads(
         plan.one("aws:sagemaker/pipeline:Pipeline", "mo-pipeline").inputs["pipelineDefinition"]
     )
     (step,) = definition["Steps"]
     inputs = {i["InputName"]: i["S3Input"]["LocalPath"] for i in step["Arguments"]["ProcessingInputs"]}
-    # the baseline and the captured requests, and no code: the monitor is in the image
-    assert inputs == {
-        "baseline": "/opt/ml/processing/baseline",
-        "capture": "/opt/ml/processing/input/capture",
-    }
+    # the baseline only: the job reads its window's capture partitions itself; no code: it is in the image
+    assert inputs == {"baseline": "/opt/ml/processing/baseline"}
+    environment = step["Arguments"]["Environment"]
+    assert environment["CAPTURE_PATH"] == {"Get": "Parameters.CaptureUri"}
+    assert environment["SCHEDULED_TIME"] == {"Get": "Parameters.ScheduledTime"}
+    assert environment["WINDOW_HOURS"] == "1"
     assert step["Arguments"]["AppSpecification"] == {
         "ImageUri": IMAGE,
         "ContainerEntrypoint": ["python3", "-m", "mlops_kit.monitoring.job"],
@@ -501,7 +518,12 @@ def test_monitoring_pipeline_waits_for_the_image_push(tmp_path):
 
 
 def test_monitoring_without_an_endpoint_or_retraining():
-    plan = run(lambda: Monitoring("mo", monitoring_args(serving=False, retrain_on_drift=False)) and None)
+    plan = run(
+        lambda: (
+            Monitoring("mo", monitoring_args(serving=False, job=monitoring_job(retrain_on_drift=False)))
+            and None
+        )
+    )
     assert plan.one("aws:scheduler/schedule:Schedule", "mo-schedule").inputs["state"] == "DISABLED"
     assert plan.of_type("aws:cloudwatch/eventRule:EventRule") == []
     invoker = json.loads(plan.one("aws:iam/rolePolicy:RolePolicy", "mo-invoker-policy").inputs["policy"])
@@ -512,7 +534,7 @@ def test_monitoring_without_an_endpoint_or_retraining():
 
 def test_monitoring_refuses_a_schedule_it_cannot_read():
     with pytest.raises(ValueError, match="schedule expression"):
-        run(lambda: Monitoring("mo", monitoring_args(schedule="every hour")))
+        run(lambda: Monitoring("mo", monitoring_args(job=monitoring_job(schedule="every hour"))))
 
 
 def test_native_model_monitor_is_encrypted_and_hourly():

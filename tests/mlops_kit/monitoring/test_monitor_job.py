@@ -354,3 +354,24 @@ def test_fail_on_drift_exits_4_after_writing_the_run(
         main([*quiet, "--no-retrain", "--task", "binary", "--out", str(tmp_path / "c"), "--fail-on-drift"])
         == 0
     )
+
+
+def test_a_scheduled_run_reads_its_hours_and_writes_under_its_own(
+    tmp_path, baseline_dir, capture_writer, capsys
+):
+    source = capture_writer("capture", transactions(500, seed=41))  # the hour 2026-03-01 10:00
+    argv = ["--baseline", str(baseline_dir), "--capture", str(source), "--output", str(tmp_path / "out")]
+    argv += ["--endpoint", "ep", "--no-emit-metrics", "--window-hours", "1"]
+    assert job.main([*argv, "--scheduled-time", "2026-03-01T11:05:00Z"]) == 0
+    within = json.loads((tmp_path / "out" / "2026" / "03" / "01" / "11" / "run.json").read_text())
+    assert within["items"] == 500
+    assert within["window"]["partitions"] == {"start": "2026-03-01T10:00:00Z", "end": "2026-03-01T11:00:00Z"}
+    # an hour later the window is [11:00, 12:00): nothing of 10:00 is read, and the first run stays
+    assert job.main([*argv, "--scheduled-time", "2026-03-01T12:05:00Z"]) == 0
+    later = json.loads((tmp_path / "out" / "2026" / "03" / "01" / "12" / "run.json").read_text())
+    assert (later["status"], later["files"]) == ("no_data", 0)
+    assert (
+        json.loads((tmp_path / "out" / "2026" / "03" / "01" / "11" / "run.json").read_text())["items"] == 500
+    )
+    assert job.main([*argv, "--scheduled-time", "at noon"]) == 2
+    assert "SCHEDULED_TIME" in capsys.readouterr().err

@@ -14,7 +14,6 @@ import pulumi_aws as aws
 
 from mlops_kit.infra.plans import iam
 from mlops_kit.infra.plans import monitoring as plan
-from mlops_kit.infra.plans.storage import endpoint_capture_uri
 
 
 @dataclass(frozen=True)
@@ -22,7 +21,7 @@ class MonitoringArgs:
     prefix: str
     region: str
     account_id: pulumi.Input[str]
-    endpoint_name: str
+    job: plan.MonitoringJob  # the job, its schedule, alarm and retraining, from `plan.monitoring_job`
     serving: bool  # is there an endpoint to watch? If not, the schedule exists but is disabled
     role_name: str  # the monitoring pipeline's and its job's role, created here
     invoker_role_name: str  # the role the schedule and the retraining rule start pipelines with
@@ -33,19 +32,10 @@ class MonitoringArgs:
     monitoring_bucket: pulumi.Input[str]
     image_uri: pulumi.Input[str]  # the project's runtime image
     image_pushed: tuple[pulumi.Resource, ...]  # what pushes that image: the pipeline waits for it
-    instance_type: str
-    schedule: str
-    drift_threshold: float
-    min_window_rows: int  # fewer captured rows: the job reports insufficient data, not a score
-    task: str  # the use case's (mlops_kit.usecase): how the job measures model quality
-    classes: tuple[str | int, ...]
-    retrain_on_drift: bool
     training_pipeline_arn: pulumi.Input[str]
     alarm_emails: tuple[str, ...]
     features: tuple[str, ...]
-    pipeline_name: str
     topic_name: str
-    alarm_name: str
     dashboard_name: str
     tags: dict[str, str]
 
@@ -56,6 +46,7 @@ class Monitoring(pulumi.ComponentResource):
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlops:monitoring:Monitoring", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        job = args.job
 
         topic = aws.sns.Topic(
             f"{name}-alarms",
@@ -76,7 +67,7 @@ class Monitoring(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-role",
             name=args.role_name,
-            description=f"The drift monitor of {args.endpoint_name}: its pipeline and its job",
+            description=f"The drift monitor of {job.endpoint}: its pipeline and its job",
             assume_role_policy=json.dumps(iam.service_trust("sagemaker.amazonaws.com")),
             tags=args.tags,
             opts=child,
@@ -91,7 +82,7 @@ class Monitoring(pulumi.ComponentResource):
                     iam.monitoring_role_policy(
                         iam.Scope(v[0], args.region, args.prefix),
                         role_arn=v[1],
-                        endpoint=args.endpoint_name,
+                        endpoint=job.endpoint,
                         capture_bucket=v[2],
                         monitoring_bucket=v[3],
                         kms_key_arn=v[4],
@@ -106,33 +97,22 @@ class Monitoring(pulumi.ComponentResource):
         definition = pulumi.Output.all(
             role.arn, args.kms_key_arn, args.capture_bucket, args.monitoring_bucket, args.image_uri
         ).apply(
-            lambda v: plan.pipeline_definition(
-                endpoint=args.endpoint_name,
-                role_arn=v[0],
-                image_uri=v[4],
-                instance_type=args.instance_type,
-                kms_key_arn=v[1],
-                capture_uri=endpoint_capture_uri(v[2], args.endpoint_name),
-                baseline_uri=plan.baseline_uri(v[3], args.endpoint_name),
-                reports_uri=plan.reports_uri(v[3], args.endpoint_name),
-                drift_threshold=args.drift_threshold,
-                task=args.task,
-                classes=args.classes,
-                min_window_rows=args.min_window_rows,
+            lambda v: job.definition(
+                role_arn=v[0], image_uri=v[4], kms_key_arn=v[1], capture_bucket=v[2], monitoring_bucket=v[3]
             )
         )
         pipeline = aws.sagemaker.Pipeline(
             f"{name}-pipeline",
-            pipeline_name=args.pipeline_name,
-            pipeline_display_name=args.pipeline_name,
-            pipeline_description=f"The kit's drift monitor over {args.endpoint_name}'s captured requests",
+            pipeline_name=job.pipeline_name,
+            pipeline_display_name=job.pipeline_name,
+            pipeline_description=f"The kit's drift monitor over {job.endpoint}'s captured requests",
             role_arn=role.arn,
             pipeline_definition=definition,
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, *args.image_pushed]),
         )
 
-        started = [pipeline.arn] + ([args.training_pipeline_arn] if args.retrain_on_drift else [])
+        started = [pipeline.arn] + ([args.training_pipeline_arn] if job.retrain_on_drift else [])
         invoker = aws.iam.Role(
             f"{name}-invoker",
             name=args.invoker_role_name,
@@ -155,26 +135,24 @@ class Monitoring(pulumi.ComponentResource):
         )
         aws.scheduler.Schedule(
             f"{name}-schedule",
-            name=f"{args.prefix}-monitoring",
-            description=f"Runs the drift monitor over {args.endpoint_name}",
-            schedule_expression=args.schedule,
+            name=job.schedule_name,
+            description=f"Runs the drift monitor over {job.endpoint}",
+            schedule_expression=job.schedule,
             # disabled until an endpoint serves: there is nothing captured to monitor before
             state="ENABLED" if args.serving else "DISABLED",
             flexible_time_window={"mode": "OFF"},
+            # StartPipelineExecution with the scheduled time as the run's window (plan.schedule_request);
+            # the invoker may start this pipeline only, so the request's name is checked against its ARN
             target={
-                "arn": pipeline.arn,
+                "arn": plan.START_PIPELINE_TARGET,
                 "role_arn": invoker.arn,
+                "input": job.schedule_request(),
                 "retry_policy": {"maximum_retry_attempts": 2},
             },
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[pipeline]),
         )
 
-        spec = plan.drift_alarm(
-            args.alarm_name,
-            args.endpoint_name,
-            threshold=args.drift_threshold,
-            period_seconds=plan.schedule_period_seconds(args.schedule),
-        )
+        spec = job.alarm()
         alarm = aws.cloudwatch.MetricAlarm(
             f"{name}-drift",
             **spec.metric_alarm_args(),
@@ -183,10 +161,10 @@ class Monitoring(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
-        if args.retrain_on_drift:
+        if job.retrain_on_drift:
             rule = aws.cloudwatch.EventRule(
                 f"{name}-retrain-on-drift",
-                name=f"{args.prefix}-retrain-on-drift",
+                name=job.rule_name,
                 description=f"Start {args.prefix}'s training pipeline when drift is detected",
                 event_pattern=alarm.arn.apply(plan.retrain_event_pattern),
                 tags=args.tags,
@@ -196,7 +174,7 @@ class Monitoring(pulumi.ComponentResource):
                 f"{name}-retrain-target",
                 rule=rule.name,
                 arn=args.training_pipeline_arn,
-                role_arn=invoker.arn,
+                role_arn=invoker.arn,  # no parameters: the pipeline's defaults read where new data lands
                 opts=pulumi.ResourceOptions(parent=rule),
             )
 
@@ -206,9 +184,9 @@ class Monitoring(pulumi.ComponentResource):
             dashboard_body=alarm.arn.apply(
                 lambda arn: plan.dashboard_body(
                     region=args.region,
-                    endpoint=args.endpoint_name,
+                    endpoint=job.endpoint,
                     drift_alarm_arn=arn,
-                    drift_threshold=args.drift_threshold,
+                    drift_threshold=job.drift_threshold,
                     features=list(args.features),
                 )
             ),

@@ -39,6 +39,22 @@ class AlarmSpec:
             "treat_missing_data": self.treat_missing_data,
         }
 
+    def put_metric_alarm_request(self) -> dict[str, object]:
+        """The same alarm as a CloudWatch `PutMetricAlarm` request (the local platform creates it so)."""
+        return {
+            "AlarmName": self.name,
+            "AlarmDescription": self.description,
+            "Namespace": self.namespace,
+            "MetricName": self.metric_name,
+            "Dimensions": [{"Name": k, "Value": v} for k, v in self.dimensions.items()],
+            "Statistic": self.statistic,
+            "Threshold": float(self.threshold),
+            "ComparisonOperator": self.comparison_operator,
+            "Period": self.period,
+            "EvaluationPeriods": self.evaluation_periods,
+            "TreatMissingData": self.treat_missing_data,
+        }
+
 
 def rollback_alarm_names(endpoint: str) -> tuple[str, str]:
     """The 5xx and latency alarms' names (the endpoint's role may see them, for its rollbacks)."""
