@@ -415,6 +415,7 @@ def monitoring_job(**changes) -> MonitoringJob:
         task="multiclass",
         classes=("bronze", "silver", "gold"),
         retrain_on_drift=True,
+        min_window_rows=250,
     )
     return dataclasses.replace(job, **changes)
 

@@ -52,6 +52,7 @@ _OPTIONS = dict(
     baseline_uri="s3://monitoring/p-e-endpoint/baseline/",
     reports_uri="s3://monitoring/p-e-endpoint/reports/",
     drift_threshold=0.3,
+    min_window_rows=250,
 )
 
 
