@@ -49,6 +49,8 @@ class Emulator:
     port: int = 0
     region: str = "us-east-1"
     pid: int | None = None
+    # Where its state is journaled and replayed from at start (`mlops_kit.emulator_journal`); None: memory only.
+    data_dir: Path | None = None
     _process: subprocess.Popen | None = None
 
     @property
@@ -59,8 +61,9 @@ class Emulator:
         """Start the server and wait until it answers. `detach` lets it outlive this process."""
         with tempfile.TemporaryDirectory(prefix="mlops-emulator-") as tmp:
             ready = Path(tmp) / "port"
+            durable = [str(self.data_dir)] if self.data_dir is not None else []
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "mlops_kit.emulator", "serve", str(self.port), str(ready)],
+                [sys.executable, "-m", "mlops_kit.emulator", "serve", str(self.port), str(ready), *durable],
                 stdout=subprocess.DEVNULL,  # moto logs every request; the kit's own logs say more
                 stderr=subprocess.PIPE,
                 stdin=subprocess.DEVNULL,
@@ -166,12 +169,18 @@ def aws_environ(endpoint_url: str, region: str) -> dict[str, str]:
 # --- the recorded emulator (for people, across commands) ---------------------------------------
 
 
+def data_dir() -> Path:
+    """Where the recorded emulator journals its state, so that a restart (even after `kill -9`) has it."""
+    return paths.state_dir() / "emulator"
+
+
 def start_detached(port: int = 0, region: str = "us-east-1") -> Emulator:
-    """Start an emulator that outlives this command and record it in the state file."""
+    """Start an emulator that outlives this command and record it in the state file; it comes up with
+    the state the last one left (its journal in `data_dir()`)."""
     current = running()
     if current is not None:
         raise EmulatorError(f"an emulator is already running at {current.endpoint_url} (pid {current.pid})")
-    emulator = Emulator(port=port, region=region).start(detach=True)
+    emulator = Emulator(port=port, region=region, data_dir=data_dir()).start(detach=True)
     path = state_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -224,6 +233,9 @@ def session(region: str = "us-east-1", port: int = 0) -> Iterator[Emulator]:
 
 
 def _alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):  # our own child, killed: reap it, a zombie is not alive
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -262,10 +274,11 @@ def _with_ping(app: Any) -> Any:
     return wsgi
 
 
-def _serve(port: int, ready_file: Path) -> None:
+def _serve(port: int, ready_file: Path, state: Path | None = None) -> None:
     """The child process: run moto's server until SIGTERM, after writing the bound port.
 
     Binding happens here, in the main thread, so a port in use ends the process with the reason at once.
+    With `state`, moto's state is journaled there and rebuilt from it before the port is written.
     """
     import threading
 
@@ -276,7 +289,15 @@ def _serve(port: int, ready_file: Path) -> None:
     )
     from werkzeug.serving import make_server
 
-    app = _with_ping(DomainDispatcherApplication(create_backend_app))
+    moto_app: Any = DomainDispatcherApplication(create_backend_app)
+    if state is not None:
+        from mlops_kit import emulator_journal
+
+        try:
+            moto_app = emulator_journal.durable(moto_app, state)
+        except emulator_journal.JournalError as exc:
+            sys.exit(str(exc))
+    app = _with_ping(moto_app)
     try:
         server = make_server(HOST, port, app, threaded=True, request_handler=MotoRequestHandler)
     except OSError as exc:
@@ -295,7 +316,7 @@ def _serve(port: int, ready_file: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "serve":
-        _serve(int(sys.argv[2]), Path(sys.argv[3]))
+    if len(sys.argv) in (4, 5) and sys.argv[1] == "serve":
+        _serve(int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]) if len(sys.argv) == 5 else None)
     else:
-        sys.exit("usage: python -m mlops_kit.emulator serve PORT READY_FILE")
+        sys.exit("usage: python -m mlops_kit.emulator serve PORT READY_FILE [STATE_DIR]")
