@@ -1,11 +1,57 @@
-"""The fault suite (`pytest tests/faults`): markers that count what was tried, and the closing tally."""
+"""The fault suite (`pytest tests/faults`): markers that count what was tried, the closing tally, and
+the fixtures its tests borrow from the suites of the parts they attack (serving's model and server
+helpers, the registry's world)."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import boto3
 import faults_summary
 import pytest
+from botocore.config import Config
+from moto import mock_aws
+
+HERE = Path(__file__).resolve().parent
+for _suite in ("serving", "registry"):  # their helper modules, imported by name as their tests do
+    if str(HERE.parent / "mlops_kit" / _suite) not in sys.path:
+        sys.path.insert(0, str(HERE.parent / "mlops_kit" / _suite))
+
+from registry_fixtures import PROJECT, World, make_world  # noqa: E402
+from serving_helpers import write_model_dir  # noqa: E402
+
+TOY = "tests.mlops_kit.registry.toy_use_case:USE_CASE"
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_model_dir(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """The registry tests' dev world (in-process moto, a copy of the test project with the toy use case)."""
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copy(PROJECT / "Pulumi.yaml", root / "Pulumi.yaml")
+    shutil.copytree(PROJECT / "environments", root / "environments")
+    for path in (root / "environments").glob("*.yaml"):
+        path.write_text(
+            path.read_text().replace("mlops:use_case: kit_fixture:USE_CASE", f"mlops:use_case: {TOY}")
+        )
+    monkeypatch.setenv("MLOPS_PROJECT_DIR", str(root))
+    with mock_aws():
+        config = Config(retries={"max_attempts": 1})
+
+        def aws(service: str) -> Any:
+            return boto3.client(service, region_name="us-east-1", config=config)
+
+        yield make_world(root, aws, "dev")
 
 
 def pytest_configure(config: pytest.Config) -> None:
