@@ -69,9 +69,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if report.when == "call" or (report.when == "setup" and report.failed):
         for mark, kind in (("fault", "faults"), ("bad_input", "bad_inputs")):
             for marker in item.iter_markers(mark):
-                name = marker.args[0] if marker.args else item.name
-                if "[" in item.name and not marker.args:
-                    name = item.name
+                callspec = getattr(item, "callspec", None)
+                name = marker.args[0] if marker.args else callspec.id if callspec else item.name
                 faults_summary.note(kind, name, report.passed)
     return report
 
