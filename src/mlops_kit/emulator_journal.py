@@ -298,13 +298,23 @@ def durable(app: Callable[..., Any], folder: Path, *, fsync: bool = False) -> Ca
             with _as_recorded(journal.seed, seq, at):
                 answer = _collect(target, environ, capture)
             if int(status[0].split()[0]) < 400:
-                journal.append({"seq": seq, "at": at, "environ": _kept(environ), "body": body})
+                try:
+                    journal.append({"seq": seq, "at": at, "environ": _kept(environ), "body": body})
+                except OSError as exc:
+                    # moto has applied a change the journal does not hold: answering would promise what
+                    # a restart cannot give back. Stop instead; the restart replays what was written.
+                    _fail_stop(f"emulator: cannot write {journal.path} ({exc}); stopping unanswered")
                 journal.next_seq = seq + 1
         start_response(status[0], answer[0])
         return [answer[1]]
 
     wsgi.journal = journal  # type: ignore[attr-defined]
     return wsgi
+
+
+def _fail_stop(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+    os._exit(75)  # EX_TEMPFAIL: no answer leaves, no later request runs on a state the journal lacks
 
 
 def replay(app: Callable[..., Any], journal: Journal) -> int:

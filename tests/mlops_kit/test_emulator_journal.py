@@ -302,3 +302,30 @@ def test_a_refused_request_is_not_journaled(tmp_path: Path) -> None:
         ("/kept-too", 2, b"payload"),
     ]
     replayed.close()
+
+
+def test_a_change_the_journal_cannot_hold_is_never_answered(tmp_path: Path, monkeypatch) -> None:
+    """Disk full (or any write error) after moto applied a change: the emulator stops without answering,
+    so no client holds an answer that a restart would take back."""
+
+    class Stopped(Exception):
+        pass
+
+    def moto(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"applied"]
+
+    def stop(message: str) -> None:
+        raise Stopped(message)
+
+    app = journal.durable(moto, tmp_path)
+    monkeypatch.setattr(journal, "_fail_stop", stop)
+    monkeypatch.setattr(
+        app.journal, "append", lambda record: (_ for _ in ()).throw(OSError(28, "No space left"))
+    )
+    answered: list[str] = []
+    environ = {"REQUEST_METHOD": "PUT", "PATH_INFO": "/x", "CONTENT_LENGTH": "0", "wsgi.input": io.BytesIO()}
+    with pytest.raises(Stopped, match="cannot write .*journal.bin .*No space left"):
+        app(environ, lambda status, headers, exc=None: answered.append(status))
+    assert answered == []
+    app.journal.close()
