@@ -25,6 +25,8 @@ for _suite in ("serving", "registry"):  # their helper modules, imported by name
 from registry_fixtures import PROJECT, World, make_world  # noqa: E402
 from serving_helpers import write_model_dir  # noqa: E402
 
+from mlops_kit import emulator  # noqa: E402
+
 TOY = "tests.mlops_kit.registry.toy_use_case:USE_CASE"
 
 
@@ -45,6 +47,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
             path.read_text().replace("mlops:use_case: kit_fixture:USE_CASE", f"mlops:use_case: {TOY}")
         )
     monkeypatch.setenv("MLOPS_PROJECT_DIR", str(root))
+    emulator.share_registries_across_accounts()  # as the registry's own `aws` fixture
     with mock_aws():
         config = Config(retries={"max_attempts": 1})
 

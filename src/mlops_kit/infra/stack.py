@@ -7,6 +7,7 @@ Pulumi mocks. Environments differ only by their settings: nothing here looks at 
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -30,7 +31,7 @@ from mlops_kit.infra.components.serving import Serving, ServingArgs
 from mlops_kit.infra.components.storage import Storage, StorageArgs
 from mlops_kit.infra.components.training import Training, TrainingArgs
 from mlops_kit.infra.plans import github as gh
-from mlops_kit.infra.plans import iam, images
+from mlops_kit.infra.plans import iam, images, stages
 from mlops_kit.infra.plans.iam import glue_database_name
 from mlops_kit.infra.plans.tags import tags as tags_for
 from mlops_kit.settings import Settings
@@ -48,6 +49,11 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
         preview=naming.preview_role(settings),
     )
     account_id = aws.get_caller_identity_output().account_id
+    # the other environments of the project: the stages that copy from this one, and the one it copies from
+    others = [settings_mod.load(env, root) for env in settings_mod.environments(root) if env != settings.env]
+    promoted_from = bool(stages.promoters(settings, others))
+    promotion_grants = account_id.apply(lambda account: stages.grants(settings, others, account))
+    copies_from = stages.source_environment(settings, others) if not settings.embedded else None
     bucket_names = {
         purpose: account_id.apply(lambda account, purpose=purpose: naming.bucket(settings, purpose, account))
         for purpose in naming.BUCKET_PURPOSES
@@ -66,6 +72,7 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
             capture_expiry_days=settings.storage.capture_expiry_days,
             noncurrent_version_expiry_days=settings.storage.noncurrent_version_expiry_days,
             tags=tags,
+            promotion_grants=promotion_grants,
         ),
     )
 
@@ -109,6 +116,8 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
             retrain_schedule=settings.training.retrain_schedule,
             reader_accounts=tuple(settings.training.reader_accounts),
             tags=tags,
+            promoted_from=promoted_from,
+            promotion_grants=promotion_grants,
         ),
     )
 
@@ -238,6 +247,9 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
                 gh.deploy_branches(settings.cicd.deploy_branches, where=f"{settings.file}: mlops:cicd")
             ),
             tags=tags,
+            promotion_read_policy=None
+            if copies_from is None
+            else account_id.apply(lambda account: json.dumps(stages.read_policy(settings, others, account))),
         ),
     )
 
