@@ -3,7 +3,9 @@
 Each emulator is a child process (`python -m mlops_kit.emulator serve`), so two run side by side with
 separate state, and stopping one frees its port and its memory. Code and tests use the `Emulator`
 context manager; people use `mlops emulator start|stop|status`, which keeps a state file so that later
-commands find the running one. Clients from `Emulator.client()` point at it with retries off, so an
+commands find the running one; that one journals every change to its state in the state folder and
+replays the journal when it starts again, so a stop, a crash or `kill -9` loses nothing
+(`mlops_kit.emulator_journal`). Clients from `Emulator.client()` point at it with retries off, so an
 API that moto lacks fails at once instead of retrying.
 """
 

@@ -118,11 +118,13 @@ def _definition(ctx: pipeline.PipelineContext, pid: int, marker: Path) -> dict[s
 
 
 class KillAfterRegistering:
-    """The emulator, whose SageMaker clients kill it right after it answered CreateModelPackage (once)."""
+    """The emulator, whose SageMaker clients (its own, and those of any role it lends) kill it right
+    after it answered CreateModelPackage (once)."""
 
-    def __init__(self, running: emu.Emulator):
+    def __init__(self, running: Any, answered: list[str] | None = None, pid: int | None = None):
         self.running = running
-        self.answered: list[str] = []
+        self.answered = [] if answered is None else answered
+        self.pid = pid if pid is not None else running.pid
 
     def client(self, service: str) -> Any:
         made = self.running.client(service)
@@ -133,10 +135,26 @@ class KillAfterRegistering:
     def environ(self) -> dict[str, str]:
         return self.running.environ()
 
+    def as_role(self, role_arn: str, session: str = "SageMaker") -> KillAfterRegistering:
+        return KillAfterRegistering(self.running.as_role(role_arn, session), self.answered, self.pid)
+
     def _kill(self, parsed: dict[str, Any], **_: Any) -> None:
         if not self.answered:
             self.answered.append(parsed["ModelPackageArn"])
-            os.kill(self.running.pid, signal.SIGKILL)
+            os.kill(self.pid, signal.SIGKILL)
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """What a client gets from a killed emulator: no connection, or one cut (raised as it is, or as the
+    reason of the step that failed on it)."""
+    from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
+
+    if isinstance(exc, (EndpointConnectionError, ConnectionClosedError)):
+        return True
+    said = str(exc)
+    return isinstance(exc, (runner.PipelineFailed, runner.jobs.StepFailed)) and (
+        "Could not connect to the endpoint URL" in said or "Connection was closed before" in said
+    )
 
 
 def _state(running: emu.Emulator, ctx: pipeline.PipelineContext, execution: str = "") -> dict[str, Any]:
@@ -203,7 +221,8 @@ def test_the_emulator_killed_twice_mid_run_then_resumed_loses_nothing_and_regist
 
         try:
             runner.execute(definition, settings=ENV, emulator=running, ctx=ctx, progress=before_b)
-        except Exception as exc:  # noqa: BLE001 - whatever the dead emulator makes the step raise
+        except Exception as exc:  # noqa: BLE001 - checked: the dead emulator's, nothing else
+            assert _unreachable(exc), repr(exc)
             seen["error"] = str(exc)
         else:
             raise AssertionError("the run went on with its emulator killed")
@@ -220,8 +239,8 @@ def test_the_emulator_killed_twice_mid_run_then_resumed_loses_nothing_and_regist
         before_register = _state(running, ctx)
         try:
             runner.execute(definition, settings=ENV, emulator=killer, ctx=ctx, resume=recorded.execution_id)
-        except Exception:  # noqa: BLE001
-            pass
+        except Exception as exc:  # noqa: BLE001 - checked: the dead emulator's, nothing else
+            assert _unreachable(exc), repr(exc)
         else:
             raise AssertionError("the run went on with its emulator killed")
         assert len(killer.answered) == 1
