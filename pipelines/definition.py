@@ -76,6 +76,7 @@ def get_pipeline(settings: Settings, ctx: PipelineContext):
             "--resource-prefix", settings.prefix,
             "--ttl-hours", features.ttl_hours,
             "--online", ("dynamodb" if settings.embedded else "runtime") if features.online_store else "none",
+            "--future-tolerance-hours", training.future_tolerance_hours,
         ],
         inputs={"records": prepared["features"].S3Output.S3Uri},
         outputs=["ingest"],

@@ -3,7 +3,9 @@
 Each emulator is a child process (`python -m mlops_kit.emulator serve`), so two run side by side with
 separate state, and stopping one frees its port and its memory. Code and tests use the `Emulator`
 context manager; people use `mlops emulator start|stop|status`, which keeps a state file so that later
-commands find the running one. Clients from `Emulator.client()` point at it with retries off, so an
+commands find the running one; that one journals every change to its state in the state folder and
+replays the journal when it starts again, so a stop, a crash or `kill -9` loses nothing
+(`mlops_kit.emulator_journal`). Clients from `Emulator.client()` point at it with retries off, so an
 API that moto lacks fails at once instead of retrying.
 """
 
@@ -51,6 +53,8 @@ class Emulator:
     port: int = 0
     region: str = "us-east-1"
     pid: int | None = None
+    # Where its state is journaled and replayed from at start (`mlops_kit.emulator_journal`); None: memory only.
+    data_dir: Path | None = None
     _process: subprocess.Popen | None = None
 
     @property
@@ -61,8 +65,9 @@ class Emulator:
         """Start the server and wait until it answers. `detach` lets it outlive this process."""
         with tempfile.TemporaryDirectory(prefix="mlops-emulator-") as tmp:
             ready = Path(tmp) / "port"
+            durable = [str(self.data_dir)] if self.data_dir is not None else []
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "mlops_kit.emulator", "serve", str(self.port), str(ready)],
+                [sys.executable, "-m", "mlops_kit.emulator", "serve", str(self.port), str(ready), *durable],
                 stdout=subprocess.DEVNULL,  # moto logs every request; the kit's own logs say more
                 stderr=subprocess.PIPE,
                 stdin=subprocess.DEVNULL,
@@ -224,12 +229,18 @@ def aws_environ(endpoint_url: str, region: str) -> dict[str, str]:
 # --- the recorded emulator (for people, across commands) ---------------------------------------
 
 
+def data_dir() -> Path:
+    """Where the recorded emulator journals its state, so that a restart (even after `kill -9`) has it."""
+    return paths.state_dir() / "emulator"
+
+
 def start_detached(port: int = 0, region: str = "us-east-1") -> Emulator:
-    """Start an emulator that outlives this command and record it in the state file."""
+    """Start an emulator that outlives this command and record it in the state file; it comes up with
+    the state the last one left (its journal in `data_dir()`)."""
     current = running()
     if current is not None:
         raise EmulatorError(f"an emulator is already running at {current.endpoint_url} (pid {current.pid})")
-    emulator = Emulator(port=port, region=region).start(detach=True)
+    emulator = Emulator(port=port, region=region, data_dir=data_dir()).start(detach=True)
     path = state_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -282,6 +293,9 @@ def session(region: str = "us-east-1", port: int = 0) -> Iterator[Emulator]:
 
 
 def _alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):  # our own child, killed: reap it, a zombie is not alive
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -353,10 +367,11 @@ def share_registries_across_accounts() -> None:
     backend._mlops_cross_account = True
 
 
-def _serve(port: int, ready_file: Path) -> None:
+def _serve(port: int, ready_file: Path, state: Path | None = None) -> None:
     """The child process: run moto's server until SIGTERM, after writing the bound port.
 
     Binding happens here, in the main thread, so a port in use ends the process with the reason at once.
+    With `state`, moto's state is journaled there and rebuilt from it before the port is written.
     """
     import threading
 
@@ -368,12 +383,19 @@ def _serve(port: int, ready_file: Path) -> None:
     from werkzeug.serving import make_server
 
     share_registries_across_accounts()
+    moto_app: Any = DomainDispatcherApplication(create_backend_app)
+    if state is not None:
+        from mlops_kit import emulator_journal
+
+        try:
+            moto_app = emulator_journal.durable(moto_app, state)
+        except emulator_journal.JournalError as exc:
+            sys.exit(str(exc))
     from mlops_kit import emulator_routes
 
-    endpoints = emulator_routes.Registry()  # the local endpoints it serves: InvokeEndpoint goes to them
-    app = _with_ping(
-        emulator_routes.with_endpoints(DomainDispatcherApplication(create_backend_app), endpoints)
-    )
+    # the local endpoints it serves: InvokeEndpoint goes to them (not journaled: their servers end with it)
+    endpoints = emulator_routes.Registry()
+    app = _with_ping(emulator_routes.with_endpoints(moto_app, endpoints))
     try:
         server = make_server(HOST, port, app, threaded=True, request_handler=MotoRequestHandler)
     except OSError as exc:
@@ -396,7 +418,7 @@ def _serve(port: int, ready_file: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "serve":
-        _serve(int(sys.argv[2]), Path(sys.argv[3]))
+    if len(sys.argv) in (4, 5) and sys.argv[1] == "serve":
+        _serve(int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]) if len(sys.argv) == 5 else None)
     else:
-        sys.exit("usage: python -m mlops_kit.emulator serve PORT READY_FILE")
+        sys.exit("usage: python -m mlops_kit.emulator serve PORT READY_FILE [STATE_DIR]")

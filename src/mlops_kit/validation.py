@@ -204,7 +204,8 @@ def read_table(folder: Any) -> pd.DataFrame:
         try:
             frames.append(readers[path.suffix.lower()](path))
         except Exception as exc:  # whatever the reader says, the user needs to know which file
-            raise ValueError(f"{path}: cannot be read as {path.suffix.lower()[1:]}: {exc}") from None
+            detail = " ".join(str(exc).split())  # one line: pandas' parser errors end with a newline
+            raise ValueError(f"{path}: cannot be read as {path.suffix.lower()[1:]}: {detail}") from None
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 

@@ -1,4 +1,4 @@
-"""`mlops features ingest|get|training-set|groups`: the feature store from the command line.
+"""`mlops features ingest|get|training-set|groups|repair`: the feature store from the command line.
 
 On the embedded default these act on the running emulator (`mlops emulator start`), so what one command
 writes the next one reads; in AWS they use the account's credentials.
@@ -81,6 +81,31 @@ def ingest(
     out.print(
         f"{report.group}: {report.rows:,} records; offline files written {report.files_written:,}, "
         f"already there {report.files_skipped:,}; online records offered {report.online_records:,}"
+    )
+    if report.online_future:
+        out.print(
+            f"{report.group}: {report.online_future:,} records from the future (event time after "
+            f"{report.online_not_after}, mlops:training.future_tolerance_hours) kept offline, refused online",
+            style="yellow",
+            highlight=False,
+        )
+
+
+@app.command()
+def repair(
+    group: str = typer.Option(..., "--group", help="Feature group name."),
+    env: str = ENV,
+) -> None:
+    """Rewrite a group's online store from its offline store: each entity's latest record that is not
+    from the future replaces what is online (a record from the future is removed)."""
+    from mlops_kit.features.store import repair as repair_group
+
+    report = repair_group(_store(env), group)
+    out.print(
+        f"{report.group}: {report.offline_rows:,} offline records of {report.entities:,} entities; "
+        f"online rewritten for {report.written:,}, removed for {report.deleted:,} "
+        f"(only records from the future: {report.future_rows:,} rows)",
+        highlight=False,
     )
 
 

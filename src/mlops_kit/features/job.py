@@ -32,6 +32,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resource-prefix", required=True, help="feature group names are <prefix>-<group>")
     p.add_argument("--ttl-hours", type=int, required=True)
     p.add_argument("--online", choices=("dynamodb", "runtime", "none"), required=True)
+    p.add_argument(
+        "--future-tolerance-hours",
+        type=float,
+        default=1.0,
+        help="the online store refuses records whose event time lies further past now",
+    )
     return p
 
 
@@ -56,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         timedelta(hours=args.ttl_hours),
         args.online,
         boto3.client,
+        future_tolerance=timedelta(hours=args.future_tolerance_hours),
     )
     report = {}
     for path in files:
@@ -69,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "files_written": result.files_written,
             "files_skipped": result.files_skipped,
             "online_records": result.online_records,
+            "online_future": result.online_future,
         }
         print(f"{path.stem}: {result.rows:,} records, {result.files_written:,} new files", flush=True)
     out = Path(args.ingest)

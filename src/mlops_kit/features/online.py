@@ -7,7 +7,12 @@ emulator and every process sees it. The semantics, on both:
 - values travel as SageMaker's `ValueAsString` and come back typed by the group's definitions;
 - a record replaces the stored one only if its event time is the same or later, so a late record never
   hides a newer one, and re-putting a record changes nothing;
-- a record expires at event time + TTL (SageMaker's `ExpiresAt`); an expired record reads as absent.
+- a record expires at event time + TTL (SageMaker's `ExpiresAt`); an expired record reads as absent;
+- a record from the future (event time past now + `future_tolerance`, the settings'
+  `training.future_tolerance_hours`) is refused: it would otherwise hide every later, true record of its
+  entity until its time came (a row stamped 2099 wins forever). The offline store keeps it, as history;
+- `replace` writes a record whatever is stored (and `delete` removes one): `store.repair` rewrites a
+  group from the offline store with them.
 """
 
 from __future__ import annotations
@@ -25,11 +30,12 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from mlops_kit.features.types import FeatureGroup
-from mlops_kit.features.validation import Batch
+from mlops_kit.features.validation import Batch, format_iso_ms
 
 Values = dict[str, Any]
 _WORKERS = 8
 _BATCH_GET = 100  # BatchGetRecord's and BatchGetItem's limit of identifiers per call
+DEFAULT_FUTURE_TOLERANCE = timedelta(hours=1)  # the settings' default (training.future_tolerance_hours)
 
 
 @dataclass(frozen=True)
@@ -42,8 +48,20 @@ class OnlineRecord:
 
 
 class OnlineStore(Protocol):
+    future_tolerance: timedelta
+    clock: Callable[[], float]
+
     def put(self, batch: Batch) -> int:
-        """Store the batch's latest record per entity; returns how many records were offered."""
+        """Store the batch's latest record per entity, records from the future left out; returns how
+        many records were offered."""
+        ...
+
+    def replace(self, group: FeatureGroup, records: Sequence[OnlineRecord]) -> int:
+        """Store these records whatever is stored for their entities (a repair); returns how many."""
+        ...
+
+    def delete(self, group: FeatureGroup, record_ids: Sequence[str]) -> int:
+        """Remove the entities' records; returns how many ids were given."""
         ...
 
     def get(self, group: FeatureGroup, record_id: str) -> Values | None:
@@ -58,13 +76,27 @@ class OnlineStore(Protocol):
 # --- pure decisions ------------------------------------------------------------------------------
 
 
-def latest_per_entity(batch: Batch) -> list[OnlineRecord]:
-    """The batch's record with the latest event time for each entity (the last row among equal times)."""
+def latest_allowed_ms(now: float, tolerance: timedelta) -> int:
+    """The latest event time (epoch ms) the online store takes at `now` (epoch seconds)."""
+    return int(now * 1000) + int(tolerance.total_seconds() * 1000)
+
+
+def future_rows(batch: Batch, not_after_ms: int) -> int:
+    """How many of the batch's rows lie past `not_after_ms` (refused by the online store)."""
+    return int((batch.event_ms > not_after_ms).sum())
+
+
+def latest_per_entity(batch: Batch, not_after_ms: int | None = None) -> list[OnlineRecord]:
+    """The batch's record with the latest event time for each entity (the last row among equal times),
+    among the rows not later than `not_after_ms`: an entity's true latest record is kept even when the
+    batch also holds one from the future for it."""
     if batch.rows == 0:
         return []
     group = batch.group
     ids = batch.table.column(group.record_identifier.name).to_pandas()
     order = pd.DataFrame({"id": ids, "ms": batch.event_ms, "row": np.arange(batch.rows)})
+    if not_after_ms is not None:
+        order = order[order["ms"] <= not_after_ms]
     # Later rows win ties on event time: sort by (id, event time, row) and keep the last of each id.
     rows = order.sort_values(["id", "ms", "row"]).drop_duplicates("id", keep="last")["row"].to_numpy()
     records = []
@@ -109,23 +141,28 @@ class DynamoOnlineStore:
         table_name: Callable[[FeatureGroup], str],
         ttl: timedelta,
         clock: Callable[[], float] = time.time,
+        future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE,
     ):
         self.dynamodb = dynamodb
         self.table_name = table_name
         self.ttl = ttl
         self.clock = clock
+        self.future_tolerance = future_tolerance
+
+    def _item(self, record: OnlineRecord) -> dict[str, Any]:
+        return {
+            "record_id": {"S": record.record_id},
+            "event_ms": {"N": str(record.event_ms)},
+            "expires_at": {"N": str(expires_at_ms(record.event_ms, self.ttl) // 1000)},
+            "record": {"M": {name: {"S": value} for name, value in record.values.items()}},
+        }
 
     def put(self, batch: Batch) -> int:
-        records = latest_per_entity(batch)
+        records = latest_per_entity(batch, latest_allowed_ms(self.clock(), self.future_tolerance))
         table = self.ensure_table(batch.group)
 
         def put_one(record: OnlineRecord) -> None:
-            item = {
-                "record_id": {"S": record.record_id},
-                "event_ms": {"N": str(record.event_ms)},
-                "expires_at": {"N": str(expires_at_ms(record.event_ms, self.ttl) // 1000)},
-                "record": {"M": {name: {"S": value} for name, value in record.values.items()}},
-            }
+            item = self._item(record)
             try:
                 self.dynamodb.put_item(
                     TableName=table,
@@ -140,6 +177,19 @@ class DynamoOnlineStore:
         with ThreadPoolExecutor(_WORKERS) as pool:
             list(pool.map(put_one, records))
         return len(records)
+
+    def replace(self, group: FeatureGroup, records: Sequence[OnlineRecord]) -> int:
+        table = self.ensure_table(group)
+        with ThreadPoolExecutor(_WORKERS) as pool:
+            list(pool.map(lambda r: self.dynamodb.put_item(TableName=table, Item=self._item(r)), records))
+        return len(records)
+
+    def delete(self, group: FeatureGroup, record_ids: Sequence[str]) -> int:
+        table = self._existing_table(group)
+        if table is not None:
+            for record_id in record_ids:
+                self.dynamodb.delete_item(TableName=table, Key={"record_id": {"S": str(record_id)}})
+        return len(record_ids)
 
     def get(self, group: FeatureGroup, record_id: str) -> Values | None:
         table = self._existing_table(group)
@@ -211,14 +261,26 @@ class DynamoOnlineStore:
 class RuntimeOnlineStore:
     """The online store in AWS, through `sagemaker-featurestore-runtime`."""
 
-    def __init__(self, runtime: Any, group_name: Callable[[FeatureGroup], str], ttl: timedelta):
+    def __init__(
+        self,
+        runtime: Any,
+        group_name: Callable[[FeatureGroup], str],
+        ttl: timedelta,
+        clock: Callable[[], float] = time.time,
+        future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE,
+    ):
         self.runtime = runtime
         self.group_name = group_name
         self.ttl = ttl
+        self.clock = clock
+        self.future_tolerance = future_tolerance
 
     def put(self, batch: Batch) -> int:
-        records = latest_per_entity(batch)
-        name = self.group_name(batch.group)
+        records = latest_per_entity(batch, latest_allowed_ms(self.clock(), self.future_tolerance))
+        return self._put(batch.group, records)
+
+    def _put(self, group: FeatureGroup, records: Sequence[OnlineRecord]) -> int:
+        name = self.group_name(group)
         hours = max(1, int(self.ttl.total_seconds() // 3600))
 
         def put_one(record: OnlineRecord) -> None:
@@ -233,6 +295,33 @@ class RuntimeOnlineStore:
         with ThreadPoolExecutor(_WORKERS) as pool:
             list(pool.map(put_one, records))
         return len(records)
+
+    def replace(self, group: FeatureGroup, records: Sequence[OnlineRecord]) -> int:
+        # The online store keeps the record with the latest event time: an older, true one replaces a
+        # record from the future only once that is deleted.
+        self.delete(group, [r.record_id for r in records])
+        return self._put(group, records)
+
+    def delete(self, group: FeatureGroup, record_ids: Sequence[str]) -> int:
+        name = self.group_name(group)
+        stamp = format_iso_ms(np.array([int(self.clock() * 1000)], dtype=np.int64))[0].as_py()
+
+        def delete_one(record_id: str) -> None:
+            try:
+                self.runtime.delete_record(
+                    FeatureGroupName=name,
+                    RecordIdentifierValueAsString=str(record_id),
+                    EventTime=stamp,
+                    TargetStores=["OnlineStore"],
+                    DeletionMode="HardDelete",
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ResourceNotFound":
+                    raise
+
+        with ThreadPoolExecutor(_WORKERS) as pool:
+            list(pool.map(delete_one, record_ids))
+        return len(record_ids)
 
     def get(self, group: FeatureGroup, record_id: str) -> Values | None:
         try:

@@ -11,6 +11,7 @@ feature groups in the emulator, as `pulumi up` does in AWS.
     frame = training_set(store, entities, ["customer-profile", "transaction-aggregates"])
     features = lookup(store)("c0000042")                      # for serving: {feature: value}
     fill = request_filler(store)                              # serving's hook: fills what records lack
+    repair(store, "transaction-aggregates")                   # online rewritten from offline history
 """
 
 from __future__ import annotations
@@ -29,7 +30,16 @@ from botocore.exceptions import ClientError
 
 from mlops_kit import local_platform, naming, project
 from mlops_kit.features.offline import OfflineLocation, OfflineStore
-from mlops_kit.features.online import DynamoOnlineStore, OnlineStore, RuntimeOnlineStore, Values
+from mlops_kit.features.online import (
+    DEFAULT_FUTURE_TOLERANCE,
+    DynamoOnlineStore,
+    OnlineStore,
+    RuntimeOnlineStore,
+    Values,
+    future_rows,
+    latest_allowed_ms,
+    latest_per_entity,
+)
 from mlops_kit.features.pit import check_columns, entity_times, point_in_time
 from mlops_kit.features.types import FeatureGroup, FeatureType
 from mlops_kit.features.validation import validate
@@ -82,6 +92,18 @@ class IngestReport:
     files_written: int
     files_skipped: int
     online_records: int
+    online_future: int = 0  # rows kept offline only: their event time lies past now + the tolerance
+    online_not_after: str = ""  # that bound, ISO-8601, when any row was past it
+
+
+@dataclass(frozen=True)
+class RepairReport:
+    group: str
+    offline_rows: int
+    entities: int
+    written: int  # entities whose online record is now their latest offline record not from the future
+    deleted: int  # entities with only records from the future: no online record any more
+    future_rows: int
 
 
 def connect(
@@ -90,7 +112,8 @@ def connect(
     groups: Sequence[FeatureGroup] | None = None,
     clock: Callable[[], float] = time.time,
 ) -> FeatureStore:
-    """The environment's feature store; on the embedded default, its groups are created first."""
+    """The environment's feature store; on the embedded default, its groups are created first. Its
+    online store refuses records from further in the future than `training.future_tolerance_hours`."""
     declared = tuple(groups) if groups is not None else project.feature_groups(settings)
     if settings.embedded:
         ensure_groups(settings, client, declared)
@@ -102,6 +125,7 @@ def connect(
         kind,
         client,
         clock,
+        future_tolerance=timedelta(hours=settings.training.future_tolerance_hours),
     )
 
 
@@ -115,6 +139,7 @@ def connect_named(
     online_kind: OnlineKind,
     client: ClientFactory,
     clock: Callable[[], float] = time.time,
+    future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE,
 ) -> FeatureStore:
     """A store from explicit parts, for code that has no settings file (a SageMaker job)."""
     sagemaker = client("sagemaker")
@@ -127,9 +152,11 @@ def connect_named(
 
     online: OnlineStore | None
     if online_kind == "dynamodb":
-        online = DynamoOnlineStore(client("dynamodb"), resource, ttl, clock)
+        online = DynamoOnlineStore(client("dynamodb"), resource, ttl, clock, future_tolerance)
     elif online_kind == "runtime":
-        online = RuntimeOnlineStore(client("sagemaker-featurestore-runtime"), resource, ttl)
+        online = RuntimeOnlineStore(
+            client("sagemaker-featurestore-runtime"), resource, ttl, clock, future_tolerance
+        )
     elif online_kind == "none":
         online = None
     else:
@@ -145,8 +172,52 @@ def ingest(
     batch = validate(definition, frame)
     written_ms = int((time.time() if write_time is None else write_time) * 1000)
     report = store.offline.write(batch, written_ms)
-    online = store.online.put(batch) if store.online is not None else 0
-    return IngestReport(definition.name, batch.rows, report.files_written, report.files_skipped, online)
+    if store.online is None:
+        return IngestReport(definition.name, batch.rows, report.files_written, report.files_skipped, 0)
+    bound = latest_allowed_ms(store.online.clock(), store.online.future_tolerance)
+    future = future_rows(batch, bound)
+    online = store.online.put(batch)
+    return IngestReport(
+        definition.name,
+        batch.rows,
+        report.files_written,
+        report.files_skipped,
+        online,
+        future,
+        _iso(bound) if future else "",
+    )
+
+
+def repair(store: FeatureStore, group: GroupRef) -> RepairReport:
+    """Rewrite a group's online store from its offline store: for each entity the offline store knows,
+    its latest record that is not from the future (the last written, for equal event times) replaces
+    whatever is online; an entity with only records from the future is removed from the online store."""
+    definition = store.group(group)
+    online = store._online()
+    table = store.offline.read(definition)
+    if "write_time" in table.column_names and table.num_rows:
+        table = table.sort_by([("write_time", "ascending")])  # equal event times: the last written wins
+    batch = validate(definition, table.select(definition.column_names).to_pandas())
+    bound = latest_allowed_ms(online.clock(), online.future_tolerance)
+    ids = [str(i) for i in batch.table.column(definition.record_identifier.name).to_pylist()]
+    deletions = (
+        {
+            (ids[row], int(batch.event_ms[row]))
+            for row in np.flatnonzero(table.column("is_deleted").fill_null(False).to_numpy())
+        }
+        if "is_deleted" in table.column_names
+        else set()
+    )
+    records = [r for r in latest_per_entity(batch, bound) if (r.record_id, r.event_ms) not in deletions]
+    known = set(ids)
+    gone = sorted(known - {r.record_id for r in records})
+    written = online.replace(definition, records)
+    deleted = online.delete(definition, gone)
+    return RepairReport(definition.name, batch.rows, len(known), written, deleted, future_rows(batch, bound))
+
+
+def _iso(epoch_ms: int) -> str:
+    return pd.Timestamp(epoch_ms, unit="ms", tz="UTC").isoformat()
 
 
 def training_set(store: FeatureStore, entities: pd.DataFrame, groups: Sequence[GroupRef]) -> pd.DataFrame:

@@ -28,6 +28,7 @@ each drop is counted and logged.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -477,6 +478,9 @@ class CaptureBuffer:
         self.max_backlog = max_backlog
         self.counters = counters or CaptureCounters()
         self.clock = clock
+        # A spool of its own (none given) is a fresh temp folder no later process would look in: removed
+        # at close, when nothing waits in it.
+        self._own_folder = spool is None
         self.folder = Path(spool) if spool is not None else Path(tempfile.mkdtemp(prefix="mlops-capture-"))
         self._spool = Spool.create(self.folder)
         self._sealed: list[Spool] = []  # rotated out of this process, and claimed from ended ones
@@ -523,6 +527,9 @@ class CaptureBuffer:
                 spool.close(remove=spool.committed >= spool.end)
             self._sealed = []
             self._closed = True
+            if self._own_folder:
+                with contextlib.suppress(OSError):  # not empty: records wait there, say so below
+                    self.folder.rmdir()
 
     def _run(self) -> None:
         while not self._closing:

@@ -136,8 +136,13 @@ def download_model(s3: Any, model_data_url: str, target: Path, max_model_mb: flo
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
             archive.extractall(tmp, filter="data")
-    except tarfile.TarError as exc:
-        raise DeployError(f"{model_data_url} is not a model.tar.gz: {exc}") from None
+    except BaseException as exc:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)  # a failed unpack leaves nothing behind
+        if isinstance(exc, tarfile.TarError):
+            raise DeployError(f"{model_data_url} is not a model.tar.gz: {exc}") from None
+        raise
     if model_dir.exists():
         import shutil
 

@@ -563,6 +563,8 @@ def run_worker(sock: socket.socket, handler: Handler, metrics: Metrics, options:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    if _EARLY_STOP:  # asked to stop before this handler was there
+        stop.set()
 
     async def sweep() -> None:
         while True:
@@ -622,6 +624,10 @@ def serve(options: ServerOptions, on_ready: Callable[[int], None] | None = None)
         "serving %s on http://%s:%d with %d worker(s)", options.model_dir, options.host, port, options.workers
     )
     metrics = Metrics(options.workers)
+    # A stop asked for between the ready file and the workers' own handlers must not kill the server
+    # undrained (SIGTERM's default): it is noted here and honoured once they are installed.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _note_early_stop)
     if options.ready_file is not None:
         tmp = options.ready_file.with_name(options.ready_file.name + ".tmp")
         tmp.write_text(json.dumps({"port": port, "pid": os.getpid()}))
@@ -632,6 +638,13 @@ def serve(options: ServerOptions, on_ready: Callable[[int], None] | None = None)
         run_worker(sock, handler, metrics, options)
         return
     _supervise(sock, handler, metrics, options)
+
+
+_EARLY_STOP: list[int] = []
+
+
+def _note_early_stop(signum: int, _frame: Any) -> None:
+    _EARLY_STOP.append(signum)
 
 
 def _allow_open_files(needed: int) -> None:
@@ -682,6 +695,8 @@ def _supervise(sock: socket.socket, handler: Handler, metrics: Metrics, options:
         spawn(index)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if _EARLY_STOP:  # asked to stop before this handler was there (workers forked since were told now)
+        on_signal(_EARLY_STOP[0], None)
     while children:
         try:
             pid, status = os.waitpid(-1, 0)

@@ -85,3 +85,50 @@ def test_without_a_running_emulator_the_commands_say_how_to_start_one(tmp_path: 
     assert not os.path.exists(state_file())
     assert main(["features", "get", "--group", "entity-profile", "--id", "c1"]) == 1
     assert "mlops emulator start" in capsys.readouterr().err
+
+
+def test_records_from_the_future_are_refused_online_and_repair_rewrites_the_group(
+    recorded, tmp_path: Path, capsys
+):
+    """`ingest` says how many records from the future it kept offline only; `repair --group` rewrites
+    the online store from the offline store (here after a writer that had no such rule)."""
+    from datetime import timedelta
+
+    from mlops_kit import settings
+    from mlops_kit.features.online import DynamoOnlineStore
+    from mlops_kit.features.store import connect
+    from mlops_kit.features.validation import validate
+
+    entity = f"e-{uuid.uuid4().hex[:8]}"
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    frame = pd.DataFrame(
+        {
+            "entity_id": [entity, entity],
+            "event_time": [(now - pd.Timedelta("1h")).isoformat(), "2099-01-01T00:00:00+00:00"],
+            "tenure_days": [30, 99],
+            "home_segment": ["true", "from-2099"],
+        }
+    )
+    data = tmp_path / "profile.csv"
+    frame.to_csv(data, index=False)
+    assert main(["features", "ingest", "--group", "entity-profile", "--data", str(data)]) == 0
+    said = capsys.readouterr().out.replace("\n", " ")
+    assert "1 records from the future" in said and "future_tolerance_hours" in said
+    assert main(["features", "get", "--group", "entity-profile", "--id", entity]) == 0
+    assert json.loads(capsys.readouterr().out)["home_segment"] == "true"
+
+    store = connect(settings.load("local"), recorded.client)
+    lax = DynamoOnlineStore(
+        recorded.client("dynamodb"),
+        store.online.table_name,
+        store.ttl,
+        future_tolerance=timedelta(days=40_000),
+    )
+    lax.put(validate(store.group("entity-profile"), frame))  # poisoned, as before the rule
+    assert store.get("entity-profile", entity)["home_segment"] == "from-2099"
+    assert main(["features", "repair", "--group", "entity-profile", "--env", "local"]) == 0
+    assert "online rewritten" in capsys.readouterr().out
+    assert main(["features", "get", "--group", "entity-profile", "--id", entity]) == 0
+    assert json.loads(capsys.readouterr().out)["home_segment"] == "true"
+    assert main(["features", "repair", "--group", "no-such-group"]) == 1
+    assert "no feature group 'no-such-group'" in capsys.readouterr().err

@@ -3,12 +3,7 @@ connections, and /ping answering while a thousand slow clients hold theirs open.
 
 from __future__ import annotations
 
-import io
-import resource
-import selectors
 import socket
-import statistics
-import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -182,81 +177,3 @@ def test_connections_past_the_limit_get_503_and_the_rest_are_served(limited: Run
 def test_limits_must_be_positive(tmp_path: Path, field: str, value: float) -> None:
     with pytest.raises(ValueError, match=f"{field} must be positive"):
         ServerOptions(model_dir=tmp_path, **{field: value})
-
-
-def test_ping_answers_fast_while_a_thousand_slow_clients_hold_connections(
-    model_dir: Path, tmp_path: Path
-) -> None:
-    """Slowloris on loopback: 1,000 connections trickling a header that never ends and 1,000 idle
-    keep-alive ones. /ping still answers in milliseconds, and the slow ones are closed at the header
-    time, not before, while the idle ones (within their keep-alive time) stay."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < 2200:
-        if hard != resource.RLIM_INFINITY and hard < 2200:
-            pytest.skip(f"needs 2,200 open files; ulimit -n allows {hard}")
-        resource.setrlimit(resource.RLIMIT_NOFILE, (2200, hard))
-    server = start_server(model_dir, tmp_path, "--header-timeout-s", "5", "--keep-alive-s", "60")
-    slow: list[socket.socket] = []
-    idle: list[socket.socket] = []
-    try:
-        opened = time.monotonic()
-        for _ in range(1000):
-            raw = connect(server)
-            raw.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-            slow.append(raw)
-        for _ in range(1000):
-            raw = connect(server)
-            raw.sendall(PING)
-            idle.append(raw)
-        for raw in idle:
-            assert raw.recv(4096).startswith(b"HTTP/1.1 200")
-        assert time.monotonic() - opened < 4  # all 2,000 held when the pings go
-        latencies = []
-        for round_ in range(20):
-            for raw in slow[round_ * 50 : (round_ + 1) * 50]:
-                raw.sendall(b"s")  # still sending, slowly
-            started = time.perf_counter()
-            assert server.request("GET", "/ping")[0] == 200
-            latencies.append(time.perf_counter() - started)
-            time.sleep(0.05)
-        assert time.monotonic() - opened < 5  # none could have been closed yet
-        assert max(latencies) < 0.050, f"/ping took {max(latencies) * 1000:.1f} ms at worst"
-        print(f"/ping under 2,000 held connections: median {statistics.median(latencies) * 1000:.2f} ms")
-
-        selector = selectors.DefaultSelector()
-        for raw in slow:
-            raw.setblocking(False)
-            selector.register(raw, selectors.EVENT_READ)
-        answers, first = [], 0.0
-        while len(answers) < len(slow) and time.monotonic() - opened < 15:
-            for key, _ in selector.select(1.0):
-                first = first or time.monotonic()
-                answers.append(key.fileobj.recv(4096))
-                selector.unregister(key.fileobj)
-        assert len(answers) == len(slow) and all(a.startswith(b"HTTP/1.1 408") for a in answers)
-        assert first - opened >= 5  # at the header time, not before
-        assert closed_count(server, "header_timeout") == len(slow)
-        for raw in idle[:100]:
-            raw.sendall(PING)
-            assert raw.recv(4096).startswith(b"HTTP/1.1 200")
-    finally:
-        for raw in slow + idle:
-            raw.close()
-        server.stop()
-
-
-def test_the_server_will_not_start_on_a_gzip_bomb(model_dir: Path, tmp_path: Path) -> None:
-    archive = tmp_path / "model.tar.gz"
-    with tarfile.open(archive, "w:gz") as packed:
-        for path in sorted(model_dir.rglob("*")):
-            packed.add(path, arcname=str(path.relative_to(model_dir)), recursive=False)
-        zeros = tarfile.TarInfo("padding.bin")
-        zeros.size = 3 * 2**20
-        packed.addfile(zeros, io.BytesIO(bytes(zeros.size)))
-    with pytest.raises(AssertionError, match="unpacks to more than 2,097,152 bytes"):
-        start_server(archive, tmp_path, "--max-model-mb", "2")
-    server = start_server(archive, tmp_path, "--max-model-mb", "4")
-    try:
-        assert server.invoke("1,2,3")[0] == 200
-    finally:
-        server.stop()

@@ -73,6 +73,7 @@ def _packages(emulator, group: str, execution: str) -> list[str]:
     ]
 
 
+@pytest.mark.fault("Register run twice (a rerun after success)")
 def test_a_clean_registration_and_its_rerun_give_one_package(emulator, tmp_path: Path) -> None:
     platform = local_platform.ensure(ENV, emulator.client)
     group = f"once-{uuid.uuid4().hex[:8]}"
@@ -84,6 +85,7 @@ def test_a_clean_registration_and_its_rerun_give_one_package(emulator, tmp_path:
     assert _packages(emulator, group, "exec-clean") == [first["ModelPackageArn"]]
 
 
+@pytest.mark.fault("crash before each AWS call of the Register step, then --resume")
 def test_a_crash_between_any_two_calls_then_a_resume_gives_one_package(emulator, tmp_path: Path) -> None:
     platform = local_platform.ensure(ENV, emulator.client)
     bucket = platform.buckets["artifacts"]
