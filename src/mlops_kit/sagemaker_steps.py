@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mlops_kit import container
+from mlops_kit.infra.plans.stages import TEST_SET_OUTPUT
 from mlops_kit.pipeline import PipelineContext, prepare_sdk
 from mlops_kit.registry import metadata
 from mlops_kit.settings import Gate, Settings
@@ -295,6 +296,17 @@ def model_package_request(
 
     def document(prefix: Any, name: str) -> dict[str, Any]:
         return {"ContentType": "application/json", "S3Uri": Join(on="/", values=[prefix, name])}
+
+    # Promotion into the next stage reads the test set to re-score the champion, and the cross-stage
+    # grants allow exactly a step output of this name (`plans.stages.TEST_SET_OUTPUT`): another place
+    # would be denied in AWS, so it is refused here, when the definition is built.
+    reference = str(getattr(test_uri, "expr", {}).get("Get", "")) if hasattr(test_uri, "expr") else ""
+    if ".Outputs[" in reference and f".Outputs['{TEST_SET_OUTPUT}']" not in reference:
+        raise ValueError(
+            f"{pipeline_name}: the register request's test set is {reference}; it must be a processing "
+            f"output named {TEST_SET_OUTPUT!r} (outputs=[..., {TEST_SET_OUTPUT!r}]), the one place the "
+            "cross-stage grants let the next stage read"
+        )
 
     return {
         "ModelPackageGroupName": ctx.model_package_group,

@@ -6,10 +6,12 @@ principal (T's deploy role, the clients of T's settings):
   1. read P in S's group (`reads()` lists every such call on S's resources: what S's grants must allow)
      and check each object P names exists and is readable: a missing grant or object is a one-line
      error naming it, before anything is written in T
-  2. copy P's model artifact, evaluation and baseline (statistics, constraints) into T's artifacts bucket
-     under `promoted/<S env>/<P version>/`, re-encrypted under T's key (SSE-KMS on the copy)
+  2. copy P's model artifact, evaluation, baseline (statistics, constraints) and test set (`lineage:test`,
+     when it records one) into T's artifacts bucket under `promoted/<S env>/<P version>/`, re-encrypted
+     under T's key (SSE-KMS on the copy): the layout `plans.stages` grants the stage after T to read
   3. register the copy in T's own group, with P's metrics, P's lineage and `lineage:source` = P's ARN
-     (a ClientToken derived from it too), serving T's own runtime image (same tag) and the copied objects
+     (a ClientToken derived from it too), serving T's own runtime image (same tag) and the copied objects,
+     its `lineage:test` the copied test set (so the stage after T re-scores from T, never from S)
 
 Only after every object is copied is the package created, so a failure before leaves no package in T
 (the objects alone are harmless, overwritten by the retry); a retry finds a package it created by its
@@ -26,21 +28,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlops_kit import naming, runtime
+from mlops_kit.infra.plans import stages
 from mlops_kit.infra.plans.monitoring import baseline_uri
 from mlops_kit.registry import metadata, packages
 from mlops_kit.registry.ledger import PromotionError, Registry, group_arn
 from mlops_kit.registry.packages import reason
-from mlops_kit.s3 import split_uri
+from mlops_kit.s3 import list_objects, split_uri
 from mlops_kit.settings import Settings
 
-PREFIX = "promoted"
-# What a package names, and the file name each gets in the target (Model Monitor's for the baseline).
-OBJECTS = {
-    "model": "model.tar.gz",
-    "evaluation": "evaluation.json",
-    "statistics": "baseline/statistics.json",
-    "constraints": "baseline/constraints.json",
-}
+# What a package names, and the file name each gets in the target (Model Monitor's for the baseline);
+# its test set goes under `test/`. One layout, which the cross-stage grants are derived from.
+OBJECTS = stages.PROMOTED_OBJECTS
+TEST_SET = stages.TEST_SET_OUTPUT
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ def reads(
 
     The grants S gives T's promotion principal must allow exactly these (S's group policy, bucket policy
     and key policy); `objects` are the package's (`source_objects`), None before they are known;
-    `test_set` the package's `lineage:test`, read when the stage has a champion to re-score against it
+    `test_set` the package's `lineage:test`, copied with it and read to re-score the stage's champion
     (listed by prefix: its parts are found by listing). The key is named by its alias ARN: the key the
     objects are encrypted under (the bucket's default).
     """
@@ -110,7 +109,41 @@ def reads(
 def destination(target: Registry, source: Settings, package_arn: str, role: str) -> str:
     """Where the copy of one of the package's objects goes in the target's artifacts bucket."""
     version = package_arn.rsplit("/", 1)[-1]
-    return f"s3://{target.bucket}/{PREFIX}/{source.env}/{version}/{OBJECTS[role]}"
+    name = TEST_SET if role == TEST_SET else OBJECTS[role]
+    return f"s3://{target.bucket}/{stages.PROMOTED.format(source=source.env)}{version}/{name}"
+
+
+def test_set_parts(s3: Any, principal: str, package_arn: str, test_set: str) -> list[str]:
+    """The keys of the package's test set (its `lineage:test` prefix); one line when none can be read."""
+    bucket, prefix = split_uri(test_set.rstrip("/"))
+    try:
+        found = [o["Key"] for o in list_objects(s3, f"s3://{bucket}/{prefix}/")]
+    except s3.exceptions.ClientError as exc:
+        if denied(exc) or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 403:
+            raise PromotionError(
+                f"no grant: {principal} may not list {test_set} (s3:ListBucket on arn:aws:s3:::{bucket} for "
+                f"prefix {prefix}/, from its bucket policy); nothing was written"
+            ) from None
+        raise PromotionError(f"{test_set}: {reason(exc)}; nothing was written") from None
+    if not found:
+        raise PromotionError(
+            f"model package {package_arn}: its test set {test_set} holds no object; nothing was written"
+        )
+    return found
+
+
+def copy_test_set(s3: Any, kms_key_arn: str, test_set: str, parts: list[str], to: str) -> None:
+    """The test set's parts under `to`, each at its path relative to the set; a retry overwrites them."""
+    bucket, prefix = split_uri(test_set.rstrip("/"))
+    to_bucket, to_prefix = split_uri(to)
+    for key in parts:
+        s3.copy_object(
+            Bucket=to_bucket,
+            Key=f"{to_prefix}/{key.removeprefix(prefix + '/')}",
+            CopySource={"Bucket": bucket, "Key": key},
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=kms_key_arn,
+        )
 
 
 def check_readable(s3: Any, principal: str, package_arn: str, objects: Mapping[str, str]) -> None:
@@ -195,6 +228,7 @@ def register_copy(
         metadata.SOURCE: arn,
         "source_environment": source.settings.env,
         "source_account": source.account_id,
+        **({TEST_SET: copies[TEST_SET]} if TEST_SET in copies else {}),
     }
     request = packages.PackageRequest(
         group=target.group,

@@ -281,9 +281,8 @@ def source_reads(
     reg = ledger.registry(settings, client)
     source = source_of(settings, reg, root)
     described = client("sagemaker").describe_model_package(ModelPackageName=package_arn)
-    test_set = Package.from_description(described).lineage.get("test", "")
-    head = ledger.read_head(client("s3"), reg, settings.promotion.stage)
-    return copying.reads(source, package_arn, copying.source_objects(described), test_set if head else "")
+    test_set = Package.from_description(described).lineage.get(copying.TEST_SET, "")
+    return copying.reads(source, package_arn, copying.source_objects(described), test_set)
 
 
 def _promote_by_copy(
@@ -324,6 +323,8 @@ def _promote_by_copy(
     objects = copying.source_objects(described)
     copying.check_readable(s3, principal, arn, objects)
     candidate = Package.from_description(described)
+    test_set = candidate.lineage.get(copying.TEST_SET, "")
+    parts = copying.test_set_parts(s3, principal, arn, test_set) if test_set else []
     head = ledger.read_head(s3, reg, stage)
     champion = _describe(sagemaker, head.package) if head else None
     done = champion is not None and champion.lineage.get(metadata.SOURCE) == candidate.arn
@@ -362,6 +363,9 @@ def _promote_by_copy(
     kms_key = copying.key_arn(client("kms"), settings)
     copies = {role: copying.destination(reg, source.settings, arn, role) for role in objects}
     copying.copy_objects(s3, kms_key, objects, copies)
+    if test_set:
+        copies[copying.TEST_SET] = copying.destination(reg, source.settings, arn, copying.TEST_SET)
+        copying.copy_test_set(s3, kms_key, test_set, parts, copies[copying.TEST_SET])
     outcome.package = copying.register_copy(sagemaker, reg, source, described, copies)
     who = approved_by or _os_user()
     at = clock().isoformat()

@@ -4,6 +4,7 @@ promotion reads being exactly those the pipeline's register request names."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -43,6 +44,52 @@ def test_the_package_names_only_files_the_grants_cover(tmp_path, monkeypatch):
     steps = {s["Name"]: json.dumps(s["Arguments"]) for s in definition["Steps"] if s["Type"] != "Condition"}
     for step in ("Train", "Evaluate", "Baseline"):
         assert outputs in steps[step], step
+    # the test set the package records (re-scored by the next stage's promotion) is the output the
+    # test-set grants cover: `<outputs>/<execution>/<step>/test`
+    test_set = register["Arguments"]["CustomerMetadataProperties"]["lineage:test"]["Get"]
+    step, output = re.fullmatch(
+        r"Steps\.(\w+)\.ProcessingOutputConfig\.Outputs\['(\w+)'\]\.S3Output\.S3Uri", test_set
+    ).groups()
+    assert output == stages.TEST_SET_OUTPUT
+    assert outputs in steps[step]
+
+
+def test_a_test_set_elsewhere_is_refused_when_the_definition_is_built(tmp_path, monkeypatch):
+    """A register request whose test set is another output (the grants would not let the next stage
+    read it) fails when the definition is built, naming the output to use."""
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path))
+    from mlops_kit import project, sagemaker_steps
+
+    config = settings_mod.load("dev", PROJECT)
+    ctx = pipeline.context_for(config, "111111111111", "0" * runtime.TAG_LENGTH)
+    prepare = sagemaker_steps.processing_step(
+        "Prepare",
+        ctx=ctx,
+        pipeline_name="p",
+        instance_type="ml.m5.large",
+        module="m",
+        outputs=["train", "test", "holdout"],
+    )
+    outputs = prepare.properties.ProcessingOutputConfig.Outputs
+
+    def request(test_output: str):
+        return sagemaker_steps.model_package_request(
+            config,
+            ctx,
+            project.use_case(config),
+            pipeline_name="p",
+            approval="Approved",
+            model_uri="s3://b/m",
+            evaluation_uri="s3://b/e",
+            baseline_uri="s3://b/b",
+            input_data="s3://b/i",
+            test_uri=outputs[test_output].S3Output.S3Uri,
+            metric=lambda name: 0.5,
+        )
+
+    assert request("test")["CustomerMetadataProperties"]["lineage:test"] is not None
+    with pytest.raises(ValueError, match=r"p: the register request's test set is .*'holdout'.*named 'test'"):
+        request("holdout")
 
 
 def _with_metrics(value):
@@ -88,13 +135,33 @@ def test_resource_grants_name_the_reader_account_and_role_only():
         "111111111111", "us-east-1", "p-dev-artifacts-111111111111", "p-dev-training", "p-dev-models"
     )
     reader = "arn:aws:iam::222222222222:role/p-staging-deploy"
-    (bucket,) = stages.bucket_statements(src, [reader])
-    assert bucket["Principal"] == {"AWS": ["arn:aws:iam::222222222222:root"]}
-    assert bucket["Condition"] == {"ArnEquals": {"aws:PrincipalArn": [reader]}}
+    bucket, test_sets, listing = stages.bucket_statements(src, [reader])
+    for granted in (bucket, test_sets, listing):
+        assert granted["Principal"] == {"AWS": ["arn:aws:iam::222222222222:root"]}
+        assert granted["Condition"]["ArnEquals"] == {"aws:PrincipalArn": [reader]}
     assert bucket["Resource"] == [
         f"arn:aws:s3:::p-dev-artifacts-111111111111/pipelines/p-dev-training/*/{name}"
         for name in stages.PACKAGE_FILES
     ]
+    # the test sets: the pipeline's `test` outputs, objects and a listing of exactly those prefixes
+    assert test_sets["Resource"] == [
+        "arn:aws:s3:::p-dev-artifacts-111111111111/pipelines/p-dev-training/*/test/*"
+    ]
+    assert (listing["Action"], listing["Resource"]) == (
+        "s3:ListBucket",
+        "arn:aws:s3:::p-dev-artifacts-111111111111",
+    )
+    assert listing["Condition"]["StringLike"] == {
+        "s3:prefix": ["pipelines/p-dev-training/*/test", "pipelines/p-dev-training/*/test/*"]
+    }
+    # a stage fed by promotion holds copies: their files and test sets too, under `promoted/<its source>/`
+    fed = stages.Source(
+        "111111111111", "us-east-1", "p-stg-artifacts-111111111111", "p-stg-training", "p-stg-models", "dev"
+    )
+    _, copied_sets, copied_listing = stages.bucket_statements(fed, [reader])
+    assert "arn:aws:s3:::p-stg-artifacts-111111111111/promoted/dev/*/model.tar.gz" in fed.file_arns
+    assert copied_sets["Resource"][1] == "arn:aws:s3:::p-stg-artifacts-111111111111/promoted/dev/*/test/*"
+    assert "promoted/dev/*/test" in copied_listing["Condition"]["StringLike"]["s3:prefix"]
     with pytest.raises(ValueError, match="at least one reader role"):
         stages.key_statements(src, [])
     assert Scope  # the plans share one ARN vocabulary

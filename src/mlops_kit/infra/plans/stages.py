@@ -26,8 +26,22 @@ from mlops_kit.settings import Settings, SettingsError
 # The files a model package names, as the kit's register request writes them (`sagemaker_steps`):
 # SageMaker's training output, the evaluation and the monitoring baseline. Promotion copies these only.
 PACKAGE_FILES = ("model.tar.gz", "evaluation.json", "statistics.json", "constraints.json")
-# The pipeline writes every output under `pipelines/<pipeline>/<execution>/...` (`sagemaker_steps.output_uri`)
+# The pipeline writes every output under `pipelines/<pipeline>/<execution>/<step>/<output>`
+# (`sagemaker_steps.output_uri`); the labelled test set a package records (`lineage:test`) is the output
+# named `test` (`sagemaker_steps.TEST_SET_OUTPUT`, which the register request checks), read by promotion
+# to re-score the stage's champion against the candidate.
 PIPELINE_OUTPUTS = "pipelines/{pipeline}/"
+TEST_SET_OUTPUT = "test"
+# A package promoted into a stage is a copy under `promoted/<source env>/<source version>/` of the stage's
+# artifacts bucket (`registry.copying`): these objects, and its test set under `test/`. A stage fed by
+# promotion holds such copies, which the stage after it reads in turn.
+PROMOTED = "promoted/{source}/"
+PROMOTED_OBJECTS = {
+    "model": "model.tar.gz",
+    "evaluation": "evaluation.json",
+    "statistics": "baseline/statistics.json",
+    "constraints": "baseline/constraints.json",
+}
 
 
 def account_id(settings: Settings) -> str:
@@ -81,6 +95,7 @@ class Source:
     artifacts_bucket: str
     pipeline: str
     model_package_group: str
+    copies_from: str = ""  # the stage this one's packages are copied from ("": its pipeline's own)
     partition: str = "aws"
 
     @property
@@ -104,9 +119,34 @@ class Source:
 
     @property
     def file_arns(self) -> list[str]:
-        """The package files under the pipeline's outputs, whatever the execution and step."""
+        """The package files under the pipeline's outputs, whatever the execution and step, and (in a
+        stage fed by promotion) those of the copies it holds."""
         outputs = PIPELINE_OUTPUTS.format(pipeline=self.pipeline)
-        return [f"{self.bucket_arn}/{outputs}*/{name}" for name in PACKAGE_FILES]
+        found = [f"{self.bucket_arn}/{outputs}*/{name}" for name in PACKAGE_FILES]
+        if self.copies_from:
+            promoted = PROMOTED.format(source=self.copies_from)
+            found += [f"{self.bucket_arn}/{promoted}*/{name}" for name in PROMOTED_OBJECTS.values()]
+        return found
+
+    @property
+    def test_set_prefixes(self) -> list[str]:
+        """The key prefixes of the test sets a package records: the pipeline's `test` output of any
+        execution, and (in a stage fed by promotion) the copies' `test/`."""
+        found = [f"{PIPELINE_OUTPUTS.format(pipeline=self.pipeline)}*/{TEST_SET_OUTPUT}"]
+        if self.copies_from:
+            found.append(f"{PROMOTED.format(source=self.copies_from)}*/{TEST_SET_OUTPUT}")
+        return found
+
+    @property
+    def test_set_arns(self) -> list[str]:
+        """The test sets' objects (`s3:GetObject`)."""
+        return [f"{self.bucket_arn}/{prefix}/*" for prefix in self.test_set_prefixes]
+
+    @property
+    def test_set_listing(self) -> dict[str, Any]:
+        """The condition of `s3:ListBucket` on the bucket: a listing of a test set's prefix only."""
+        prefixes = self.test_set_prefixes
+        return {"StringLike": {"s3:prefix": sorted([*prefixes, *(f"{p}/*" for p in prefixes)])}}
 
     @property
     def keys_arn(self) -> str:
@@ -125,6 +165,7 @@ def source(settings: Settings, account: str) -> Source:
         artifacts_bucket=naming.bucket(settings, "artifacts", account),
         pipeline=naming.pipeline(settings),
         model_package_group=naming.model_package_group(settings),
+        copies_from=settings.promotion.source,
     )
 
 
@@ -177,6 +218,10 @@ def promotion_read_policy(src: Source) -> Document:
             sid="SourcePackages",
         ),
         statement(["s3:GetObject"], src.file_arns, sid="SourceFiles"),
+        statement(["s3:GetObject"], src.test_set_arns, sid="SourceTestSets"),
+        statement(
+            ["s3:ListBucket"], [src.bucket_arn], sid="ListSourceTestSets", condition=src.test_set_listing
+        ),
         statement(["kms:Decrypt"], [src.keys_arn], sid="SourceKey", condition=_decrypt_condition(src)),
     )
 
@@ -191,7 +236,8 @@ def _readers(reader_role_arns: Sequence[str]) -> tuple[dict[str, Any], dict[str,
 
 
 def bucket_statements(src: Source, reader_role_arns: Sequence[str]) -> list[dict[str, Any]]:
-    """S's artifacts bucket: the package files, to T's deploy roles."""
+    """S's artifacts bucket: the package files and the test sets (their objects, a listing of their
+    prefixes), to T's deploy roles."""
     principal, only = _readers(reader_role_arns)
     return [
         {
@@ -201,7 +247,23 @@ def bucket_statements(src: Source, reader_role_arns: Sequence[str]) -> list[dict
             "Action": "s3:GetObject",
             "Resource": src.file_arns,
             "Condition": only,
-        }
+        },
+        {
+            "Sid": "PromotionTestSets",
+            "Effect": "Allow",
+            "Principal": principal,
+            "Action": "s3:GetObject",
+            "Resource": src.test_set_arns,
+            "Condition": only,
+        },
+        {
+            "Sid": "PromotionListTestSets",
+            "Effect": "Allow",
+            "Principal": principal,
+            "Action": "s3:ListBucket",
+            "Resource": src.bucket_arn,
+            "Condition": {**src.test_set_listing, **only},
+        },
     ]
 
 
