@@ -407,13 +407,15 @@ STATE = {
     "preview": {"s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject", "s3:PutObject", "s3:DeleteObject"},
 }
 STATE_KEY = {"kms:Decrypt", "kms:GenerateDataKey"}
-# A stage that copies its models from another reads that stage's packages, their files and its key
-# (`plans.stages.promotion_read_policy`; tests/infra/test_cross_stage.py checks them against both sides)
-PROMOTION_SIDS = ("SourcePackages", "SourceFiles", "SourceKey")
+# A stage that copies its models from another reads that stage's packages, their files, their test sets
+# (listed by prefix) and its key (`plans.stages.promotion_read_policy`; tests/infra/test_cross_stage.py
+# checks them against both sides on a recorded promotion)
+PROMOTION_SIDS = ("SourcePackages", "SourceFiles", "SourceTestSets", "ListSourceTestSets", "SourceKey")
 PROMOTION_READS = {
     "sagemaker:DescribeModelPackage",
     "sagemaker:ListModelPackages",
     "s3:GetObject",
+    "s3:ListBucket",
     "kms:Decrypt",
 }
 

@@ -171,34 +171,13 @@ def source(settings: Settings, account: str) -> Source:
 
 @dataclass(frozen=True)
 class Read:
-    """One call promotion makes on the source stage's resources: the contract the grants keep."""
+    """One call on a source stage's resource, as a grant is checked against it (the all-stacks test
+    takes them from a recorded promotion run)."""
 
     action: str
     resource: str
     owner: str  # "bucket", "key" or "group": whose resource policy must allow it too
     context: tuple[tuple[str, str], ...] = ()
-
-
-def promotion_reads(src: Source, *, execution: str = "exec-1", package: int = 1) -> list[Read]:
-    """The reads of promoting package `package` of `src`, written out: the contract the promotion code
-    keeps (until a recorded promotion run replaces this list in the all-stacks test). The S3 objects are
-    those the package names, under the pipeline's outputs for one execution; the key is S's, as S3
-    decrypts the objects under it with the bucket's key as encryption context (Bucket Keys on)."""
-    root = f"{src.bucket_arn}/{PIPELINE_OUTPUTS.format(pipeline=src.pipeline)}{execution}"
-    objects = [
-        f"{root}/Train/pipelines-{execution}-Train/output/model.tar.gz",
-        f"{root}/Evaluate/evaluation/evaluation.json",
-        f"{root}/Baseline/baseline/statistics.json",
-        f"{root}/Baseline/baseline/constraints.json",
-    ]
-    package_arn = src.packages_arn.removesuffix("*") + str(package)
-    kms_context = (("kms:ViaService", src.via_s3), ("kms:EncryptionContext:aws:s3:arn", src.bucket_arn))
-    return [
-        Read("sagemaker:ListModelPackages", src.group_arn, "group"),
-        Read("sagemaker:DescribeModelPackage", package_arn, "group"),
-        *(Read("s3:GetObject", o, "bucket") for o in objects),
-        Read("kms:Decrypt", f"{src.keys_arn.removesuffix('*')}source-key", "key", kms_context),
-    ]
 
 
 def _decrypt_condition(src: Source) -> dict[str, Any]:
