@@ -431,7 +431,7 @@ def monitor(
     from mlops_kit.executor.jobs import download_prefix
     from mlops_kit.monitoring import report as html_report
 
-    publish_baseline(settings, emulator, platform, package_arn)
+    # the baseline is where the job reads it: the promotion to this stage published it, as in AWS
     ticks = []
     for hour in capture_hours(emulator, settings, platform):
         # the schedule fires in the next hour (rate(1 hour)); its window is the hour that closed
@@ -456,26 +456,6 @@ def monitor(
             "rule": fired.started[0].rule,
         }
     return json.loads(json.dumps(summary, default=str))
-
-
-def publish_baseline(
-    settings: Settings, emulator: emu.Emulator, platform: local_platform.LocalPlatform, package_arn: str
-) -> str:
-    """The served package's baseline where the monitoring job reads it (`plans.monitoring.baseline_uri`).
-    In AWS nothing publishes it yet: a gap of promotion, noted in docs/operations.md."""
-    from mlops_kit.infra.plans import monitoring as monitoring_plan
-
-    package = emulator.client("sagemaker").describe_model_package(ModelPackageName=package_arn)
-    quality = package["ModelMetrics"]["ModelDataQuality"]
-    target = monitoring_plan.baseline_uri(platform.buckets["monitoring"], naming.endpoint(settings))
-    s3 = emulator.client("s3")
-    bucket, prefix = split_uri(target)
-    for part, name in (("Statistics", "statistics.json"), ("Constraints", "constraints.json")):
-        source_bucket, source_key = split_uri(quality[part]["S3Uri"])
-        s3.copy_object(
-            Bucket=bucket, Key=f"{prefix}{name}", CopySource={"Bucket": source_bucket, "Key": source_key}
-        )
-    return target
 
 
 def capture_hours(emulator: emu.Emulator, settings: Settings, platform: local_platform.LocalPlatform) -> list:

@@ -247,23 +247,42 @@ def register_copy(
 
 
 def publish_baseline(
-    s3: Any, target: Registry, kms_key_arn: str, copies: Mapping[str, str], account: str
+    s3: Any,
+    settings: Settings,
+    account: str,
+    described: Mapping[str, Any],
+    kms_key_arn: str = "",
 ) -> str:
-    """The copied baseline where the target's monitor reads it; returns that folder's URI."""
-    folder = baseline_uri(
-        naming.bucket(target.settings, "monitoring", account), naming.endpoint(target.settings)
-    )
+    """The package's baseline (statistics, constraints) where `settings`' monitor reads it
+    (`s3://<monitoring>/<endpoint>/baseline/`, `plans.monitoring.baseline_uri`); returns that folder's URI.
+
+    Every promotion and rollback publishes the baseline of the package the stage now serves, after its
+    commit point: copying it again gives the same objects. A package promoted by copy names its copies in
+    the stage's own account, so the monitor never reads another stage. `kms_key_arn` encrypts the objects
+    under that key (the bucket's default key otherwise)."""
+    quality = (described.get("ModelMetrics") or {}).get("ModelDataQuality") or {}
+    found = {
+        "statistics": (quality.get("Statistics") or {}).get("S3Uri", ""),
+        "constraints": (quality.get("Constraints") or {}).get("S3Uri", ""),
+    }
+    missing = [role for role, uri in found.items() if not uri]
+    if missing:
+        raise PromotionError(
+            f"model package {described.get('ModelPackageArn')} names no baseline {' or '.join(missing)} "
+            "(ModelMetrics.ModelDataQuality): the stage's monitor has nothing to compare against"
+        )
+    folder = baseline_uri(naming.bucket(settings, "monitoring", account), naming.endpoint(settings))
     bucket, prefix = split_uri(folder)
-    for role in ("statistics", "constraints"):
-        from_bucket, from_key = split_uri(copies[role])
+    encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_arn} if kms_key_arn else {}
+    for role, uri in found.items():
+        from_bucket, from_key = split_uri(uri)
         s3.copy_object(
             Bucket=bucket,
             Key=f"{prefix.rstrip('/')}/{OBJECTS[role].rsplit('/', 1)[-1]}",
             CopySource={"Bucket": from_bucket, "Key": from_key},
-            ServerSideEncryption="aws:kms",
-            SSEKMSKeyId=kms_key_arn,
             MetadataDirective="REPLACE",
             ContentType="application/json",
+            **encryption,
         )
     return folder
 

@@ -25,18 +25,20 @@ In order, each step only after the one before succeeded:
      commit point. A concurrent promotion that wrote first makes this fail: `PromotionConflict`, and the
      loser has changed nothing
   5. the package: Approved, `mlops:stage` in its metadata (the full dict: AWS merges, moto replaces);
-     by copy, the baseline published where the stage's monitor reads it
+     its baseline published where each target's monitor reads it (`s3://<monitoring>/<endpoint>/baseline/`)
   6. the audit record `promotions/<stage>/<sequence>.json`: who, when, from which stage, every check
   7. each target's `environments/Pulumi.<env>.yaml` (one line; an embedded target's local state instead,
      `settings_edit.write_promoted`), and the local endpoint for embedded ones
 
 `rollback` moves the pointer back to the previous package of the stage's history, with the same
-conditional write, an audit record and the same settings change.
+conditional write, the baseline of the package rolled back to, an audit record and the same settings
+change.
 
 Steps 5-7 come after the commit point, so HEAD carries what they need (`pending`: the audit record to
 be). If one of them fails (a network error, a killed process), the promotion stands but its trail is
 incomplete; the next promotion or rollback of that stage first finishes it: the package update, the
-settings files and the audit record, each of which can be applied twice with the same result.
+baseline, the settings files and the audit record, each of which can be applied twice with the same
+result.
 """
 
 from __future__ import annotations
@@ -143,15 +145,27 @@ def finish_interrupted(
     if head is None or not head.pending or ledger.audit_exists(s3, reg, stage, head.sequence):
         return None
     record = dict(head.pending)
+    stage_targets = targets(settings, stage, root)
     if record["action"] == gates.PROMOTE:
         _approve(sagemaker, record["package"], stage, record["by"], record["at"])
-        if record.get("copies"):
-            copying.publish_baseline(s3, reg, record["kms_key"], record["copies"], reg.account_id)
-    files = [f for t in targets(settings, stage, root) if (f := write_promoted(t, record["package"]))]
+    _publish_baselines(s3, sagemaker, record["package"], stage_targets, reg, record.get("kms_key", ""))
+    files = [f for t in stage_targets if (f := write_promoted(t, record["package"]))]
     record["settings_files"] = [_relative(p, reg.settings) for p in files]
     record["completed_late"] = {"at": clock().isoformat(), "by": _os_user()}
     ledger.write_audit(s3, reg, stage, head.sequence, record)
     return head.sequence
+
+
+def _publish_baselines(
+    s3: Any, sagemaker: Any, package: str, stage_targets: Sequence[Settings], reg: Registry, kms_key: str = ""
+) -> None:
+    """The package's baseline where each target's monitor reads it (`copying.publish_baseline`): what
+    the stage's deployed monitoring job compares captured traffic against, from the package it serves."""
+    if not stage_targets:
+        return
+    described = sagemaker.describe_model_package(ModelPackageName=package)
+    for target in stage_targets:
+        copying.publish_baseline(s3, target, target.account_id or reg.account_id, described, kms_key)
 
 
 def _approve(sagemaker: Any, package: str, stage: str, who: str, at: str) -> None:
@@ -264,6 +278,7 @@ def promote(
     outcome.sequence = ledger.write_head(s3, reg, stage, head, entry, record)
     with _after_commit(outcome):
         _approve(sagemaker, decision.package, stage, who, at)
+        _publish_baselines(s3, sagemaker, decision.package, stage_targets, reg)
     return _finish(outcome, reg, stage_targets, s3, record, redeploy)
 
 
@@ -379,7 +394,7 @@ def _promote_by_copy(
     outcome.sequence = ledger.write_head(s3, reg, stage, head, entry, record)
     with _after_commit(outcome):
         _approve(sagemaker, outcome.package, stage, who, at)
-        copying.publish_baseline(s3, reg, kms_key, copies, reg.account_id)
+        _publish_baselines(s3, sagemaker, outcome.package, [settings], reg, kms_key)
     return _finish(outcome, reg, [settings], s3, record, redeploy)
 
 
@@ -418,6 +433,8 @@ def rollback(
     outcome = Outcome("rollback", stage, previous, current)
     record = _record(outcome, reg, stage_targets, who, at, approved_by)
     outcome.sequence = ledger.write_head(s3, reg, stage, head, entry, record)
+    with _after_commit(outcome):
+        _publish_baselines(s3, sagemaker, previous, stage_targets, reg)
     return _finish(outcome, reg, stage_targets, s3, record, redeploy)
 
 
