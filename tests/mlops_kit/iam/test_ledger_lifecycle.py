@@ -77,15 +77,13 @@ def run(settings, root: Path, emulator: Emulator, tmp: Path) -> dict:
         promotion.promote(
             settings, emulator.client, stage=stage, package_arn=package, root=root, approved_by="ledger"
         )
-    # What promotion publishes where the monitor reads it (issue 16, branch promo-accounts): the baseline
-    described = emulator.client("sagemaker").describe_model_package(ModelPackageName=package)
-    statistics = described["ModelMetrics"]["ModelDataQuality"]["Statistics"]["S3Uri"]
+    # The promotion to the stage this environment serves published the package's baseline where the
+    # monitor reads it, as the operator (the deploy role): its calls are in the ledger with the rest
     endpoint_name = naming.endpoint(settings)
     target = baseline_uri(platform.buckets["monitoring"], endpoint_name)
-    for name in ("statistics.json", "constraints.json"):
-        bucket, key = split_uri(statistics.rsplit("/", 1)[0] + "/" + name)
-        t_bucket, t_key = split_uri(target.rstrip("/") + "/" + name)
-        s3.copy_object(CopySource={"Bucket": bucket, "Key": key}, Bucket=t_bucket, Key=t_key)
+    bucket, prefix = split_uri(target)
+    published = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    assert sorted(o["Key"].removeprefix(prefix) for o in published) == ["constraints.json", "statistics.json"]
 
     endpoint = local.deploy(settings, emulator, package, port=0)
     try:
@@ -184,6 +182,16 @@ def test_every_call_of_the_lifecycle_is_allowed(lifecycle, stacks):
         assert expected in actions
     assert len(report.triples) >= 50
     assert report.stand_ins and all("pulumi up" in why for _, why in report.stand_ins)
+    # the promotion published the served package's baseline where the monitor reads it, as the deploy role
+    endpoint = naming.endpoint(lifecycle[2])
+    published = {
+        c.need.resource.rsplit("/", 1)[-1]
+        for c in report.checked
+        if c.principal.endswith(f"/{prefix}-deploy")
+        and c.need.action == "s3:PutObject"
+        and c.need.resource.split(":::", 1)[1].split("/", 1)[1].startswith(f"{endpoint}/baseline/")
+    }
+    assert published == {"statistics.json", "constraints.json"}
 
 
 def test_removing_one_statement_fails_naming_the_call_and_the_grant(lifecycle, stacks):
