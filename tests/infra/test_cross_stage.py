@@ -319,6 +319,13 @@ def test_nothing_broader_is_granted(layout):
             continue
         assert not check(read, plans["prod"], plans["dev"]).allowed, read
     assert stages.source_environment(settings_of("dev"), [settings_of(e) for e in STAGES]) is None
+    # prod reads staging's copies, not staging's pipeline outputs (a stage fed by promotion never retrains)
+    staging = settings_of("staging")
+    staging_artifacts = f"arn:aws:s3:::{naming.bucket(staging, 'artifacts', accounts['staging'])}"
+    outputs = f"{staging_artifacts}/pipelines/{naming.pipeline(staging)}/e"
+    for key in ("Train/x/output/model.tar.gz", f"Prepare/{stages.TEST_SET_OUTPUT}/part-0.parquet"):
+        read = stages.Read("s3:GetObject", f"{outputs}/{key}", "bucket")
+        assert not check(read, plans["prod"], plans["staging"]).allowed, read
 
 
 def model_read(layout: Any) -> stages.Read:

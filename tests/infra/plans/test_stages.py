@@ -159,9 +159,20 @@ def test_resource_grants_name_the_reader_account_and_role_only():
         "111111111111", "us-east-1", "p-stg-artifacts-111111111111", "p-stg-training", "p-stg-models", "dev"
     )
     _, copied_sets, copied_listing = stages.bucket_statements(fed, [reader])
-    assert "arn:aws:s3:::p-stg-artifacts-111111111111/promoted/dev/*/model.tar.gz" in fed.file_arns
-    assert copied_sets["Resource"][1] == "arn:aws:s3:::p-stg-artifacts-111111111111/promoted/dev/*/test/*"
-    assert "promoted/dev/*/test" in copied_listing["Condition"]["StringLike"]["s3:prefix"]
+    # (and only those: such a stage never retrains, so its pipeline's outputs are nobody's to read)
+    assert fed.file_arns == [
+        f"arn:aws:s3:::p-stg-artifacts-111111111111/promoted/dev/*/{name}"
+        for name in (
+            "model.tar.gz",
+            "evaluation.json",
+            "baseline/statistics.json",
+            "baseline/constraints.json",
+        )
+    ]
+    assert copied_sets["Resource"] == ["arn:aws:s3:::p-stg-artifacts-111111111111/promoted/dev/*/test/*"]
+    assert copied_listing["Condition"]["StringLike"] == {
+        "s3:prefix": ["promoted/dev/*/test", "promoted/dev/*/test/*"]
+    }
     with pytest.raises(ValueError, match="at least one reader role"):
         stages.key_statements(src, [])
     assert Scope  # the plans share one ARN vocabulary

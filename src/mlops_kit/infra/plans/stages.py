@@ -119,23 +119,21 @@ class Source:
 
     @property
     def file_arns(self) -> list[str]:
-        """The package files under the pipeline's outputs, whatever the execution and step, and (in a
-        stage fed by promotion) those of the copies it holds."""
-        outputs = PIPELINE_OUTPUTS.format(pipeline=self.pipeline)
-        found = [f"{self.bucket_arn}/{outputs}*/{name}" for name in PACKAGE_FILES]
+        """The package files: under the pipeline's outputs, whatever the execution and step; in a stage
+        fed by promotion, which never retrains (`settings.load` refuses it), those of its copies only."""
         if self.copies_from:
             promoted = PROMOTED.format(source=self.copies_from)
-            found += [f"{self.bucket_arn}/{promoted}*/{name}" for name in PROMOTED_OBJECTS.values()]
-        return found
+            return [f"{self.bucket_arn}/{promoted}*/{name}" for name in PROMOTED_OBJECTS.values()]
+        outputs = PIPELINE_OUTPUTS.format(pipeline=self.pipeline)
+        return [f"{self.bucket_arn}/{outputs}*/{name}" for name in PACKAGE_FILES]
 
     @property
     def test_set_prefixes(self) -> list[str]:
         """The key prefixes of the test sets a package records: the pipeline's `test` output of any
-        execution, and (in a stage fed by promotion) the copies' `test/`."""
-        found = [f"{PIPELINE_OUTPUTS.format(pipeline=self.pipeline)}*/{TEST_SET_OUTPUT}"]
+        execution; in a stage fed by promotion, its copies' `test/`."""
         if self.copies_from:
-            found.append(f"{PROMOTED.format(source=self.copies_from)}*/{TEST_SET_OUTPUT}")
-        return found
+            return [f"{PROMOTED.format(source=self.copies_from)}*/{TEST_SET_OUTPUT}"]
+        return [f"{PIPELINE_OUTPUTS.format(pipeline=self.pipeline)}*/{TEST_SET_OUTPUT}"]
 
     @property
     def test_set_arns(self) -> list[str]:
