@@ -380,7 +380,10 @@ def promote_across(
         "account": target.account_id,
         "copy": outcome.package,
         "champion": decision.champion if decision else None,
+        "basis": decision.basis if decision else "",
         "checks": [asdict(c) for c in (decision.checks if decision else [])],
+        # champion and challenger measured on the same rows in the target stage, as `promote` reports it
+        "same_rows": decision.as_dict()["same_data"] if decision else None,
         "settings_changed": [str(p) for p in outcome.settings_files],
     }
 
