@@ -335,3 +335,53 @@ def test_a_stage_fed_by_promotion_rolls_back_to_its_previous_copy(world: World, 
     assert (outcome.package, outcome.previous) == (first, second)
     assert settings.load("staging").serving.model_package_arn == first  # a copy in staging's own account
     assert staging.head("staging")["package"] == first and world.head("staging") is None
+
+
+def test_the_test_set_is_copied_with_the_package(world: World, staging: World) -> None:
+    """The copy records its own test set in the stage's account: the stage after it re-scores from
+    there, never from two stages back (what the cross-stage grants allow)."""
+    arn = world.package(lineage={"test": world.test_set(), "label": "label"})
+    world.set_stage(arn, "dev")
+    copy = promote_into(staging, package_arn=arn).package
+    copied = staging.describe(copy)["CustomerMetadataProperties"]["lineage:test"]
+    assert copied == f"s3://{staging.artifacts}/promoted/dev/1/test"
+    listed = staging.client("s3").list_objects_v2(Bucket=staging.artifacts, Prefix="promoted/dev/1/test/")
+    assert sorted(o["Key"] for o in listed["Contents"]) == [
+        "promoted/dev/1/test/part-0.parquet",
+        "promoted/dev/1/test/part-1.parquet",
+    ]
+    key = staging.client("kms").describe_key(KeyId=naming.kms_alias(staging.settings))["KeyMetadata"]["Arn"]
+    head = staging.client("s3").head_object(
+        Bucket=staging.artifacts, Key="promoted/dev/1/test/part-0.parquet"
+    )
+    assert head["SSEKMSKeyId"] == key
+
+
+def test_a_package_whose_test_set_is_empty_is_refused_naming_it(world: World, staging: World) -> None:
+    empty = f"s3://{world.bucket}/no-such-test-set"
+    arn = world.package(lineage={"test": empty, "label": "label"})
+    world.set_stage(arn, "dev")
+    with pytest.raises(PromotionError) as caught:
+        promote_into(staging, package_arn=arn)
+    assert (
+        str(caught.value) == f"model package {arn}: its test set {empty} holds no object; nothing was written"
+    )
+    _nothing_in_staging(staging)
+
+
+def test_no_grant_to_list_the_test_set_is_one_line_naming_it(world: World, staging: World) -> None:
+    arn = world.package(lineage={"test": world.test_set(), "label": "label"})
+    world.set_stage(arn, "dev")
+
+    def deny(operation: str, params: dict) -> None:
+        if operation == "ListObjectsV2" and params["Bucket"] == world.bucket:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, operation)
+
+    with pytest.raises(PromotionError) as caught:
+        promote_into(staging, Calls(staging.client, fail=deny), package_arn=arn)
+    assert str(caught.value) == (
+        f"no grant: arn:aws:iam::222222222222:role/kit-fixture-staging-deploy may not list s3://{world.bucket}/"
+        f"test-set (s3:ListBucket on arn:aws:s3:::{world.bucket} for prefix test-set/, from its bucket policy); "
+        "nothing was written"
+    )
+    _nothing_in_staging(staging)
