@@ -218,6 +218,10 @@ def deploy(
         "MLOPS_MAX_PAYLOAD_MB": str(settings.serving.max_payload_mb),
         "MLOPS_CAPTURE_TO": capture_to,
         "MLOPS_CAPTURE_PERCENT": str(settings.serving.capture_percent),
+        # captured requests wait for their upload in the deployment's own folder (the project's state), so
+        # a server of this deployment started after one that died uploads what it left, and nothing of
+        # another project's or another test's endpoint of the same name is ever taken over
+        "MLOPS_CAPTURE_SPOOL": "/opt/ml/capture-spool",
         "MLOPS_ENDPOINT_NAME": name,
         "MLOPS_READY_FILE": "/opt/ml/ready.json",
     }
