@@ -25,6 +25,8 @@ from mlops_kit.settings import Settings, SettingsError
 
 # The pipeline writes every output under `pipelines/<pipeline>/<execution>/...` (`sagemaker_steps.output_uri`)
 PIPELINE_OUTPUTS = "pipelines/{pipeline}/"
+# Where a promotion puts the copies it registers (`registry.copying.destination`): `promoted/<source env>/`
+COPIES = "promoted/{source}/"
 
 
 def account_id(settings: Settings) -> str:
@@ -69,6 +71,7 @@ class Source:
     pipeline: str
     model_package_group: str
     partition: str = "aws"
+    copied_from: str = ""  # the environment S's own packages are copied from (S fed by promotion)
 
     @property
     def group_arn(self) -> str:
@@ -97,8 +100,12 @@ class Source:
     def file_arns(self) -> list[str]:
         """Everything the source's training pipeline wrote: the package's files (model, evaluation,
         baseline) and the test set the promotion re-scores the champion on (the package's `lineage:test`),
-        whatever the execution and step. Nothing else of the bucket."""
-        return [f"{self.bucket_arn}/{self.outputs_prefix}*"]
+        whatever the execution and step; for a source fed by promotion, the copies its packages name
+        (`promoted/<its source>/`, `registry.copying.destination`). Nothing else of the bucket."""
+        found = [f"{self.bucket_arn}/{self.outputs_prefix}*"]
+        if self.copied_from:
+            found.append(f"{self.bucket_arn}/{COPIES.format(source=self.copied_from)}*")
+        return found
 
     @property
     def keys_arn(self) -> str:
@@ -117,6 +124,7 @@ def source(settings: Settings, account: str) -> Source:
         artifacts_bucket=naming.bucket(settings, "artifacts", account),
         pipeline=naming.pipeline(settings),
         model_package_group=naming.model_package_group(settings),
+        copied_from=settings.promotion.source,
     )
 
 
