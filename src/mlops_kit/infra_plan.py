@@ -303,11 +303,10 @@ def project_name(root: Path) -> str:
     return str((yaml.safe_load((root / settings_mod.PROJECT_FILE).read_text()) or {}).get("name", "project"))
 
 
-def plan(env: str, root: Path | None = None) -> Plan:
+def plan(env: str, root: Path | None = None, account_id: str | None = None) -> Plan:
     """The resources environment `env` would get, by running the project's program under mocks, in the
-    account its settings name (`aws:allowedAccountIds`), else a placeholder account."""
-    from mlops_kit.infra.plans import stages
-
+    account its settings name (`aws:allowedAccountIds`: Pulumi deploys it nowhere else), else in a
+    placeholder account; `account_id` overrides (the all-stacks tests plan the one-account layout)."""
     root = (root or settings_mod.project_root()).resolve()
     settings = settings_mod.load(env, root)  # validates the file first: errors name file and key
     main = program_dir(root)
@@ -320,7 +319,7 @@ def plan(env: str, root: Path | None = None) -> Plan:
         stack=env,
         project=project_name(root),
         config=stack_config(settings.file),
-        account_id=stages.account_id(settings) or PLACEHOLDER_ACCOUNT,
+        account_id=account_id or settings.account_id or PLACEHOLDER_ACCOUNT,
         region=settings.region,
     )
 

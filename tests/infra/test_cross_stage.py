@@ -2,9 +2,9 @@
 in one account), and every read that promotion makes in the stage it copies from evaluated against the
 identity policy of the target's deploy role and the resource policy of the source's bucket, key or group.
 
-The reads are the promotion contract written out in `plans.stages.promotion_reads` (the model package,
-its files, the key): promotion's copy (branch promo-accounts) must keep to it. Until a recorded promotion
-run replaces it here, this list is what the grants are checked against.
+The reads are the promotion code's own list of its calls on the source (`registry.copying.reads`, which
+the promotion tests check against the calls a promotion makes): the package, its four files, the test set
+the champion is re-scored on (listed, then read), the source's key.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from mlops_kit import settings as settings_mod
 from mlops_kit.iam import generated, ledger
 from mlops_kit.iam.policy import Decision, Policy, Request, evaluate
 from mlops_kit.infra.plans import stages
+from mlops_kit.registry import copying
 
 STAGES = ("dev", "staging", "prod")
 SEPARATE = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}
@@ -43,7 +44,7 @@ def stacks(tmp: Path, accounts: dict[str, str]) -> dict[str, generated.StackPoli
     for env in STAGES:
         settings = settings_mod.load(env, root)
         assert stages.account_id(settings) == accounts[env]
-        RAW[(tmp, env)] = infra_plan.plan(env, root)
+        RAW[(tmp, env)] = infra_plan.plan(env, root, account_id=accounts[env])
         out[env] = generated.from_plan(RAW[(tmp, env)], accounts[env], settings.region)
     return out
 
@@ -83,8 +84,40 @@ def check(read: stages.Read, target: generated.StackPolicies, source: generated.
     )
 
 
-def reads(source: generated.StackPolicies) -> list[stages.Read]:
-    return stages.promotion_reads(stages.source(settings_of(source.env), source.account_id))
+def reads(source: generated.StackPolicies, execution: str = "exec-1") -> list[stages.Read]:
+    """What promoting package 1 of `source` reads there, from the promotion code (`copying.reads`), each
+    with the resource policy that has its say and the request's context."""
+    settings = settings_of(source.env)
+    src = stages.source(settings, source.account_id)
+    outputs = f"s3://{src.artifacts_bucket}/{src.outputs_prefix}{execution}"
+    objects = {
+        "model": f"{outputs}/Train/pipelines-{execution}-Train/output/model.tar.gz",
+        "evaluation": f"{outputs}/Evaluate/evaluation/evaluation.json",
+        "statistics": f"{outputs}/Baseline/baseline/statistics.json",
+        "constraints": f"{outputs}/Baseline/baseline/constraints.json",
+    }
+    test_set = f"{outputs}/Prepare/test"
+    if settings.promotion.source:
+        # a stage fed by promotion serves copies: its packages name what the copy wrote in its bucket
+        copies = f"s3://{src.artifacts_bucket}/promoted/{settings.promotion.source}/1"
+        objects = {role: f"{copies}/{name}" for role, name in copying.OBJECTS.items()}
+        test_set = ""  # its lineage:test names the first stage's bucket, which no grant of this stage covers
+    package = src.packages_arn.replace("*", "1")
+    found = copying.reads(copying.Source(settings, source.account_id), package, objects, test_set)
+    out = []
+    for action, resource in found:
+        if action.startswith("sagemaker:"):
+            out.append(stages.Read(action, resource, "group"))
+        elif action == "s3:ListBucket":
+            prefix = test_set.split("/", 3)[3]
+            out.append(stages.Read(action, resource, "bucket", (("s3:prefix", prefix),)))
+        elif action.startswith("s3:"):
+            out.append(stages.Read(action, resource.replace("/*", "/part-0000.parquet"), "bucket"))
+        else:  # S3 decrypts under the key the alias names, with the bucket as encryption context
+            assert resource == copying.Source(settings, source.account_id).key_alias_arn
+            context = (("kms:ViaService", src.via_s3), ("kms:EncryptionContext:aws:s3:arn", src.bucket_arn))
+            out.append(stages.Read(action, src.keys_arn.replace("*", "source-key"), "key", context))
+    return out
 
 
 def test_every_promotion_read_is_allowed_by_both_sides(layout):
@@ -98,8 +131,9 @@ def test_every_promotion_read_is_allowed_by_both_sides(layout):
                 f"{target} reading {source}: {read.action} on {read.resource}: {decision}"
             )
             checked.add((target, read.action, read.resource))
-    # 2 promotions x (list, describe, 4 files, decrypt)
-    assert len(checked) == 14
+    # staging from dev: list, describe, 4 files, the test set listed and read, decrypt; prod from staging:
+    # list, describe, the 4 copies staging's package names, decrypt
+    assert len(checked) == 9 + 7
 
 
 def test_nothing_broader_is_granted(layout):
@@ -109,13 +143,12 @@ def test_nothing_broader_is_granted(layout):
     artifacts = f"arn:aws:s3:::{naming.bucket(dev, 'artifacts', account)}"
     group = stages.source(dev, account)
     refused = [
-        # another file of the pipeline's outputs (training data), another bucket, a write, a delete
-        stages.Read(
-            "s3:GetObject",
-            f"{artifacts}/pipelines/{naming.pipeline(dev)}/e/Prepare/train/train.csv",
-            "bucket",
-        ),
-        stages.Read("s3:GetObject", f"{artifacts}/other/model.tar.gz", "bucket"),
+        # what is not the pipeline's outputs (dev's own promotions, its stage ledger), listing elsewhere,
+        # a write, a delete
+        stages.Read("s3:GetObject", f"{artifacts}/promoted/x/1/model.tar.gz", "bucket"),
+        stages.Read("s3:GetObject", f"{artifacts}/promotions/dev/000001.json", "bucket"),
+        stages.Read("s3:ListBucket", artifacts, "bucket", (("s3:prefix", "promotions/"),)),
+        stages.Read("s3:ListBucket", artifacts, "bucket"),
         stages.Read(
             "s3:PutObject",
             f"{artifacts}/pipelines/{naming.pipeline(dev)}/e/Train/x/output/model.tar.gz",
@@ -184,46 +217,46 @@ def test_removing_the_bucket_grant_denies_the_copy_across_accounts():
     )
 
 
+def with_source(env: str, source: str, account: str) -> str:
+    """A settings file whose promotions copy from `source` (and which, fed by promotion, retrains not)."""
+    document = yaml.safe_load(with_account(env, account))
+    config = document["config"]
+    config["mlops:promotion"]["source"] = source
+    if source:
+        config["mlops:training"]["retrain_schedule"] = ""
+        config["mlops:monitoring"]["retrain_on_drift"] = False
+    return yaml.safe_dump(document)
+
+
 def test_the_grants_follow_the_promotion_sources_not_names(tmp_path):
-    """Reverse the sources (prod feeds staging feeds dev) and the grants turn round with them."""
-    reversed_sources = {"dev": "staging", "staging": "prod", "prod": ""}
-    files = {}
-    for env, account in SEPARATE.items():
-        document = yaml.safe_load(with_account(env, account))
-        document["config"]["mlops:promotion"]["source"] = reversed_sources[env]
-        for key, off in (
-            ("mlops:training", ("retrain_schedule", "")),
-            ("mlops:monitoring", ("retrain_on_drift", False)),
-        ):
-            document["config"][key][off[0]] = (
-                off[1] if reversed_sources[env] else document["config"][key][off[0]]
-            )
-        files[env] = yaml.safe_dump(document)
+    """Turn the chain round (prod feeds staging feeds dev) and the grants turn round with it."""
+    files = {
+        "prod": with_source("prod", "", SEPARATE["prod"]),
+        "staging": with_source("staging", "prod", SEPARATE["staging"]),
+        "dev": with_source("dev", "staging", SEPARATE["dev"]),
+    }
     root = make_root(tmp_path, files)
     every = [settings_mod.load(e, root) for e in STAGES]
     dev = settings_mod.load("dev", root)
     assert stages.source_environment(dev, every).env == "staging"
     assert [t.env for t in stages.promoters(settings_mod.load("prod", root), every)] == ["staging"]
     assert stages.read_policy(settings_mod.load("prod", root), every, SEPARATE["prod"]) is None
+    assert stages.grants(dev, every, SEPARATE["dev"]) == {"bucket": [], "key": [], "group": []}
 
 
-def test_a_source_that_is_not_deployed_is_refused(tmp_path):
-    document = yaml.safe_load(with_account("staging", "222222222222"))
-    document["config"]["mlops:promotion"]["source"] = "local"
-    root = make_root(tmp_path, {"staging": yaml.safe_dump(document)})
-    every = [settings_mod.load(e, root) for e in (*STAGES, "local")]
-    with pytest.raises(
-        settings_mod.SettingsError,
-        match=r"Pulumi.staging.yaml: mlops:promotion.source: 'local' is not an environment deployed",
-    ):
-        stages.source_environment(settings_mod.load("staging", root), every)
+def test_an_embedded_source_gets_no_grants(tmp_path):
+    """A stage fed by the embedded environment (the demo's local-staging) has no AWS principal to grant."""
+    root = make_root(tmp_path, {"qa": with_source("staging", "local", SEPARATE["staging"])})
+    every = [settings_mod.load(e, root) for e in (*STAGES, "local", "qa")]
+    assert stages.source_environment(settings_mod.load("qa", root), every) is None
+    assert stages.promoters(settings_mod.load("local", root), every) == []
 
 
 def promotion_calls(source: generated.StackPolicies, target: generated.StackPolicies) -> list[ledger.Call]:
     """Promoting package 1 of the source into the target, as the ledger records calls: list and describe
     the source's package, copy its files into the target's artifacts bucket, register it in the target's
-    group, all as the target's deploy role. (The contract of `plans.stages.promotion_reads` in call form,
-    until the copy of branch promo-accounts is recorded running.)"""
+    group, all as the target's deploy role; the champion's re-scoring lists and reads the test set. (The
+    reads of `registry.copying.reads` in call form.)"""
     s, t = settings_of(source.env), settings_of(target.env)
     src = stages.source(s, source.account_id)
     caller = f"arn:aws:sts::{target.account_id}:assumed-role/{naming.deploy_role(t)}/promotion"
@@ -239,20 +272,29 @@ def promotion_calls(source: generated.StackPolicies, target: generated.StackPoli
         ),
     ]
     target_bucket = naming.bucket(t, "artifacts", target.account_id)
-    for read in stages.promotion_reads(src):
-        if read.action != "s3:GetObject":
-            continue
-        key = read.resource.split(":::", 1)[1].split("/", 1)[1]
-        copy_from = {"Bucket": src.artifacts_bucket, "Key": key}
-        calls.append(
-            ledger.Call(
-                "s3",
-                "CopyObject",
-                {"CopySource": copy_from, "Bucket": target_bucket, "Key": f"promoted/{key}"},
-                caller,
-                site,
+    for read in reads(source):
+        if not read.action.startswith("s3:"):
+            continue  # the package calls are above; the key is S3's to use
+        key = read.resource.split(":::", 1)[1].partition("/")[2]
+        if read.action == "s3:ListBucket":
+            listing = {"Bucket": src.artifacts_bucket, "Prefix": dict(read.context)["s3:prefix"]}
+            calls.append(ledger.Call("s3", "ListObjectsV2", listing, caller, site))
+        elif read.action == "s3:GetObject" and "/Prepare/test/" in read.resource:
+            calls.append(
+                ledger.Call("s3", "GetObject", {"Bucket": src.artifacts_bucket, "Key": key}, caller, site)
             )
-        )
+        elif read.action == "s3:GetObject":
+            copy_from = {"Bucket": src.artifacts_bucket, "Key": key}
+            target_key = f"promoted/{source.env}/1/{key.rsplit('/', 1)[-1]}"
+            calls.append(
+                ledger.Call(
+                    "s3",
+                    "CopyObject",
+                    {"CopySource": copy_from, "Bucket": target_bucket, "Key": target_key},
+                    caller,
+                    site,
+                )
+            )
     calls.append(
         ledger.Call(
             "sagemaker",
@@ -284,8 +326,9 @@ def test_a_promotion_copy_passes_the_access_ledger_across_the_stacks(layout):
             if c.need.action.startswith("kms:")
         }
         assert keys == {("kms:Decrypt", accounts[source]), ("kms:GenerateDataKey", accounts[target])}
-        # list, describe, 4 reads and 4 writes, one key on each side, register
-        assert len(report.triples) == 13
+        # list, describe, 4 reads and 4 writes, the test set listed and read (from dev only), one key each
+        # side, register
+        assert len(report.triples) == (15 if source == "dev" else 13)
 
 
 def test_the_ledger_names_the_missing_grant_of_a_copy():
@@ -310,9 +353,13 @@ def test_the_ledger_names_the_missing_grant_of_a_copy():
         operator=operator,
     )
     denied = sorted({c.explain() for c in report.denied})
-    # each of the four copies needs the key; all four are refused, for the one missing statement
-    assert len(report.denied) == 4 and len(denied) == 1
-    assert all("s3:CopyObject" in d and "needs kms:Decrypt" in d for d in denied)
+    # each of the four copies and the test set's read need the key: all five are refused, for the one
+    # missing statement
+    assert len(report.denied) == 5 and {c.call.operation for c in report.denied} == {
+        "CopyObject",
+        "GetObject",
+    }
+    assert all("needs kms:Decrypt" in d for d in denied)
     assert all(f"missing resource policy key policy of {dev_key.name.split(' of ')[1]}" in d for d in denied)
 
 

@@ -62,7 +62,7 @@ def ledger(
     stacks = []
     for s in involved:
         account = stages.account_id(s) or infra_plan.PLACEHOLDER_ACCOUNT
-        stacks.append(generated.from_plan(infra_plan.plan(s.env, root), account, s.region))
+        stacks.append(generated.from_plan(infra_plan.plan(s.env, root, account), account, s.region))
     who = stacks[0].role_arn(operator or naming.deploy_role(settings))
     report = ledger_mod.check(calls, ledger_mod.Stacks(stacks), operator=who)
     if as_json:

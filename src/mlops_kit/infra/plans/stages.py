@@ -6,9 +6,9 @@ environment's name in code):
 - T's deploy role may read S's packages and exactly those files (`promotion_read_policy`);
 - S's artifacts bucket, S's key and S's model package group let T's deploy role do so, and nobody else
   (`bucket_statements`, `key_statements`, `group_statements`).
-Which environment a stage copies from is its `mlops:promotion.source`; each environment's account is its
-`aws:allowedAccountIds` (the first), and an environment that names none is in the account of the stack
-that refers to it, so the same code serves one account and one per stage.
+Which environment a stage copies from is its `mlops:promotion.source`; each environment's account is
+its `aws:allowedAccountIds` (the first, `settings.account_id`), and an environment that names none is in
+the account of the stack that refers to it, so the same code serves one account and one per stage.
 Resource policies name the reader's account with a condition on the role's ARN, not the role itself:
 S's stack may then be deployed before T's role exists (AWS refuses a policy naming a missing role).
 """
@@ -23,44 +23,28 @@ from mlops_kit import naming
 from mlops_kit.infra.plans.iam import Document, document, statement
 from mlops_kit.settings import Settings, SettingsError
 
-# The files a model package names, as the kit's register request writes them (`sagemaker_steps`):
-# SageMaker's training output, the evaluation and the monitoring baseline. Promotion copies these only.
-PACKAGE_FILES = ("model.tar.gz", "evaluation.json", "statistics.json", "constraints.json")
 # The pipeline writes every output under `pipelines/<pipeline>/<execution>/...` (`sagemaker_steps.output_uri`)
 PIPELINE_OUTPUTS = "pipelines/{pipeline}/"
+# Where a promotion puts the copies it registers (`registry.copying.destination`): `promoted/<source env>/`
+COPIES = "promoted/{source}/"
 
 
 def account_id(settings: Settings) -> str:
-    """The environment's AWS account (`aws:allowedAccountIds`, read by `settings.load`); "" when it names
-    none (then the stack that refers to it uses its own)."""
+    """The environment's AWS account (`settings.account_id`, from `aws:allowedAccountIds`); "" when it
+    names none (one-account layouts: the account of the stack that refers to it)."""
     return settings.account_id
 
 
-def source_env(settings: Settings) -> str:
-    """The environment this one's promotions copy from (`mlops:promotion.source`); "" for the first
-    stage, which its own training pipeline feeds."""
-    return settings.promotion.source
-
-
-def _deployed(others: Sequence[Settings], here: Settings) -> list[Settings]:
-    """The environments deployed to AWS besides `here`: an embedded one has no AWS principal."""
-    return [o for o in others if o.env != here.env and not o.embedded]
-
-
 def source_environment(settings: Settings, others: Sequence[Settings]) -> Settings | None:
-    """The deployed environment `settings` copies from (None for the first stage)."""
-    name = source_env(settings)
-    if not name:
+    """The deployed environment this one's promotions copy from (`mlops:promotion.source`); None for a
+    first stage, and for an embedded environment or source, which have no AWS principal to grant."""
+    name = settings.promotion.source
+    if not name or settings.embedded:
         return None
-    found = [o for o in _deployed(others, settings) if o.env == name]
+    found = [o for o in others if o.env == name]
     if not found:
-        raise SettingsError(
-            settings.file,
-            "mlops:promotion.source",
-            f"{name!r} is not an environment deployed to AWS beside {settings.env!r}; a stage copies "
-            "from a deployed stage",
-        )
-    return found[0]
+        raise SettingsError(settings.file, "mlops:promotion.source", f"no environment {name!r} to copy from")
+    return None if found[0].embedded else found[0]
 
 
 def promoters(settings: Settings, others: Sequence[Settings]) -> list[Settings]:
@@ -68,7 +52,12 @@ def promoters(settings: Settings, others: Sequence[Settings]) -> list[Settings]:
     if settings.embedded:
         return []
     return sorted(
-        (o for o in _deployed(others, settings) if source_env(o) == settings.env), key=lambda o: o.env
+        (
+            o
+            for o in others
+            if o.env != settings.env and not o.embedded and o.promotion.source == settings.env
+        ),
+        key=lambda o: o.env,
     )
 
 
@@ -82,6 +71,7 @@ class Source:
     pipeline: str
     model_package_group: str
     partition: str = "aws"
+    copied_from: str = ""  # the environment S's own packages are copied from (S fed by promotion)
 
     @property
     def group_arn(self) -> str:
@@ -103,10 +93,19 @@ class Source:
         return f"arn:{self.partition}:s3:::{self.artifacts_bucket}"
 
     @property
+    def outputs_prefix(self) -> str:
+        return PIPELINE_OUTPUTS.format(pipeline=self.pipeline)
+
+    @property
     def file_arns(self) -> list[str]:
-        """The package files under the pipeline's outputs, whatever the execution and step."""
-        outputs = PIPELINE_OUTPUTS.format(pipeline=self.pipeline)
-        return [f"{self.bucket_arn}/{outputs}*/{name}" for name in PACKAGE_FILES]
+        """Everything the source's training pipeline wrote: the package's files (model, evaluation,
+        baseline) and the test set the promotion re-scores the champion on (the package's `lineage:test`),
+        whatever the execution and step; for a source fed by promotion, the copies its packages name
+        (`promoted/<its source>/`, `registry.copying.destination`). Nothing else of the bucket."""
+        found = [f"{self.bucket_arn}/{self.outputs_prefix}*"]
+        if self.copied_from:
+            found.append(f"{self.bucket_arn}/{COPIES.format(source=self.copied_from)}*")
+        return found
 
     @property
     def keys_arn(self) -> str:
@@ -125,39 +124,19 @@ def source(settings: Settings, account: str) -> Source:
         artifacts_bucket=naming.bucket(settings, "artifacts", account),
         pipeline=naming.pipeline(settings),
         model_package_group=naming.model_package_group(settings),
+        copied_from=settings.promotion.source,
     )
 
 
 @dataclass(frozen=True)
 class Read:
-    """One call promotion makes on the source stage's resources: the contract the grants keep."""
+    """One call promotion makes on the source stage's resources (`registry.copying.reads`), with whose
+    resource policy has its say and the request context IAM sees."""
 
     action: str
     resource: str
     owner: str  # "bucket", "key" or "group": whose resource policy must allow it too
     context: tuple[tuple[str, str], ...] = ()
-
-
-def promotion_reads(src: Source, *, execution: str = "exec-1", package: int = 1) -> list[Read]:
-    """The reads of promoting package `package` of `src`, written out: the contract the promotion code
-    keeps (until a recorded promotion run replaces this list in the all-stacks test). The S3 objects are
-    those the package names, under the pipeline's outputs for one execution; the key is S's, as S3
-    decrypts the objects under it with the bucket's key as encryption context (Bucket Keys on)."""
-    root = f"{src.bucket_arn}/{PIPELINE_OUTPUTS.format(pipeline=src.pipeline)}{execution}"
-    objects = [
-        f"{root}/Train/pipelines-{execution}-Train/output/model.tar.gz",
-        f"{root}/Evaluate/evaluation/evaluation.json",
-        f"{root}/Baseline/baseline/statistics.json",
-        f"{root}/Baseline/baseline/constraints.json",
-    ]
-    package_arn = src.packages_arn.removesuffix("*") + str(package)
-    kms_context = (("kms:ViaService", src.via_s3), ("kms:EncryptionContext:aws:s3:arn", src.bucket_arn))
-    return [
-        Read("sagemaker:ListModelPackages", src.group_arn, "group"),
-        Read("sagemaker:DescribeModelPackage", package_arn, "group"),
-        *(Read("s3:GetObject", o, "bucket") for o in objects),
-        Read("kms:Decrypt", f"{src.keys_arn.removesuffix('*')}source-key", "key", kms_context),
-    ]
 
 
 def _decrypt_condition(src: Source) -> dict[str, Any]:
@@ -177,6 +156,13 @@ def promotion_read_policy(src: Source) -> Document:
             sid="SourcePackages",
         ),
         statement(["s3:GetObject"], src.file_arns, sid="SourceFiles"),
+        # the test set is found by listing its prefix; listing shows the pipeline's outputs only
+        statement(
+            ["s3:ListBucket"],
+            [src.bucket_arn],
+            sid="SourceListing",
+            condition={"StringLike": {"s3:prefix": f"{src.outputs_prefix}*"}},
+        ),
         statement(["kms:Decrypt"], [src.keys_arn], sid="SourceKey", condition=_decrypt_condition(src)),
     )
 
@@ -191,7 +177,7 @@ def _readers(reader_role_arns: Sequence[str]) -> tuple[dict[str, Any], dict[str,
 
 
 def bucket_statements(src: Source, reader_role_arns: Sequence[str]) -> list[dict[str, Any]]:
-    """S's artifacts bucket: the package files, to T's deploy roles."""
+    """S's artifacts bucket: its pipeline's outputs (package files, test set), to T's deploy roles."""
     principal, only = _readers(reader_role_arns)
     return [
         {
@@ -201,7 +187,15 @@ def bucket_statements(src: Source, reader_role_arns: Sequence[str]) -> list[dict
             "Action": "s3:GetObject",
             "Resource": src.file_arns,
             "Condition": only,
-        }
+        },
+        {
+            "Sid": "PromotionListing",
+            "Effect": "Allow",
+            "Principal": principal,
+            "Action": "s3:ListBucket",
+            "Resource": src.bucket_arn,
+            "Condition": {**only, "StringLike": {"s3:prefix": f"{src.outputs_prefix}*"}},
+        },
     ]
 
 
