@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from mlops_kit.cli import exit_codes
+from mlops_kit.cli import exit_codes, output
 
-out = Console()
-err = Console(stderr=True)
+out = output.console()
+err = output.console(stderr=True)
 app = typer.Typer(
     help="The model registry: packages, their stages, metrics and lineage.", no_args_is_help=True
 )
@@ -48,7 +47,7 @@ def _redeployer() -> Any:
         if current is None:
             raise emu.EmulatorError("no emulator running to redeploy the local endpoint from")
         endpoint = local.deploy(target, current, package_arn)
-        out.print(
+        err.print(  # a notice, on stderr: stdout holds the outcome (`--json`: its one document)
             f"local endpoint {endpoint.name} now serves {package_arn} at {endpoint.url}", highlight=False
         )
 
@@ -98,7 +97,7 @@ def list_models(
 
 
 def promote(
-    to: str = typer.Option(..., "--to", help="The stage to promote to (one of mlops:stages)."),
+    to: str = typer.Option(..., "--stage", help="The stage to promote to (one of mlops:stages)."),
     package: str = typer.Option("", "--package", help="The model package ARN to promote."),
     latest: bool = typer.Option(False, "--latest", help="The newest package of the stage before."),
     env: str = typer.Option("local", help="Environment whose registry holds the package."),
@@ -158,6 +157,9 @@ def rollback(
     env: str = typer.Option("local", help="Environment whose registry and stage to roll back."),
     stage: str = typer.Option("", "--stage", help="The stage; default the environment's own."),
     approved_by: str = typer.Option("", "--approved-by", envvar="MLOPS_APPROVED_BY", help="Who decided."),
+    as_json: bool = typer.Option(
+        False, "--json", help="What changed (stage, package, audit record), as JSON."
+    ),
 ) -> None:
     """Return a stage to the package it served before the current one, with an audit record."""
     from mlops_kit import settings
@@ -171,7 +173,22 @@ def rollback(
         approved_by=approved_by or None,
         redeploy=_redeployer(),
     )
+    if as_json:
+        output.emit(_outcome(outcome))
+        return
     _report(outcome)
+
+
+def _outcome(outcome: Any) -> dict[str, Any]:
+    return {
+        "action": outcome.action,
+        "stage": outcome.stage,
+        "package": outcome.package,
+        "previous": outcome.previous,
+        "sequence": outcome.sequence,
+        "audit_key": outcome.audit_key,
+        "settings_files": [str(p) for p in outcome.settings_files],
+    }
 
 
 def _decision_table(decision: Any) -> None:

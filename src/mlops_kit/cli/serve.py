@@ -6,9 +6,10 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-out = Console()
+from mlops_kit.cli import output
+
+out = output.console()
 
 
 def register(app: typer.Typer) -> None:
@@ -125,6 +126,7 @@ def deploy(
     stop: bool = typer.Option(False, "--stop", help="Stop the environment's local endpoint."),
     port: int = typer.Option(-1, help="Port; default the environment's serving.port."),
     workers: int = typer.Option(1, min=1, help="Worker processes."),
+    as_json: bool = typer.Option(False, "--json", help="The endpoint (url, package, capture, log), as JSON."),
 ) -> None:
     """Serve an approved model package of the embedded registry in the background (replaces the last)."""
     from mlops_kit import emulator as emu
@@ -134,6 +136,9 @@ def deploy(
     config = settings.load(env)
     if stop:
         stopped = local.stop(config)
+        if as_json:
+            output.emit({"stopped": stopped is not None} | ({"url": stopped.url} if stopped else {}))
+            return
         out.print(f"stopped the endpoint at {stopped.url}" if stopped else "no local endpoint was running")
         return
     if not config.embedded:
@@ -150,6 +155,11 @@ def deploy(
     endpoint = local.deploy(
         config, current, package or None, port=None if port < 0 else port, workers=workers
     )
+    if as_json:
+        import dataclasses
+
+        output.emit(dataclasses.asdict(endpoint))
+        return
     out.print(f"endpoint {endpoint.name} serving {endpoint.package_arn}", highlight=False)
     out.print(f"url {endpoint.url}  capture {endpoint.capture_to}  log {endpoint.log}", highlight=False)
 
@@ -162,6 +172,7 @@ def batch(
     package: str = typer.Option("", help="Model package ARN; default the newest Approved one."),
     content_type: str = typer.Option("text/csv", help="Input records' type (one record a line)."),
     accept: str = typer.Option("text/csv", help="Output type."),
+    as_json: bool = typer.Option(False, "--json", help="The records and outputs (AWS: the job), as JSON."),
 ) -> None:
     """Batch inference: through the same handler here, or a SageMaker batch transform job in AWS."""
     import tempfile
@@ -182,6 +193,9 @@ def batch(
         job = batch_mod.start_transform_job(
             config, sagemaker, account, arn, input_uri, output_uri, content_type=content_type, accept=accept
         )
+        if as_json:
+            output.emit({"transform_job": job, "output": output_uri})
+            return
         out.print(f"started batch transform job {job}", highlight=False)
         return
     with emu.session(region=config.region, port=config.runtime.emulator_port) as emulator:
@@ -201,4 +215,7 @@ def batch(
                 max_payload_mb=config.serving.max_payload_mb,
                 storage=storage,
             )
+    if as_json:
+        output.emit({"records": result.records, "outputs": list(result.outputs)})
+        return
     out.print(f"{result.records:,} records -> {', '.join(result.outputs)}", highlight=False)
