@@ -8,13 +8,10 @@ error line included, one JSON object, and passes the choice on to the servers th
 from __future__ import annotations
 
 import importlib
-import json
-import logging
 import os
 import sys
 
 import typer
-from rich.text import Text
 
 from mlops_kit.cli import output
 
@@ -71,6 +68,8 @@ def _root(
         help="text or json (one object a line), for this command and the servers it starts.",
     ),
 ) -> None:
+    import logging
+
     from mlops_kit import logs
 
     _debug["on"] = debug
@@ -126,9 +125,13 @@ def main(argv: list[str] | None = None) -> int:
         if credentials.missing_credentials(exc):
             exc = RuntimeError(credentials.advice(credentials.env_of(args)))
         if _json_logs(args):
+            import json
+
             line = {"level": "error", "logger": "mlops", "message": str(exc), "error": type(exc).__name__}
             print(json.dumps(line, ensure_ascii=False), file=sys.stderr)
             return 1
+        from rich.text import Text
+
         # The message is the user's data (paths, URIs with brackets): never parse it as markup.
         err.print(Text.assemble(("error:", "bold red"), " ", str(exc)), highlight=False, soft_wrap=True)
         if not isinstance(exc, (ValueError, RuntimeError, OSError, LookupError)):

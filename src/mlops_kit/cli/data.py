@@ -7,9 +7,10 @@ from pathlib import Path
 
 import typer
 
-from mlops_kit import lazy, settings
+from mlops_kit import lazy
 from mlops_kit.cli import output
 
+settings = lazy.module("mlops_kit.settings")
 project = lazy.module("mlops_kit.project")
 usecase = lazy.module("mlops_kit.usecase")
 

@@ -6,11 +6,11 @@ import time
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from mlops_kit import settings
+from mlops_kit import lazy
 from mlops_kit.cli import output
 
+settings = lazy.module("mlops_kit.settings")
 out = output.console()
 
 
@@ -71,6 +71,8 @@ def run(
 
         output.emit(json.loads(report.read_text()))
         return
+    from rich.table import Table
+
     table = Table(title="mlops demo", show_header=True)
     table.add_column("", no_wrap=True)
     table.add_column("champion", overflow="fold")

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import typer
 
-from mlops_kit import lazy, settings
+from mlops_kit import lazy
 from mlops_kit.cli import output
 
+settings = lazy.module("mlops_kit.settings")
 pd = lazy.module("pandas")
 emulator = lazy.module("mlops_kit.emulator")
 project = lazy.module("mlops_kit.project")

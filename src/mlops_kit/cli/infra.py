@@ -8,9 +8,9 @@ import json
 import typer
 
 from mlops_kit import lazy
-from mlops_kit import settings as settings_mod
 from mlops_kit.cli import output
 
+settings_mod = lazy.module("mlops_kit.settings")
 infra_plan = lazy.module("mlops_kit.infra_plan")
 policy = lazy.module("mlops_kit.infra.policy")
 

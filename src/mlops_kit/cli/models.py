@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from mlops_kit.cli import exit_codes, output
 
@@ -88,6 +86,8 @@ def list_models(
         for line in (columns, *lines):
             out.print("\t".join(line), highlight=False, soft_wrap=True)
         return
+    from rich.table import Table
+
     table = Table(title=naming.model_package_group(config), title_justify="left")
     for column in columns[:-1]:
         table.add_column(column, overflow="fold")
@@ -132,6 +132,8 @@ def promote(
             print(json.dumps(refused.decision.as_dict(), indent=2))
         else:
             _decision_table(refused.decision)
+        from rich.text import Text
+
         err.print(Text.assemble(("refused:", "bold red"), " ", refused.decision.refusal()), soft_wrap=True)
         raise typer.Exit(exit_codes.REFUSED) from None
     assert outcome.decision is not None
@@ -204,6 +206,8 @@ def _decision_table(decision: Any) -> None:
         for check in decision.checks:
             out.print(check.line(), highlight=False, soft_wrap=True, markup=False)
         return
+    from rich.table import Table
+
     table = Table(
         title=f"{decision.package} -> {decision.target_stage} (champion: {decision.champion or 'none'};"
         f" compared on {decision.basis})",

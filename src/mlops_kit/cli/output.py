@@ -7,31 +7,53 @@ long lines (URIs, ARNs) stay whole. `--json` output goes through `emit`, never t
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console, ConsoleDimensions
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.console import Console
 
 PIPED_WIDTH = 1_000_000  # "no width": rich wraps nothing narrower
 
 
-class Output(Console):
-    """A console that keeps rich's width at a terminal and has none when piped."""
+@functools.cache
+def _output_class() -> type:
+    # rich is imported when a command first prints, not when `mlops --help` loads the commands
+    from rich.console import Console, ConsoleDimensions
 
-    @property
-    def size(self) -> ConsoleDimensions:
-        size = super().size
-        return size if self.is_terminal else ConsoleDimensions(PIPED_WIDTH, size.height)
+    class Output(Console):
+        """A console that keeps rich's width at a terminal and has none when piped."""
 
-    @size.setter
-    def size(self, new_size: tuple[int, int]) -> None:
-        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+        @property
+        def size(self) -> ConsoleDimensions:
+            size = super().size
+            return size if self.is_terminal else ConsoleDimensions(PIPED_WIDTH, size.height)
+
+        @size.setter
+        def size(self, new_size: tuple[int, int]) -> None:
+            Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+    return Output
 
 
-def console(stderr: bool = False) -> Output:
-    return Output(stderr=stderr)
+class _Lazy:
+    """Stands for the console until it is used; then it is one (made once)."""
+
+    def __init__(self, stderr: bool):
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            self._console = _output_class()(stderr=self._stderr)
+        return getattr(self._console, name)
+
+
+def console(stderr: bool = False) -> Console:
+    """stdout's (or stderr's) console for a command: rich at a terminal, unwrapped when piped."""
+    return _Lazy(stderr)  # type: ignore[return-value]  # it behaves as the Console it makes
 
 
 def emit(document: Any) -> None:
@@ -57,6 +79,8 @@ def table(
         out.file.write("".join(f"{line}\n" for line in lines))
         out.file.flush()
         return
+    from rich.table import Table
+
     shown = Table(title=title or None, title_justify="left", show_header=show_header)
     for column in columns:
         shown.add_column(column, overflow="fold" if fold else "ellipsis")

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 
-from mlops_kit import lazy, settings
+if TYPE_CHECKING:
+    from rich.console import Console
+
+from mlops_kit import lazy
 from mlops_kit.cli import output
 
+settings = lazy.module("mlops_kit.settings")
 emu = lazy.module("mlops_kit.emulator")
 executor = lazy.module("mlops_kit.executor")
 pipeline = lazy.module("mlops_kit.pipeline")

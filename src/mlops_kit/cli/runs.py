@@ -6,7 +6,6 @@ import functools
 import json
 
 import typer
-from rich.table import Table
 
 from mlops_kit import lazy
 from mlops_kit.cli import output
@@ -33,6 +32,8 @@ def list_runs(as_json: bool = typer.Option(False, "--json", help="Every recorded
             fields = (record.execution_id, record.environment, record.status, record.started, metric)
             print("\t".join((*fields, record.artifacts.get("model_package", ""))))
         return
+    from rich.table import Table
+
     table = Table(*columns)
     for record in executor.list_runs():
         name = _deciding_metric(record.environment)
