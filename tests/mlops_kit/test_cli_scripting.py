@@ -115,7 +115,18 @@ def test_other_errors_are_not_taken_for_missing_credentials(capsys: pytest.Captu
 def test_fast_paths_import_no_pandas_boto3_pyarrow_or_sdk(argv: list[str]) -> None:
     """What keeps `mlops --help` and `mlops invoke` fast (benchmarks/cli measures it): they never import
     the heavy libraries."""
-    heavy = ("pandas", "boto3", "botocore", "sagemaker", "pulumi", "pyarrow", "sklearn", "duckdb")
+    heavy = (
+        "pandas",
+        "boto3",
+        "botocore",
+        "sagemaker",
+        "pulumi",
+        "pyarrow",
+        "sklearn",
+        "duckdb",
+        "numpy",
+        "yaml",
+    )
     code = (
         "import sys; from mlops_kit.cli import main; main(sys.argv[1:]); "
         f"print(sorted(m for m in {heavy!r} if m in sys.modules))"

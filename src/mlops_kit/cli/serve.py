@@ -89,11 +89,12 @@ def invoke(
     accept: str = typer.Option("application/json", help="The answer's content type."),
 ) -> None:
     """Send rows to an endpoint: the local one, any URL, or the environment's SageMaker endpoint."""
-    from mlops_kit import naming, settings
     from mlops_kit.serving import local
 
     body = sys.stdin.buffer.read() if str(input_file) == "-" else input_file.read_bytes()
     if not url:
+        from mlops_kit import naming, settings  # only to find the environment's endpoint
+
         config = settings.load(env)
         if config.embedded:
             endpoint = local.running(naming.endpoint(config))

@@ -20,11 +20,13 @@ import time
 import urllib.parse
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_kit import lazy, logs, naming
 from mlops_kit.s3 import split_uri
-from mlops_kit.settings import Settings, project_root
+
+if TYPE_CHECKING:
+    from mlops_kit.settings import Settings
 
 # The client (`mlops invoke`) sends bytes and reads JSON or CSV: it starts without numpy, which the
 # contract's encoders need only for rows given as arrays.
@@ -242,6 +244,8 @@ def deploy(
         environment=environment,
         aws_environment=emulator.environ(),
     )
+    from mlops_kit.settings import project_root
+
     launcher = launch.launcher_for(project_root(settings.file.parent))
     if isinstance(launcher, launch.DockerLauncher):
         process = launcher.start(spec, log=log, name=name)
