@@ -133,3 +133,15 @@ def test_fast_paths_import_no_pandas_boto3_pyarrow_or_sdk(argv: list[str]) -> No
     )
     result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
+
+
+def test_deploy_status_without_an_endpoint_is_json_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["deploy", "--status", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out) == {"running": False}
+    assert main(["deploy", "--status"]) == 1
+    assert "no local endpoint running for local" in capsys.readouterr().out
+
+
+def test_emulator_start_and_stop_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["emulator", "stop", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"stopped": False}

@@ -125,6 +125,9 @@ def deploy(
     env: str = typer.Option("local", help="Environment (its runtime must be embedded)."),
     package: str = typer.Option("", help="Model package ARN; default the newest Approved one."),
     stop: bool = typer.Option(False, "--stop", help="Stop the environment's local endpoint."),
+    status: bool = typer.Option(
+        False, "--status", help="Show the environment's local endpoint; exit code 1 when none runs."
+    ),
     port: int = typer.Option(-1, help="Port; default the environment's serving.port."),
     workers: int = typer.Option(1, min=1, help="Worker processes."),
     as_json: bool = typer.Option(False, "--json", help="The endpoint (url, package, capture, log), as JSON."),
@@ -135,6 +138,25 @@ def deploy(
     from mlops_kit.serving import local
 
     config = settings.load(env)
+    if status:
+        import dataclasses
+
+        from mlops_kit import naming
+
+        endpoint = local.running(naming.endpoint(config))
+        if as_json:
+            output.emit(
+                {"running": endpoint is not None} | (dataclasses.asdict(endpoint) if endpoint else {})
+            )
+        elif endpoint is None:
+            out.print(f"no local endpoint running for {env}", highlight=False)
+        else:
+            out.print(
+                f"endpoint {endpoint.name} serving {endpoint.package_arn} at {endpoint.url}", highlight=False
+            )
+        if endpoint is None:
+            raise typer.Exit(1)
+        return
     if stop:
         stopped = local.stop(config)
         if as_json:
