@@ -51,11 +51,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, ensure_ascii=False)
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is when a record comes (a test runner swaps it between tests)."""
+
+    @property
+    def stream(self) -> Any:  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure(log_format: str | None = None, *, text_format: str, level: int = logging.INFO) -> str:
     """Send the root logger's records to stderr in the chosen format. Called again, it replaces its own
     handler only: handlers others installed (a test runner's) stay."""
     fmt = chosen(log_format)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Stderr()
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(text_format))
     handler._mlops_kit = True  # type: ignore[attr-defined]
     root = logging.getLogger()
