@@ -2,9 +2,11 @@
 
     emulator → data (drift injected in its recent window) → training pipeline (the SageMaker
     definition, through the local executor: prepare, feature ingestion, train, evaluate, baseline)
-    → registration → promotion to dev, then staging, through the gates → local endpoint → traffic from the recent window, captured → monitoring run that
-    finds the drift → drift alarm → retraining run → challenger measured against the champion on the
-    same data → promotion → the endpoint serving the new model → HTML report and summary.
+    → registration → promotion to the environment's stage through the gates, and a copy into each
+    embedded stage fed by it (`mlops:promotion.source`: local-staging, in an emulated account of its
+    own) → local endpoint → traffic from the recent window, captured → monitoring run that finds the
+    drift → drift alarm → retraining run → challenger measured against the champion on the same data
+    → promotion, and its copy → the endpoint serving the new model → HTML report and summary.
 
 Promotions write the approved package into a scratch copy of `environments/` (the change a reviewed
 pull request would make), so a demo never edits the project's own settings files. Everything the demo
@@ -134,6 +136,13 @@ def run_demo(
                     ),
                 )
             )
+        for later in downstream(settings, scratch):
+            report.promotions.append(
+                stage(
+                    f"copy into {later.env} ({later.promotion.stage}, account {later.account_id})",
+                    lambda t=later: promote_across(t, emulator, report.model_package_arn, scratch),
+                )
+            )
         report.approval_status = approval(emulator, report.model_package_arn)
         endpoint = endpoint_box.get("endpoint") or stage(
             "deploy the local endpoint", lambda: redeploy(settings, report.model_package_arn)
@@ -170,6 +179,13 @@ def run_demo(
                 stage(
                     f"promote the challenger to {target}",
                     lambda t=target: promote(settings, emulator, t, challenger, scratch, redeploy),
+                )
+            )
+        for later in downstream(settings, scratch):
+            report.promotions.append(
+                stage(
+                    f"copy the challenger into {later.env} ({later.promotion.stage}, account {later.account_id})",
+                    lambda t=later: promote_across(t, emulator, challenger, scratch),
                 )
             )
         report.models[1].stage = settings.promotion.stage
@@ -261,6 +277,40 @@ def promote(
         "champion": decision.champion if decision else None,
         "checks": [asdict(c) for c in (decision.checks if decision else [])],
         "settings_changed": [str(p) for p in getattr(outcome, "settings_files", [])],
+    }
+
+
+def downstream(settings: Settings, root: Path) -> list[Settings]:
+    """The embedded stages fed by promotion from `settings`' environment (`mlops:promotion.source`)."""
+    from mlops_kit import settings as settings_mod
+
+    found = [settings_mod.load(env, root) for env in settings_mod.environments(root)]
+    return [s for s in found if s.embedded and s.promotion.source == settings.env]
+
+
+def promote_across(
+    target: Settings, emulator: emu.Emulator, package_arn: str, scratch: Path
+) -> dict[str, Any]:
+    """Copy `package_arn` into `target`'s stage, in `target`'s own emulated account, acting as its deploy
+    role: what `mlops promote --env <target>` does (its platform first, as `pulumi up` would make it)."""
+    from mlops_kit import clients
+    from mlops_kit.registry import promotion
+
+    acting = clients.clients_for(target, emulator)
+    local_platform.ensure(target, acting)
+    outcome = promotion.promote(
+        target, acting, package_arn=package_arn, root=scratch, approved_by="mlops-demo"
+    )
+    decision = outcome.decision
+    return {
+        "stage": target.promotion.stage,
+        "package": package_arn,
+        "environment": target.env,
+        "account": target.account_id,
+        "copy": outcome.package,
+        "champion": decision.champion if decision else None,
+        "checks": [asdict(c) for c in (decision.checks if decision else [])],
+        "settings_changed": [str(p) for p in outcome.settings_files],
     }
 
 

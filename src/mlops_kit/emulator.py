@@ -140,6 +140,59 @@ class Emulator:
         """Variables that point any AWS SDK (a subprocess, a SageMaker step) at this emulator."""
         return aws_environ(self.endpoint_url, self.region)
 
+    def as_role(self, role_arn: str, session: str = "SageMaker") -> RoleSession:
+        """The emulator as `role_arn` sees it: credentials from its STS for that role, as the AWS service
+        that runs a job or an endpoint with the role gets them. Calls made with them are the role's
+        (the access ledger, `mlops_kit.iam`, checks them against the role's policies)."""
+        from mlops_kit.iam import record
+
+        with record.unrecorded():  # the service assumes the role, not the kit's code
+            answer = self.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=session)
+        c = answer["Credentials"]
+        return RoleSession(
+            self.endpoint_url,
+            self.region,
+            role_arn,
+            c["AccessKeyId"],
+            c["SecretAccessKey"],
+            c["SessionToken"],
+        )
+
+
+@dataclass(frozen=True)
+class RoleSession:
+    """Clients and a process environment with one role's credentials, against the emulator."""
+
+    endpoint_url: str
+    region: str
+    role_arn: str
+    access_key: str
+    secret_key: str
+    token: str
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        config = Config(
+            retries={"total_max_attempts": 1, "mode": "standard"}, s3={"addressing_style": "path"}
+        )
+        return boto3.client(
+            service,
+            region_name=self.region,
+            endpoint_url=self.endpoint_url,
+            config=config,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            aws_session_token=self.token,
+            **kwargs,
+        )
+
+    def environ(self) -> dict[str, str]:
+        return {
+            **aws_environ(self.endpoint_url, self.region),
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_SESSION_TOKEN": self.token,
+        }
+
 
 def client(service: str, *, endpoint_url: str | None, region: str, **kwargs: Any) -> Any:
     """A boto3 client; against an emulator, with test credentials and no retries."""
@@ -152,7 +205,10 @@ def client(service: str, *, endpoint_url: str | None, region: str, **kwargs: Any
 
 
 def aws_environ(endpoint_url: str, region: str) -> dict[str, str]:
+    from mlops_kit.iam import record
+
     return {
+        **record.active(),  # a recorded run records its child processes' calls too
         "AWS_ENDPOINT_URL": endpoint_url,
         "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
         "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
@@ -262,6 +318,39 @@ def _with_ping(app: Any) -> Any:
     return wsgi
 
 
+def share_registries_across_accounts() -> None:
+    """Let moto serve a model package, or a group's packages, named by an ARN of another account.
+
+    AWS answers DescribeModelPackage and ListModelPackages for another account's ARN when the group's
+    resource policy grants it (whether it does is the access ledger's question); moto looks only in the
+    caller's own account and answers "not found". With this, a stage's promotion reads its source stage's
+    registry across accounts here as it does in AWS. Idempotent; patches moto in this process.
+    """
+    from moto.sagemaker import models
+
+    backend = models.SageMakerModelBackend
+    if getattr(backend, "_mlops_cross_account", False):
+        return
+
+    def owner(self: Any, name: str | None) -> Any:
+        parts = name.split(":") if name and name.startswith("arn:") else []
+        if len(parts) >= 6 and parts[4] != self.account_id:
+            return models.sagemaker_backends[parts[4]][parts[3]]
+        return self
+
+    describe, listing = backend.describe_model_package, backend.list_model_packages
+
+    def describe_any(self: Any, model_package_name: str) -> Any:
+        return describe(owner(self, model_package_name), model_package_name)
+
+    def list_any(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return listing(owner(self, kwargs.get("model_package_group_name")), *args, **kwargs)
+
+    backend.describe_model_package = describe_any
+    backend.list_model_packages = list_any
+    backend._mlops_cross_account = True
+
+
 def _serve(port: int, ready_file: Path) -> None:
     """The child process: run moto's server until SIGTERM, after writing the bound port.
 
@@ -276,6 +365,7 @@ def _serve(port: int, ready_file: Path) -> None:
     )
     from werkzeug.serving import make_server
 
+    share_registries_across_accounts()
     app = _with_ping(DomainDispatcherApplication(create_backend_app))
     try:
         server = make_server(HOST, port, app, threaded=True, request_handler=MotoRequestHandler)

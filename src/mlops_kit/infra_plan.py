@@ -326,7 +326,10 @@ def project_name(root: Path) -> str:
 
 
 def plan(env: str, root: Path | None = None) -> Plan:
-    """The resources environment `env` would get, by running the project's program under mocks."""
+    """The resources environment `env` would get, by running the project's program under mocks, in the
+    account its settings name (`aws:allowedAccountIds`), else a placeholder account."""
+    from mlops_kit.infra.plans import stages
+
     root = (root or settings_mod.project_root()).resolve()
     settings = settings_mod.load(env, root)  # validates the file first: errors name file and key
     main = program_dir(root)
@@ -339,6 +342,7 @@ def plan(env: str, root: Path | None = None) -> Plan:
         stack=env,
         project=project_name(root),
         config=stack_config(settings.file),
+        account_id=stages.account_id(settings) or PLACEHOLDER_ACCOUNT,
         region=settings.region,
     )
 

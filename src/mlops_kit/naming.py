@@ -49,6 +49,16 @@ def execution_role(settings: Settings) -> str:
     return f"{settings.prefix}-sagemaker"
 
 
+def serving_role(settings: Settings) -> str:
+    """The role of the endpoint's model: it reads the model, writes captured requests."""
+    return f"{settings.prefix}-serving"
+
+
+def monitoring_role(settings: Settings) -> str:
+    """The role of the monitoring pipeline and its job."""
+    return f"{settings.prefix}-monitoring"
+
+
 def kms_alias(settings: Settings) -> str:
     """The alias of the environment's data key (the local platform uses the same one)."""
     return f"alias/{settings.prefix}"

@@ -176,6 +176,13 @@ class Promotion:
     gates: dict[str, Gate] = _spec(default={})
     min_gain: float = 0.0
     approval_required: bool = False
+    source: str = _spec(
+        default="",
+        pattern=r"^$|" + _NAME,
+        doc="the environment whose approved packages this one's promotions copy "
+        "(environments/Pulumi.<source>.yaml); empty: this environment promotes what its own pipeline "
+        "registers (the first stage)",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -214,6 +221,10 @@ class Settings:
     env: str
     file: Path
     region: str
+    # The environment's AWS account: Pulumi's own `aws:allowedAccountIds` (its first entry), the guard that
+    # stops `pulumi up` in any other account. Embedded environments without it live in the emulator's
+    # default account. Buckets are named with it, and cross-stage grants and copies are derived from it.
+    account_id: str
     project: str = _spec(pattern=_NAME)
     use_case: str = _spec(
         pattern=_REF, doc="the use case's mlops_kit.usecase.UseCase, e.g. pipelines:USE_CASE"
@@ -243,7 +254,10 @@ class Settings:
 
 
 # Settings fields that are not `mlops:*` keys of the file.
-_DERIVED = ("env", "file", "region")
+_DERIVED = ("env", "file", "region", "account_id")
+# The account an embedded environment lives in when its file names none: moto's default account.
+EMULATOR_ACCOUNT = "123456789012"
+ACCOUNTS_KEY = "aws:allowedAccountIds"
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -268,12 +282,35 @@ def environments(root: Path | None = None) -> list[str]:
 
 
 def load(env: str, root: Path | None = None) -> Settings:
-    """Read and validate `environments/Pulumi.<env>.yaml`."""
+    """Read and validate `environments/Pulumi.<env>.yaml`, and the chain of environments it promotes from."""
     path = settings_file(env, root)
     if not path.is_file():
         known = ", ".join(environments(path.parent.parent)) or "none"
         raise SettingsError(path, "(file)", f"no settings for environment {env!r}; known: {known}")
-    return load_file(path, env)
+    loaded = load_file(path, env)
+    _check_sources(loaded)
+    return loaded
+
+
+def _check_sources(loaded: Settings) -> None:
+    """Each `mlops:promotion.source` names an environment with a settings file, and the chain ends."""
+    key = f"{NAMESPACE}:promotion.source"
+    seen = [loaded.env]
+    current, file = loaded.promotion.source, loaded.file
+    while current:
+        path = file.parent / f"Pulumi.{current}.yaml"
+        if current in seen:
+            chain = " -> ".join([*seen, current])
+            raise SettingsError(file, key, f"the promotion sources form a cycle: {chain}")
+        if not path.is_file():
+            raise SettingsError(
+                file, key, f"{current!r} has no settings file ({_display(path)}); name an environment"
+            )
+        seen.append(current)
+        document = _read_yaml(path)
+        config = document.get("config") if isinstance(document, Mapping) else None
+        promotion = config.get(f"{NAMESPACE}:promotion") if isinstance(config, Mapping) else None
+        file, current = path, str(promotion.get("source") or "") if isinstance(promotion, Mapping) else ""
 
 
 def load_file(path: Path, env: str | None = None) -> Settings:
@@ -347,7 +384,7 @@ def from_config(
     document: dict[str, Any] = {}
     for key, raw in config.items():
         namespace, _, name = str(key).partition(":")
-        if namespace == "aws" and name == "region":
+        if key in ("aws:region", ACCOUNTS_KEY):  # the provider's keys the settings read
             document[key] = raw
         if namespace != NAMESPACE:
             continue
@@ -390,7 +427,7 @@ def parse(
             if name in _DERIVED:
                 raise SettingsError(path, key, f"unknown key; {name} comes from the file, not from a key")
             ours[name] = value
-    ours.update(env=env, file=path, region=region)
+    ours.update(env=env, file=path, region=region, account_id=_account(config, path, ours))
     for key in secret_keys:  # a value Pulumi decrypted: allowed only where a secret makes sense
         namespace, _, name = key.partition(":")
         if namespace == NAMESPACE and name in ours and not _may_hold_secret(_hints(Settings)[name]):
@@ -402,6 +439,20 @@ def parse(
             raise SettingsError(path, key, "a gate needs min, max or both")
         if gate.min is not None and gate.max is not None and gate.min > gate.max:
             raise SettingsError(path, key, f"min {gate.min} is above max {gate.max}: no model could pass")
+    if loaded.promotion.source:
+        # A stage fed by promotion gets its models only from its source: retraining here would register
+        # packages no promotion reads. Retraining runs in the source (docs/deploying.md).
+        source = (
+            f"it gets its models from {loaded.promotion.source!r} (mlops:promotion.source); retrain there"
+        )
+        if loaded.promotion.source == env:
+            raise SettingsError(
+                path, f"{NAMESPACE}:promotion.source", "an environment cannot be its own source"
+            )
+        if loaded.training.retrain_schedule:
+            raise SettingsError(path, f"{NAMESPACE}:training.retrain_schedule", f'must be "": {source}')
+        if loaded.monitoring.retrain_on_drift:
+            raise SettingsError(path, f"{NAMESPACE}:monitoring.retrain_on_drift", f"must be false: {source}")
     if len(set(loaded.stages)) != len(loaded.stages):
         raise SettingsError(path, f"{NAMESPACE}:stages", f"a stage is listed twice: {list(loaded.stages)}")
     if loaded.stages and loaded.promotion.stage not in loaded.stages:
@@ -412,6 +463,29 @@ def parse(
             f" (mlops:stages in {PROJECT_FILE})",
         )
     return loaded
+
+
+def _account(config: Mapping[str, Any], path: Path, ours: Mapping[str, Any]) -> str:
+    """The first of `aws:allowedAccountIds` (a list, or the JSON text Pulumi's CLI stores); embedded
+    environments without it get the emulator's default account, AWS ones the empty string (not pinned:
+    whatever account the credentials are in, for one-account layouts)."""
+    value = config.get(ACCOUNTS_KEY)
+    if value is None:
+        runtime = ours.get("runtime")
+        return EMULATOR_ACCOUNT if isinstance(runtime, Mapping) and runtime.get("kind") == "embedded" else ""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = [value]
+    if not isinstance(value, list) or not value:
+        raise SettingsError(path, ACCOUNTS_KEY, f"expected a list of AWS account ids, got {_kind(value)}")
+    for i, account in enumerate(value):
+        if not isinstance(account, str) or not re.fullmatch(_ACCOUNT, account):
+            raise SettingsError(
+                path, f"{ACCOUNTS_KEY}[{i}]", f"{account!r} is not a 12-digit AWS account id (quote it)"
+            )
+    return value[0]
 
 
 def _build(cls: type, data: Any, path: Path, prefix: str, derived: tuple[str, ...] = ()) -> Any:

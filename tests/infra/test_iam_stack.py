@@ -16,7 +16,7 @@ from infra_fixtures import SHIPPED, planned
 
 from mlops_kit import infra_plan
 from mlops_kit import settings as settings_mod
-from mlops_kit.infra.plans import iam
+from mlops_kit.infra.plans import iam, stages
 
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -241,7 +241,6 @@ ACTIONS = {
         "sagemaker:AddTags",
         "sagemaker:CreateModelPackage",
         "sagemaker:DescribeModelPackage",
-        "sagemaker:UpdateModelPackage",
         "sagemaker:DescribeModelPackageGroup",
         "sagemaker:ListModelPackages",
         "sagemaker:PutRecord",
@@ -408,6 +407,15 @@ STATE = {
     "preview": {"s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject", "s3:PutObject", "s3:DeleteObject"},
 }
 STATE_KEY = {"kms:Decrypt", "kms:GenerateDataKey"}
+# A stage that copies its models from another reads that stage's packages, their files and its key
+# (`plans.stages.promotion_read_policy`; tests/infra/test_cross_stage.py checks them against both sides)
+PROMOTION_SIDS = ("SourcePackages", "SourceFiles", "SourceKey")
+PROMOTION_READS = {
+    "sagemaker:DescribeModelPackage",
+    "sagemaker:ListModelPackages",
+    "s3:GetObject",
+    "kms:Decrypt",
+}
 
 
 def kind(env: str, role: str) -> str:
@@ -423,6 +431,8 @@ def expected_actions(env: str, role: str, settings: settings_mod.Settings) -> se
     out = set(ACTIONS[what])
     if what == "deploy" and not settings.cicd.oidc_provider_arn:
         out |= OIDC_PROVIDER
+    if what == "deploy" and stages.source_env(settings) and not settings.embedded:
+        out |= PROMOTION_READS
     if what in STATE and iam.state_backend_bucket(settings.cicd.state_backend):
         out |= STATE[what]
         if iam.secrets_key_alias(settings.cicd.secrets_provider):
@@ -568,14 +578,30 @@ def names_foreign(role: StackRole, foreign: list[str]) -> list[str]:
 
 @pytest.mark.parametrize("env", EVERY)
 def test_no_role_names_another_environments_resources(serving_root, env):
+    """No grant on another environment's resources; the one exception is the deploy role's reads of the
+    stage it copies its models from (`plans.stages`), which name that environment and no other."""
+    root = serving_root if env in SERVING else ROOT
+    every = [settings_mod.load(e, root) for e in settings_mod.environments(root)]
+    source = stages.source_environment(settings_mod.load(env, root), every)
     stack_roles = roles(plan_of(env, serving_root))
     others = [o for o in EVERY if o != env]
-    foreign = [arn for other in others for arn in foreign_arns(other)]
     for role in stack_roles.values():
-        assert names_foreign(role, foreign) == [], role.name
-        text = json.dumps(role.documents)
+        reads = [s for d in role.documents for s in d["Statement"] if s.get("Sid") in PROMOTION_SIDS]
+        assert not reads or (role.name.endswith("-deploy") and source is not None), role.name
+        rest = tuple(
+            {**d, "Statement": [s for s in d["Statement"] if s.get("Sid") not in PROMOTION_SIDS]}
+            for d in role.documents
+        )
+        checked = dataclasses.replace(role, documents=rest)
+        foreign = [arn for other in others for arn in foreign_arns(other)]
+        assert names_foreign(checked, foreign) == [], role.name
+        text, read_text = json.dumps(rest), json.dumps(reads)
         for other in others:
             assert f"{PROJECT}-{other}-" not in text and f"mlops_kit_{other}_" not in text, (role.name, other)
+            if source is None or other != source.env:
+                assert f"{PROJECT}-{other}-" not in read_text, (role.name, other)
+        if reads:
+            assert f"{PROJECT}-{source.env}-" in read_text, role.name
 
 
 def test_the_foreign_check_catches_a_grant_on_another_environment():

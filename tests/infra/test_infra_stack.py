@@ -117,7 +117,10 @@ def test_dev_and_prod_differ_where_their_settings_do():
     assert by_path[("{prefix}-capture", "forceDestroy")] == (True, False)
     assert by_path[("{prefix}-capture-lifecycle", "rules.1.expiration.days")] == (14, 90)
     added = {(c.type, c.name) for c in changes if c.kind == "only-b"}
-    assert ("aws:scheduler/schedule:Schedule", "{prefix}-training-retrain") in added
+    # retraining runs where the models come from (dev); prod gets its models by promotion
+    assert ("aws:scheduler/schedule:Schedule", "{prefix}-training-retrain") in {
+        (c.type, c.name) for c in changes if c.kind == "only-a"
+    }
     assert ("aws:sns/topicSubscription:TopicSubscription", "{prefix}-monitoring-alarms-email-0") in added
 
 

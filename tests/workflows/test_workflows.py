@@ -562,6 +562,8 @@ def test_promote_runs_mlops_promote_in_the_target_environment_then_opens_a_pull_
     assert job["permissions"] == {"contents": "read", "id-token": "write"}
     script = "\n".join(s.get("run", "") for s in steps(job))
     assert 'args=(--to "$STAGE")' in script and "--package" in script and "--latest" in script
+    # promoted into the stage's own environment (its registry, its account), not a shared registry's
+    assert 'args+=(--env "$STAGE" ' in script and "REGISTRY_ENV" not in script
     assert 'uv run --frozen mlops promote "${args[@]}"' in script
     pull = jobs(promote)["pull-request"]
     assert pull["needs"] == "promote"

@@ -44,6 +44,7 @@ _AREAS: list[tuple[str, str | None]] = [
     ("runs", "runs"),
     ("models", None),
     ("init", None),
+    ("iam", "iam"),
 ]
 
 

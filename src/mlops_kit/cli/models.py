@@ -22,17 +22,10 @@ def register(root: typer.Typer) -> None:
 
 
 def _client_factory(config: Any) -> Any:
-    """Clients for the environment's registry: the running emulator's when embedded, else AWS's."""
-    from mlops_kit import emulator as emu
+    """Clients acting in the environment's account: the running emulator's when embedded, else AWS's."""
+    from mlops_kit import clients
 
-    if config.embedded:
-        current = emu.running()
-        if current is None:
-            raise emu.EmulatorError(
-                "no emulator running: the local registry lives there; run `mlops emulator start` first"
-            )
-        return current.client
-    return lambda service: emu.client(service, endpoint_url=None, region=config.region)
+    return clients.clients_for(config)
 
 
 def _redeployer() -> Any:
@@ -44,7 +37,10 @@ def _redeployer() -> Any:
         current = emu.running()
         if current is None:
             raise emu.EmulatorError("no emulator running to redeploy the local endpoint from")
-        endpoint = local.deploy(target, current, package_arn)
+        from mlops_kit import clients
+
+        # the target's endpoint runs in the target's account: its package, model and capture bucket
+        endpoint = local.deploy(target, clients.clients_for(target, current), package_arn)
         err.print(  # a notice, on stderr: stdout holds the outcome (`--json`: its one document)
             f"local endpoint {endpoint.name} now serves {package_arn} at {endpoint.url}", highlight=False
         )
@@ -62,11 +58,11 @@ def list_models(
     import json
 
     from mlops_kit import naming, project, settings
-    from mlops_kit.registry import promotion
+    from mlops_kit.registry import view
 
     config = settings.load(env)
     shown = project.use_case(config).metric_names
-    rows = promotion.list_packages(config, _client_factory(config))
+    rows = view.list_packages(config, _client_factory(config))
     if as_json:
         group = naming.model_package_group(config)
         print(json.dumps({"group": group, "packages": [dataclasses.asdict(r) for r in rows]}, indent=2))
@@ -97,10 +93,16 @@ def list_models(
 
 
 def promote(
-    to: str = typer.Option(..., "--stage", help="The stage to promote to (one of mlops:stages)."),
+    to: str = typer.Option(
+        "", "--stage", help="The stage to promote to (one of mlops:stages); default the environment's own."
+    ),
     package: str = typer.Option("", "--package", help="The model package ARN to promote."),
     latest: bool = typer.Option(False, "--latest", help="The newest package of the stage before."),
-    env: str = typer.Option("local", help="Environment whose registry holds the package."),
+    env: str = typer.Option(
+        "local",
+        help="Environment promoted into (its own stage: a package of its mlops:promotion.source is copied "
+        "into its account) or whose registry holds the package (another stage of that registry).",
+    ),
     approved_by: str = typer.Option(
         "", "--approved-by", envvar="MLOPS_APPROVED_BY", help="Who approved (required where settings say)."
     ),
@@ -121,7 +123,7 @@ def promote(
         outcome = promotion.promote(
             config,
             client,
-            stage=to,
+            stage=to or None,
             package_arn=package or None,
             approved_by=approved_by or None,
             dry_run=dry_run,

@@ -264,7 +264,8 @@ class _Runner:
         self.settings, self.emulator, self.ctx = settings, emulator, ctx
         self.record, self.scope, self.previous = record, scope, previous
         self.use_cache, self.notify = use_cache, notify
-        self.s3 = emulator.client("s3")
+        # the step cache and the property files, kept with the pipeline's role in its artifacts bucket
+        self.s3 = emulator.as_role(ctx.role_arn).client("s3")
         self.logs = paths.runs_dir() / record.execution_id
 
     def walk(self, steps: list[dict[str, Any]]) -> None:
@@ -306,9 +307,12 @@ class _Runner:
                 self._finish(step, "Cached", cached, 0.0, cache_key)
                 return
         log = self.logs / f"{name}.log"
+        # SageMaker runs a job, and stages its data, with the role its request names; the pipeline's
+        # own calls (registering a package) are made with the pipeline's role
+        role = self.emulator.as_role(str(arguments.get("RoleArn") or self.ctx.role_arn))
         env = jobs.JobEnv(
-            client=self.emulator.client,
-            aws_env=self.emulator.environ(),
+            client=role.client,
+            aws_env=role.environ(),
             log_path=log,
             launcher=launch.launcher_for(project_root(self.settings.file.parent)),
             image_uri=self.ctx.image_uri,

@@ -7,6 +7,7 @@ Pulumi mocks. Environments differ only by their settings: nothing here looks at 
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -30,7 +31,7 @@ from mlops_kit.infra.components.serving import Serving, ServingArgs
 from mlops_kit.infra.components.storage import Storage, StorageArgs
 from mlops_kit.infra.components.training import Training, TrainingArgs
 from mlops_kit.infra.plans import github as gh
-from mlops_kit.infra.plans import iam, images
+from mlops_kit.infra.plans import iam, images, stages
 from mlops_kit.infra.plans.iam import glue_database_name
 from mlops_kit.infra.plans.tags import tags as tags_for
 from mlops_kit.settings import Settings
@@ -48,6 +49,11 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
         preview=naming.preview_role(settings),
     )
     account_id = aws.get_caller_identity_output().account_id
+    # the other environments of the project: the stages that copy from this one, and the one it copies from
+    others = [settings_mod.load(env, root) for env in settings_mod.environments(root) if env != settings.env]
+    promoted_from = bool(stages.promoters(settings, others))
+    promotion_grants = account_id.apply(lambda account: stages.grants(settings, others, account))
+    copies_from = stages.source_environment(settings, others) if not settings.embedded else None
     bucket_names = {
         purpose: account_id.apply(lambda account, purpose=purpose: naming.bucket(settings, purpose, account))
         for purpose in naming.BUCKET_PURPOSES
@@ -66,6 +72,7 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
             capture_expiry_days=settings.storage.capture_expiry_days,
             noncurrent_version_expiry_days=settings.storage.noncurrent_version_expiry_days,
             tags=tags,
+            promotion_grants=promotion_grants,
         ),
     )
 
@@ -109,6 +116,8 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
             retrain_schedule=settings.training.retrain_schedule,
             reader_accounts=tuple(settings.training.reader_accounts),
             tags=tags,
+            promoted_from=promoted_from,
+            promotion_grants=promotion_grants,
         ),
     )
 
@@ -240,6 +249,9 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
                 gh.deploy_branches(settings.cicd.deploy_branches, where=f"{settings.file}: mlops:cicd")
             ),
             tags=tags,
+            promotion_read_policy=None
+            if copies_from is None
+            else account_id.apply(lambda account: json.dumps(stages.read_policy(settings, others, account))),
         ),
     )
 
@@ -300,7 +312,7 @@ def secret_where_pulumi_says(key: str, values: tuple[str, ...]) -> tuple[Any, ..
 
 
 def _config_keys() -> list[str]:
-    """Every `mlops:` key and `aws:region` in the config the engine gave the program.
+    """Every `mlops:` key, `aws:region` and `aws:allowedAccountIds` in the config the engine gave the program.
 
     `pulumi.Config` reads one key at a time; a key the schema does not know (a typo set with
     `pulumi config set`) must be seen to be refused, so the keys are listed from the runtime's config:
@@ -309,7 +321,8 @@ def _config_keys() -> list[str]:
     from pulumi.runtime import config as runtime_config
 
     given = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    return sorted(k for k in given if k.startswith(f"{settings_mod.NAMESPACE}:") or k == "aws:region")
+    aws = ("aws:region", settings_mod.ACCOUNTS_KEY)
+    return sorted(k for k in given if k.startswith(f"{settings_mod.NAMESPACE}:") or k in aws)
 
 
 def program_root() -> Path:

@@ -1,17 +1,31 @@
 """Carry out promotions and rollbacks: the registry adapter around the pure gates of `gates.py`.
 
+The registry's pieces each have their module: `packages` (the one writer and reader of model packages),
+`ledger` (each stage's HEAD pointer, its conditional writes, the audit trail), `rescore` (champion and
+challenger on the same rows), `copying` (a source stage's package copied into a stage's own account) and
+`view` (the table of `mlops models list`). This module holds the two actions.
+
 `promote(settings, client, stage=...)` acts on the registry of the environment `settings` describes (its
-model package group; its artifacts bucket holds the audit trail). The environments that serve the target
-stage (`mlops:promotion.stage`, same runtime kind) give the gates and get the approved package written
-into their settings files. In order, each step only after the one before succeeded:
+model package group; its artifacts bucket holds the ledger), with `client` acting in that environment's
+account (`mlops_kit.clients.clients_for`). Two kinds:
+
+- into a stage fed by promotion (`mlops:promotion.source` set, and `stage` the environment's own): the
+  candidate is a package of the source's registry, read across accounts, checked, copied and registered
+  in this environment's own group (`copying`); HEAD, audit and settings file are this environment's.
+- otherwise within the registry: the candidate is a package of this registry; the environments serving
+  the target stage that take no models from another stage get it written into their settings files.
+
+In order, each step only after the one before succeeded:
 
   1. read the stage's pointer `s3://<artifacts>/promotions/<stage>/HEAD.json` (its ETag) and the champion
   2. re-score champion and challenger on the candidate's test set when it is recorded (`lineage:test`)
   3. `gates.decide(...)`: refused -> `PromotionRefused`, nothing changed; `dry_run` stops here too
+  (by copy: every object the package names is checked readable first, then copied, then registered)
   4. write HEAD with a conditional put (If-Match the ETag read, or If-None-Match * when absent): the
      commit point. A concurrent promotion that wrote first makes this fail: `PromotionConflict`, and the
      loser has changed nothing
-  5. the package: Approved, `mlops:stage` in its metadata (the full dict: AWS merges, moto replaces)
+  5. the package: Approved, `mlops:stage` in its metadata (the full dict: AWS merges, moto replaces);
+     by copy, the baseline published where the stage's monitor reads it
   6. the audit record `promotions/<stage>/<sequence>.json`: who, when, from which stage, every check
   7. each target's `environments/Pulumi.<env>.yaml` (one line), and the local endpoint for embedded ones
 
@@ -28,7 +42,6 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,8 +50,9 @@ from typing import Any
 
 from mlops_kit import naming, project
 from mlops_kit import settings as settings_mod
-from mlops_kit.registry import gates, rescore
+from mlops_kit.registry import copying, gates, ledger, metadata, packages, rescore
 from mlops_kit.registry.gates import Decision, Package
+from mlops_kit.registry.ledger import Head, PromotionConflict, PromotionError, Registry
 from mlops_kit.registry.packages import APPROVED
 from mlops_kit.registry.settings_edit import write_package
 from mlops_kit.settings import Settings
@@ -47,11 +61,7 @@ ClientFactory = Callable[[str], Any]
 # Serves `package_arn` on an embedded environment's local endpoint (the CLI wires serving.local.deploy).
 Redeploy = Callable[[Settings, str], Any]
 
-PREFIX = "promotions"
-
-
-class PromotionError(RuntimeError):
-    """A promotion or rollback cannot proceed: says what is missing or wrong."""
+__all__ = ["Outcome", "PromotionConflict", "PromotionError", "PromotionRefused", "promote", "rollback"]
 
 
 class PromotionRefused(PromotionError):
@@ -60,34 +70,6 @@ class PromotionRefused(PromotionError):
     def __init__(self, decision: Decision):
         self.decision = decision
         super().__init__(decision.refusal())
-
-
-class PromotionConflict(PromotionError):
-    """Another promotion of the same stage committed first; this one changed nothing."""
-
-
-@dataclass(frozen=True)
-class Registry:
-    """Where an environment's packages and its promotion trail live."""
-
-    settings: Settings
-    group: str
-    bucket: str
-
-    def head_key(self, stage: str) -> str:
-        return f"{PREFIX}/{stage}/HEAD.json"
-
-    def audit_key(self, stage: str, sequence: int) -> str:
-        return f"{PREFIX}/{stage}/{sequence:06d}.json"
-
-
-@dataclass(frozen=True)
-class Head:
-    sequence: int
-    package: str
-    history: list[dict[str, Any]]
-    etag: str
-    pending: dict[str, Any] | None = None  # the audit record of the last commit, until it is written
 
 
 @dataclass
@@ -104,15 +86,8 @@ class Outcome:
     redeployed: list[str] = field(default_factory=list)
 
 
-def registry(settings: Settings, client: ClientFactory) -> Registry:
-    account = client("sts").get_caller_identity()["Account"]
-    return Registry(
-        settings, naming.model_package_group(settings), naming.bucket(settings, "artifacts", account)
-    )
-
-
-def targets(settings: Settings, stage: str, root: Path | None = None) -> list[Settings]:
-    """The environments serving `stage` with the same runtime kind as `settings`' own."""
+def serving(settings: Settings, stage: str, root: Path | None = None) -> list[Settings]:
+    """The environments serving `stage` with the same runtime kind as `settings`' own: whose gates apply."""
     root = root or settings.file.parent.parent
     found = []
     for env in settings_mod.environments(root):
@@ -120,6 +95,18 @@ def targets(settings: Settings, stage: str, root: Path | None = None) -> list[Se
         if other.promotion.stage == stage and other.runtime.kind == settings.runtime.kind:
             found.append(other)
     return found
+
+
+def targets(settings: Settings, stage: str, root: Path | None = None) -> list[Settings]:
+    """The environments whose settings file a promotion of `stage` in `settings`' registry rewrites.
+
+    A stage fed by promotion (`mlops:promotion.source`) serves only its own registry's copies: itself.
+    Otherwise, those of `serving` that take their models from no other stage: the ones that do get
+    theirs by copy (`mlops promote --env <them>`), never an ARN of another stage's registry.
+    """
+    if settings.promotion.source:
+        return [settings] if stage == settings.promotion.stage else []
+    return [other for other in serving(settings, stage, root) if not other.promotion.source]
 
 
 def gates_of(settings: Settings, stage_targets: Sequence[Settings]) -> settings_mod.Promotion:
@@ -136,130 +123,6 @@ def gates_of(settings: Settings, stage_targets: Sequence[Settings]) -> settings_
     return first.promotion
 
 
-# --- reading the registry ----------------------------------------------------------------------------
-
-
-def describe(sagemaker: Any, arn: str) -> Package:
-    try:
-        return Package.from_description(sagemaker.describe_model_package(ModelPackageName=arn))
-    except sagemaker.exceptions.ClientError as exc:
-        raise PromotionError(f"model package {arn} not found: {_reason(exc)}") from None
-
-
-def package_versions(sagemaker: Any, group: str) -> list[dict[str, Any]]:
-    """Every version of the group, oldest first."""
-    found: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {
-        "ModelPackageGroupName": group,
-        "SortBy": "CreationTime",
-        "SortOrder": "Ascending",
-    }
-    while True:
-        try:
-            page = sagemaker.list_model_packages(**kwargs)
-        except sagemaker.exceptions.ClientError as exc:
-            raise PromotionError(f"model package group {group}: {_reason(exc)}") from None
-        found += page.get("ModelPackageSummaryList", [])
-        if not page.get("NextToken"):
-            break
-        kwargs["NextToken"] = page["NextToken"]
-    return sorted(found, key=lambda p: (p.get("ModelPackageVersion") or 0, p["CreationTime"]))
-
-
-def latest_candidate(sagemaker: Any, group: str, stages: Sequence[str], stage: str) -> str:
-    """The newest package in the stage before `stage` (a new one for the first stage); else the newest."""
-    versions = package_versions(sagemaker, group)
-    if not versions:
-        raise PromotionError(f"model package group {group} has no package; run the training pipeline first")
-    required = gates.previous_stage(stages, stage)
-    for summary in reversed(versions):
-        if describe(sagemaker, summary["ModelPackageArn"]).stage == required:
-            return summary["ModelPackageArn"]
-    return versions[-1]["ModelPackageArn"]  # the gates will say why it cannot go
-
-
-def read_head(s3: Any, reg: Registry, stage: str) -> Head | None:
-    try:
-        got = s3.get_object(Bucket=reg.bucket, Key=reg.head_key(stage))
-    except s3.exceptions.NoSuchKey:
-        return None
-    except s3.exceptions.ClientError as exc:
-        raise PromotionError(f"s3://{reg.bucket}/{reg.head_key(stage)}: {_reason(exc)}") from None
-    body = json.loads(got["Body"].read())
-    return Head(
-        int(body["sequence"]),
-        body["package"],
-        list(body.get("history", [])),
-        got["ETag"],
-        body.get("pending"),
-    )
-
-
-def _write_head(
-    s3: Any, reg: Registry, stage: str, head: Head | None, entry: dict[str, Any], pending: dict[str, Any]
-) -> int:
-    """The commit point: conditional on HEAD being exactly what was read. Returns the new sequence."""
-    sequence = (head.sequence if head else 0) + 1
-    history = (head.history if head else []) + [{**entry, "sequence": sequence}]
-    body = {
-        "sequence": sequence,
-        "package": entry["package"],
-        "history": history,
-        "pending": {**pending, "sequence": sequence},
-    }
-    condition = {"IfMatch": head.etag} if head else {"IfNoneMatch": "*"}
-    try:
-        s3.put_object(
-            Bucket=reg.bucket,
-            Key=reg.head_key(stage),
-            Body=json.dumps(body, indent=2).encode(),
-            ContentType="application/json",
-            **condition,
-        )
-    except s3.exceptions.ClientError as exc:
-        if _precondition_failed(exc):
-            raise PromotionConflict(
-                f"another promotion of stage {stage} committed first (s3://{reg.bucket}/"
-                f"{reg.head_key(stage)} changed since it was read); nothing was changed, run it again"
-            ) from None
-        raise PromotionError(f"s3://{reg.bucket}/{reg.head_key(stage)}: {_reason(exc)}") from None
-    return sequence
-
-
-def _write_audit(s3: Any, reg: Registry, stage: str, sequence: int, record: dict[str, Any]) -> str:
-    key = reg.audit_key(stage, sequence)
-    try:
-        s3.put_object(
-            Bucket=reg.bucket,
-            Key=key,
-            Body=json.dumps(record, indent=2, sort_keys=True).encode(),
-            ContentType="application/json",
-            IfNoneMatch="*",  # sequences are unique per committed HEAD: never overwrite a record
-        )
-    except s3.exceptions.ClientError as exc:
-        if not _precondition_failed(exc):
-            raise
-        # already written: by this promotion before it was interrupted, or by whoever finished it
-    return key
-
-
-def _precondition_failed(exc: Any) -> bool:
-    """A conditional put lost: the object changed (If-Match) or exists (If-None-Match) meanwhile."""
-    code = exc.response.get("Error", {}).get("Code", "")
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412)
-
-
-def _audit_exists(s3: Any, reg: Registry, stage: str, sequence: int) -> bool:
-    try:
-        s3.head_object(Bucket=reg.bucket, Key=reg.audit_key(stage, sequence))
-    except s3.exceptions.ClientError as exc:
-        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
-            return False
-        raise PromotionError(f"s3://{reg.bucket}/{reg.audit_key(stage, sequence)}: {_reason(exc)}") from None
-    return True
-
-
 def finish_interrupted(
     settings: Settings,
     client: ClientFactory,
@@ -273,18 +136,20 @@ def finish_interrupted(
     Returns the sequence it completed, or None when the trail was whole. Every step is the one the
     interrupted run would have taken, and each gives the same result when applied twice.
     """
-    reg = registry(settings, client)
+    reg = ledger.registry(settings, client)
     s3, sagemaker = client("s3"), client("sagemaker")
-    head = read_head(s3, reg, stage)
-    if head is None or not head.pending or _audit_exists(s3, reg, stage, head.sequence):
+    head = ledger.read_head(s3, reg, stage)
+    if head is None or not head.pending or ledger.audit_exists(s3, reg, stage, head.sequence):
         return None
     record = dict(head.pending)
     if record["action"] == gates.PROMOTE:
         _approve(sagemaker, record["package"], stage, record["by"], record["at"])
+        if record.get("copies"):
+            copying.publish_baseline(s3, reg, record["kms_key"], record["copies"], reg.account_id)
     files = [t.file for t in targets(settings, stage, root) if write_package(t.file, record["package"])]
     record["settings_files"] = [_relative(p, reg.settings) for p in files]
     record["completed_late"] = {"at": clock().isoformat(), "by": _os_user()}
-    _write_audit(s3, reg, stage, head.sequence, record)
+    ledger.write_audit(s3, reg, stage, head.sequence, record)
     return head.sequence
 
 
@@ -297,16 +162,6 @@ def _approve(sagemaker: Any, package: str, stage: str, who: str, at: str) -> Non
         ApprovalDescription=f"promoted to {stage} by {who} at {at}"[:1024],
         CustomerMetadataProperties=properties,
     )
-
-
-def audit_records(s3: Any, reg: Registry) -> list[dict[str, Any]]:
-    """Every audit record of the registry, oldest first within each stage."""
-    records = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=reg.bucket, Prefix=f"{PREFIX}/"):
-        for item in page.get("Contents", []):
-            if item["Key"].endswith(".json") and not item["Key"].endswith("/HEAD.json"):
-                records.append(json.loads(s3.get_object(Bucket=reg.bucket, Key=item["Key"])["Body"].read()))
-    return sorted(records, key=lambda r: (r.get("stage", ""), r.get("sequence", 0)))
 
 
 # --- the two actions ---------------------------------------------------------------------------------
@@ -326,13 +181,15 @@ def evaluate(
         raise PromotionError(f"no stage order: set mlops:stages in {settings_mod.PROJECT_FILE}")
     if stage not in settings.stages:
         raise PromotionError(f"unknown stage {stage!r}; the stages are {', '.join(settings.stages)}")
-    reg = registry(settings, client)
+    reg = ledger.registry(settings, client)
     sagemaker, s3 = client("sagemaker"), client("s3")
-    arn = package_arn or latest_candidate(sagemaker, reg.group, settings.stages, stage)
-    candidate = describe(sagemaker, arn)
+    arn = package_arn or packages.latest_in_stage(
+        sagemaker, reg.group, gates.previous_stage(settings.stages, stage)
+    )
+    candidate = _describe(sagemaker, arn)
     stage_targets = targets(settings, stage, root)
-    head = read_head(s3, reg, stage)
-    champion = describe(sagemaker, head.package) if head else None
+    head = ledger.read_head(s3, reg, stage)
+    champion = _describe(sagemaker, head.package) if head else None
     compared = None
     if champion is not None and champion.arn != candidate.arn and candidate.group == reg.group:
         try:
@@ -342,7 +199,7 @@ def evaluate(
     decision = gates.decide(
         candidate,
         champion,
-        gates_of(settings, stage_targets),
+        gates_of(settings, serving(settings, stage, root)),
         decider=project.use_case(settings).decider,
         stages=settings.stages,
         target_stage=stage,
@@ -357,7 +214,7 @@ def promote(
     settings: Settings,
     client: ClientFactory,
     *,
-    stage: str,
+    stage: str | None = None,
     package_arn: str | None = None,
     approved_by: str | None = None,
     dry_run: bool = False,
@@ -366,7 +223,24 @@ def promote(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     after_read: Callable[[], None] | None = None,
 ) -> Outcome:
-    """Promote a package of `settings`' registry to `stage`, or refuse (`PromotionRefused`)."""
+    """Promote a package to `stage` (default: the one `settings` serves), or refuse (`PromotionRefused`).
+
+    Into a stage fed by promotion (`mlops:promotion.source`): P is a package of the source's registry,
+    copied into this environment's (`copying`). Otherwise P is a package of `settings`' own registry.
+    """
+    stage = stage or settings.promotion.stage
+    if settings.promotion.source and stage == settings.promotion.stage:
+        return _promote_by_copy(
+            settings,
+            client,
+            package_arn=package_arn,
+            approved_by=approved_by,
+            dry_run=dry_run,
+            root=root,
+            redeploy=redeploy,
+            clock=clock,
+            after_read=after_read,
+        )
     if not dry_run:
         finish_interrupted(settings, client, stage, root=root, clock=clock)
     reg, decision, head, stage_targets = evaluate(
@@ -386,10 +260,125 @@ def promote(
     s3, sagemaker = client("s3"), client("sagemaker")
     entry = {"action": gates.PROMOTE, "package": decision.package, "at": at, "by": who}
     record = _record(outcome, reg, stage_targets, who, at, approved_by)
-    outcome.sequence = _write_head(s3, reg, stage, head, entry, record)
+    outcome.sequence = ledger.write_head(s3, reg, stage, head, entry, record)
     with _after_commit(outcome):
         _approve(sagemaker, decision.package, stage, who, at)
     return _finish(outcome, reg, stage_targets, s3, record, redeploy)
+
+
+def source_of(settings: Settings, reg: Registry, root: Path | None = None) -> copying.Source:
+    """The stage `settings`' promotions copy from; unpinned accounts mean the caller's (one account)."""
+    source = settings_mod.load(settings.promotion.source, root or settings.file.parent.parent)
+    return copying.Source(source, source.account_id or reg.account_id)
+
+
+def source_reads(
+    settings: Settings, client: ClientFactory, package_arn: str, root: Path | None = None
+) -> list[tuple[str, str]]:
+    """Every (IAM action, resource ARN) a promotion of `package_arn` into `settings`' stage makes on the
+    source stage's resources, acting as `settings`' promotion principal (`copying.reads`)."""
+    reg = ledger.registry(settings, client)
+    source = source_of(settings, reg, root)
+    described = client("sagemaker").describe_model_package(ModelPackageName=package_arn)
+    test_set = Package.from_description(described).lineage.get("test", "")
+    head = ledger.read_head(client("s3"), reg, settings.promotion.stage)
+    return copying.reads(source, package_arn, copying.source_objects(described), test_set if head else "")
+
+
+def _promote_by_copy(
+    settings: Settings,
+    client: ClientFactory,
+    *,
+    package_arn: str | None,
+    approved_by: str | None,
+    dry_run: bool,
+    root: Path | None,
+    redeploy: Redeploy | None,
+    clock: Callable[[], datetime],
+    after_read: Callable[[], None] | None,
+) -> Outcome:
+    """Promote package P of the source stage into `settings`' own: read, check, copy, register, commit."""
+    stage = settings.promotion.stage
+    if not dry_run:
+        finish_interrupted(settings, client, stage, root=root, clock=clock)
+    reg = ledger.registry(settings, client)
+    source = source_of(settings, reg, root)
+    sagemaker, s3 = client("sagemaker"), client("s3")
+    principal = getattr(client, "principal", "") or f"{settings.env}'s promotion principal"
+    try:
+        arn = package_arn or packages.latest_in_stage(
+            sagemaker, source.group_arn, gates.previous_stage(settings.stages, stage)
+        )
+        described = sagemaker.describe_model_package(ModelPackageName=arn)
+    except (packages.RegistryError, sagemaker.exceptions.ClientError) as exc:
+        if getattr(exc, "code", "") in _DENIED or copying.denied(exc):
+            raise PromotionError(
+                f"no grant: {principal} may not read the model packages of {source.group_arn} "
+                "(sagemaker:ListModelPackages, sagemaker:DescribeModelPackage in its group policy); "
+                "nothing was written"
+            ) from None
+        raise PromotionError(
+            f"{source.settings.env}'s registry: {packages.reason(exc) if hasattr(exc, 'response') else exc}"
+        ) from None
+    objects = copying.source_objects(described)
+    copying.check_readable(s3, principal, arn, objects)
+    candidate = Package.from_description(described)
+    head = ledger.read_head(s3, reg, stage)
+    champion = _describe(sagemaker, head.package) if head else None
+    done = champion is not None and champion.lineage.get(metadata.SOURCE) == candidate.arn
+    if done and head is not None:  # a retry of a promotion that committed: judge it against what it replaced
+        earlier = [h["package"] for h in head.history[:-1] if h["package"] != head.package]
+        champion = _describe(sagemaker, earlier[-1]) if earlier else None
+    compared = None
+    if champion is not None:  # both measured on the candidate's test set, read from the source
+        try:
+            compared = rescore.same_data(settings, s3, sagemaker, candidate, champion)
+        except rescore.RescoreError as exc:
+            raise PromotionError(str(exc)) from None
+    decision = gates.decide(
+        candidate,
+        champion,
+        settings.promotion,
+        decider=project.use_case(settings).decider,
+        stages=settings.stages,
+        target_stage=stage,
+        group=naming.model_package_group(source.settings),
+        approved_by=approved_by,
+        same_data=compared,
+    )
+    previous = head.package if head and not done else (champion.arn if champion else None)
+    outcome = Outcome("promote", stage, arn, previous, decision=decision, dry_run=dry_run)
+    if dry_run:
+        return outcome
+    if not decision.approved:
+        raise PromotionRefused(decision)
+    if done and head is not None:
+        outcome.package, outcome.sequence = head.package, head.sequence
+        outcome.audit_key = reg.audit_key(stage, head.sequence)
+        return outcome
+    if after_read is not None:
+        after_read()
+    kms_key = copying.key_arn(client("kms"), settings)
+    copies = {role: copying.destination(reg, source.settings, arn, role) for role in objects}
+    copying.copy_objects(s3, kms_key, objects, copies)
+    outcome.package = copying.register_copy(sagemaker, reg, source, described, copies)
+    who = approved_by or _os_user()
+    at = clock().isoformat()
+    entry = {"action": gates.PROMOTE, "package": outcome.package, "source_package": arn, "at": at, "by": who}
+    record = {
+        **_record(outcome, reg, [settings], who, at, approved_by),
+        "source": {"environment": source.settings.env, "account": source.account_id, "package": arn},
+        "copies": copies,
+        "kms_key": kms_key,
+    }
+    outcome.sequence = ledger.write_head(s3, reg, stage, head, entry, record)
+    with _after_commit(outcome):
+        _approve(sagemaker, outcome.package, stage, who, at)
+        copying.publish_baseline(s3, reg, kms_key, copies, reg.account_id)
+    return _finish(outcome, reg, [settings], s3, record, redeploy)
+
+
+_DENIED = ("AccessDenied", "AccessDeniedException")
 
 
 def rollback(
@@ -406,15 +395,15 @@ def rollback(
     stage = stage or settings.promotion.stage
     if settings.stages and stage not in settings.stages:
         raise PromotionError(f"unknown stage {stage!r}; the stages are {', '.join(settings.stages)}")
-    reg = registry(settings, client)
+    reg = ledger.registry(settings, client)
     s3, sagemaker = client("s3"), client("sagemaker")
     finish_interrupted(settings, client, stage, root=root, clock=clock)
-    head = read_head(s3, reg, stage)
+    head = ledger.read_head(s3, reg, stage)
     try:
         current, previous = gates.rollback_target(head.history if head else [], stage)
     except ValueError as exc:
         raise PromotionError(f"{exc} (s3://{reg.bucket}/{reg.head_key(stage)})") from None
-    back = describe(sagemaker, previous)
+    back = _describe(sagemaker, previous)
     if back.approval != APPROVED:
         raise PromotionError(f"cannot roll {stage} back to {previous}: it is {back.approval}, not Approved")
     stage_targets = targets(settings, stage, root)
@@ -423,7 +412,7 @@ def rollback(
     entry = {"action": gates.ROLLBACK, "package": previous, "from_package": current, "at": at, "by": who}
     outcome = Outcome("rollback", stage, previous, current)
     record = _record(outcome, reg, stage_targets, who, at, approved_by)
-    outcome.sequence = _write_head(s3, reg, stage, head, entry, record)
+    outcome.sequence = ledger.write_head(s3, reg, stage, head, entry, record)
     return _finish(outcome, reg, stage_targets, s3, record, redeploy)
 
 
@@ -483,63 +472,13 @@ def _finish(
             "sequence": outcome.sequence,
             "settings_files": [_relative(p, reg.settings) for p in outcome.settings_files],
         }
-        outcome.audit_key = _write_audit(s3, reg, outcome.stage, outcome.sequence, record)
+        outcome.audit_key = ledger.write_audit(s3, reg, outcome.stage, outcome.sequence, record)
     if redeploy is not None:
         for target in stage_targets:
             if target.embedded:
                 redeploy(target, outcome.package)
                 outcome.redeployed.append(target.env)
     return outcome
-
-
-# --- the registry view --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Row:
-    version: int
-    arn: str
-    stage: str
-    approval: str
-    serving: str
-    metrics: dict[str, float]
-    execution: str
-    promoted: str
-
-
-def rows(packages: Sequence[Package], records: Sequence[dict[str, Any]], heads: dict[str, str]) -> list[Row]:
-    """One row per package: when each was last promoted (audit records) and which stages serve it."""
-    promoted: dict[str, list[str]] = {}
-    for record in records:
-        if record.get("action") == gates.PROMOTE:
-            promoted.setdefault(record["package"], []).append(f"{record['stage']} {record['at'][:19]}Z")
-    out = []
-    for package in sorted(packages, key=lambda p: p.version):
-        out.append(
-            Row(
-                version=package.version,
-                arn=package.arn,
-                stage=package.stage or "-",
-                approval=package.approval,
-                serving=", ".join(s for s, arn in sorted(heads.items()) if arn == package.arn) or "-",
-                metrics=package.metrics,
-                execution=package.lineage.get("execution", "-"),
-                promoted="; ".join(promoted.get(package.arn, [])) or "-",
-            )
-        )
-    return out
-
-
-def list_packages(settings: Settings, client: ClientFactory) -> list[Row]:
-    reg = registry(settings, client)
-    sagemaker, s3 = client("sagemaker"), client("s3")
-    packages = [describe(sagemaker, p["ModelPackageArn"]) for p in package_versions(sagemaker, reg.group)]
-    heads = {}
-    for stage in settings.stages:
-        head = read_head(s3, reg, stage)
-        if head is not None:
-            heads[stage] = head.package
-    return rows(packages, audit_records(s3, reg), heads)
 
 
 # --- small helpers ----------------------------------------------------------------------------------------
@@ -552,9 +491,11 @@ def _os_user() -> str:
         return "unknown"
 
 
-def _reason(exc: Any) -> str:
-    error = getattr(exc, "response", {}).get("Error", {})
-    return f"{error.get('Code', type(exc).__name__)}: {error.get('Message', exc)}"
+def _describe(sagemaker: Any, arn: str) -> Package:
+    try:
+        return packages.describe(sagemaker, arn)
+    except packages.RegistryError as exc:
+        raise PromotionError(str(exc)) from None
 
 
 def _relative(path: Path, settings: Settings) -> str:

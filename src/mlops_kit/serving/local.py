@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 # The client (`mlops invoke`) sends bytes and reads JSON or CSV: it starts without numpy, which the
 # contract's encoders need only for rows given as arrays.
 contract = lazy.module("mlops_kit.serving.contract")
+packages = lazy.module("mlops_kit.registry.packages")
 CSV = "text/csv"
 JSON = "application/json"
 
@@ -86,35 +87,18 @@ def state_file(endpoint_name: str) -> Path:
 
 
 def newest_approved(sagemaker: Any, group: str) -> str:
-    """The newest Approved package version of `group`."""
-    found = sagemaker.list_model_packages(
-        ModelPackageGroupName=group,
-        ModelApprovalStatus="Approved",
-        SortBy="CreationTime",
-        SortOrder="Descending",
-    )["ModelPackageSummaryList"]
-    found = [p for p in found if p.get("ModelApprovalStatus") == "Approved"]
-    if not found:
-        raise DeployError(
-            f"model package group {group} has no Approved package; approve one (mlops promote) first"
-        )
-    return max(found, key=lambda p: (p["CreationTime"], p.get("ModelPackageVersion", 0)))["ModelPackageArn"]
+    """The newest Approved package version of `group` (`registry.packages`, as a deploy error)."""
+    try:
+        return packages.newest_approved(sagemaker, group)
+    except packages.RegistryError as exc:
+        raise DeployError(str(exc)) from None
 
 
 def package_container(sagemaker: Any, package_arn: str) -> dict[str, Any]:
     try:
-        package = sagemaker.describe_model_package(ModelPackageName=package_arn)
-    except Exception as exc:
-        raise DeployError(f"model package {package_arn} not found: {exc}") from None
-    status = package.get("ModelApprovalStatus")
-    if status != "Approved":
-        raise DeployError(
-            f"model package {package_arn} is {status}, not Approved; only approved packages deploy"
-        )
-    containers = package.get("InferenceSpecification", {}).get("Containers", [])
-    if not containers or not containers[0].get("ModelDataUrl"):
-        raise DeployError(f"model package {package_arn} has no ModelDataUrl in its inference specification")
-    return containers[0]
+        return packages.approved_container(sagemaker, package_arn)
+    except packages.RegistryError as exc:
+        raise DeployError(str(exc)) from None
 
 
 def check_image(settings: Settings, package_arn: str, image: str) -> None:
@@ -201,7 +185,11 @@ def deploy(
     port: int | None = None,
     workers: int = 1,
 ) -> LocalEndpoint:
-    """Serve an approved package of `settings`' registry; replaces the environment's running endpoint."""
+    """Serve an approved package of `settings`' registry; replaces the environment's running endpoint.
+
+    `emulator`: the emulator, or the environment's clients on it (`clients.clients_for(settings,
+    emulator)`: anything with `client()` and `environ()`), so a stage in another emulated account
+    serves from its own registry and captures into its own bucket."""
     name = naming.endpoint(settings)
     sagemaker = emulator.client("sagemaker")
     arn = package_arn or newest_approved(sagemaker, naming.model_package_group(settings))
@@ -212,8 +200,11 @@ def deploy(
     capture_to = f"s3://{naming.bucket(settings, 'capture', account)}/datacapture"
     version = arn.rsplit("/", 1)[-1]
     folder = state_dir() / name / version.replace(":", "-")
+    # SageMaker downloads the model, runs the container and delivers its captured requests with the
+    # model's role: the endpoint's own, never the caller's
+    role = emulator.as_role(f"arn:aws:iam::{account}:role/{naming.serving_role(settings)}")
     # The folder stands for the container's "/": the model is unpacked where SageMaker puts it.
-    model_dir = download_model(emulator.client("s3"), model_url, folder / "opt" / "ml")
+    model_dir = download_model(role.client("s3"), model_url, folder / "opt" / "ml")
     stop(settings)  # the port is the environment's: the old endpoint goes before the new one starts
     ready = folder / "opt" / "ml" / "ready.json"
     ready.unlink(missing_ok=True)
@@ -242,7 +233,7 @@ def deploy(
         arguments=["serve"],  # SageMaker runs a hosting image with the argument `serve`
         root=folder,
         environment=environment,
-        aws_environment=emulator.environ(),
+        aws_environment=role.environ(),
     )
     from mlops_kit.settings import project_root
 

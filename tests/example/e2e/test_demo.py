@@ -63,8 +63,18 @@ def test_each_promotion_passed_its_gates_in_stage_order(demo) -> None:
     ]  # fmt: skip
     for promotion in report["promotions"]:
         assert promotion["checks"] and all(c["passed"] for c in promotion["checks"])
-    # The challenger was measured against the champion the stage served.
-    assert report["promotions"][3]["champion"] == champion
+    # Staging is local-staging, a stage in an emulated account of its own: each model was copied into its
+    # registry, and the challenger measured against the copy of the champion the stage served.
+    copies = [p for p in report["promotions"] if p["stage"] == "staging"]
+    for promoted in copies:
+        assert promoted["environment"] == "local-staging" and promoted["account"] == "222222222222"
+        assert re.fullmatch(
+            r"arn:aws:sagemaker:us-east-1:222222222222:model-package/mlops-kit-local-staging-models/\d+",
+            promoted["copy"],
+        )
+    assert copies[0]["copy"] != copies[1]["copy"]
+    assert report["promotions"][3]["champion"] == copies[0]["copy"]
+    assert report["promotions"][2]["champion"] == champion  # dev: the stage's own registry
     assert any(c["name"].startswith("gain") for c in report["promotions"][3]["checks"])
     # The promotions rewrote a scratch copy of the settings, never the project's own files.
     assert {p.name: p.read_text() for p in (ROOT / "environments").glob("*.yaml")} == settings_before

@@ -13,6 +13,8 @@ from botocore.config import Config
 from moto import mock_aws
 from registry_fixtures import PROJECT, World, make_world
 
+from mlops_kit import emulator
+
 TOY = "tests.mlops_kit.registry.toy_use_case:USE_CASE"
 
 
@@ -33,6 +35,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def aws() -> Iterator[Callable[[str], Any]]:
+    """moto in this process, answering registry reads across accounts as AWS does (`emulator`)."""
+    emulator.share_registries_across_accounts()
     with mock_aws():
         config = Config(retries={"max_attempts": 1})
         yield lambda service: boto3.client(service, region_name="us-east-1", config=config)
@@ -40,8 +44,14 @@ def aws() -> Iterator[Callable[[str], Any]]:
 
 @pytest.fixture
 def world(project: Path, aws: Callable[[str], Any]) -> World:
-    """The dev registry (an AWS environment): dev, staging and prod are served by their own files."""
+    """The dev registry (an AWS environment in its own account, acting as dev's deploy role)."""
     return make_world(project, aws, "dev")
+
+
+@pytest.fixture
+def staging(project: Path, aws: Callable[[str], Any], world: World) -> World:
+    """Staging in its own account, fed by promotion from dev (its `mlops:promotion.source`)."""
+    return make_world(project, aws, "staging")
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops_kit import local_platform, naming, runtime
+from mlops_kit import clients, local_platform, naming, runtime
 from mlops_kit import settings as settings_mod
 from mlops_kit.registry import packages
 
@@ -69,6 +69,12 @@ class World:
         self.client("s3").put_object(Bucket=self.bucket, Key=key, Body=buffer.getvalue())
         return f"s3://{self.bucket}/{key}"
 
+    def document(self, key: str, body: dict[str, Any]) -> str:
+        import json
+
+        self.client("s3").put_object(Bucket=self.bucket, Key=key, Body=json.dumps(body).encode())
+        return f"s3://{self.bucket}/{key}"
+
     def package(
         self,
         metrics: dict[str, float] | None = None,
@@ -78,16 +84,33 @@ class World:
         group: str | None = None,
         stage: str | None = None,
     ) -> str:
-        """Register a package (PendingManualApproval); `stage` pretends it went through earlier stages."""
+        """Register a package (PendingManualApproval) with its evaluation and baseline, as the pipeline
+        does; `stage` pretends it went through earlier stages."""
+        metrics = PASSING if metrics is None else metrics
+        model = self.model(column)
+        run = f"runs/{self.count}"
         arn = packages.register(
             self.client("sagemaker"),
             packages.PackageRequest(
                 group=group or self.group,
-                image_uri=PROJECT_IMAGE,
-                model_data_url=self.model(column),
-                metrics=PASSING if metrics is None else metrics,
-                metrics_uri=f"s3://{self.bucket}/evaluation/{self.count}/evaluation.json",
-                lineage={"execution": f"exec-{self.count}", **(lineage or {})},
+                image_uri=runtime.image_uri(
+                    self.account,
+                    "us-east-1",
+                    naming.image_repository(self.settings),
+                    "0" * runtime.TAG_LENGTH,
+                ),
+                model_data_url=model,
+                metrics=metrics,
+                metrics_uri=self.document(f"{run}/evaluation.json", {"metrics": metrics}),
+                baseline_statistics_uri=self.document(
+                    f"{run}/baseline/statistics.json", {"dataset": {"item_count": 3}}
+                ),
+                baseline_constraints_uri=self.document(f"{run}/baseline/constraints.json", {"features": []}),
+                lineage={
+                    "execution": f"exec-{self.count}",
+                    "code": "0" * runtime.TAG_LENGTH,
+                    **(lineage or {}),
+                },
             ),
         )
         if stage is not None:
@@ -127,16 +150,27 @@ class World:
     def settings_text(self, env: str) -> str:
         return (self.root / "environments" / f"Pulumi.{env}.yaml").read_text()
 
+    @property
+    def account(self) -> str:
+        return self.settings.account_id
+
+    @property
+    def artifacts(self) -> str:
+        return naming.bucket(self.settings, "artifacts", self.account)
+
+    def packages(self) -> list[str]:
+        return [p["ModelPackageArn"] for p in packages.versions(self.client("sagemaker"), self.group)]
+
     def audit(self, key: str) -> dict[str, Any]:
         import json
 
-        artifacts = naming.bucket(self.settings, "artifacts", "123456789012")
+        artifacts = self.artifacts
         return json.loads(self.client("s3").get_object(Bucket=artifacts, Key=key)["Body"].read())
 
     def head(self, stage: str) -> dict[str, Any] | None:
         import json
 
-        artifacts = naming.bucket(self.settings, "artifacts", "123456789012")
+        artifacts = self.artifacts
         try:
             body = self.client("s3").get_object(Bucket=artifacts, Key=f"promotions/{stage}/HEAD.json")["Body"]
         except self.client("s3").exceptions.NoSuchKey:
@@ -144,7 +178,17 @@ class World:
         return json.loads(body.read())
 
 
+def acting_as(config: settings_mod.Settings) -> Callable[[str], Any]:
+    """Clients in the environment's own account, as its deploy role (moto keeps accounts apart)."""
+    base = clients.Clients(region=config.region)
+    if config.account_id in ("", settings_mod.EMULATOR_ACCOUNT):
+        return base
+    return clients.assume(base, clients.role_arn(config), config.account_id)
+
+
 def make_world(project: Path, aws: Callable[[str], Any], env: str) -> World:
+    """An environment's platform (buckets, key, group) in its own account, and clients acting there."""
     config = settings_mod.load(env, project)
-    platform = local_platform.ensure(config, aws)
-    return World(project, aws, config, platform.buckets["raw"])
+    client = acting_as(config)
+    platform = local_platform.ensure(config, client)
+    return World(project, client, config, platform.buckets["raw"])

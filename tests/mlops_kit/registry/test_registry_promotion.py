@@ -11,7 +11,7 @@ import pytest
 from registry_fixtures import PASSING, World
 
 from mlops_kit import settings
-from mlops_kit.registry import promotion
+from mlops_kit.registry import ledger, promotion, view
 from mlops_kit.registry.promotion import PromotionConflict, PromotionError, PromotionRefused
 
 CLOCK = lambda: datetime(2026, 3, 1, 12, 0, tzinfo=UTC)  # noqa: E731
@@ -71,9 +71,11 @@ def test_a_package_moves_through_every_stage_in_order(world: World) -> None:
     outcome = promote(world, "prod", arn, approved_by="bob")
     assert world.describe(arn)["CustomerMetadataProperties"]["mlops:stage"] == "prod"
     assert world.audit(outcome.audit_key)["from_stage"] == "staging"
-    for env in ("dev", "staging", "prod"):
-        assert settings.load(env).serving.model_package_arn == arn
-    assert settings.load("local").serving.model_package_arn == ""  # another runtime kind: untouched
+    assert settings.load("dev").serving.model_package_arn == arn
+    # staging and prod take their models by copy into their own accounts (`mlops promote --env staging`):
+    # an ARN of dev's registry is never written into their files
+    for env in ("staging", "prod", "local"):  # local: another runtime kind, untouched
+        assert settings.load(env).serving.model_package_arn == ""
 
 
 def test_a_failed_gate_is_refused_naming_gate_value_threshold_and_nothing_changes(world: World) -> None:
@@ -186,9 +188,7 @@ def test_two_promotions_at_once_one_wins_the_other_gets_a_conflict(world: World)
     assert head["package"] == winners[0] and len(head["history"]) == 1
     assert world.describe(losers[0])["ModelApprovalStatus"] == "PendingManualApproval"
     assert settings.load("dev").serving.model_package_arn == winners[0]
-    listed = world.client("s3").list_objects_v2(
-        Bucket=promotion.registry(world.settings, world.client).bucket
-    )
+    listed = world.client("s3").list_objects_v2(Bucket=ledger.registry(world.settings, world.client).bucket)
     assert sorted(o["Key"] for o in listed["Contents"]) == [
         "promotions/dev/000001.json",
         "promotions/dev/HEAD.json",
@@ -260,7 +260,7 @@ def test_the_registry_view_lists_stage_approval_metrics_lineage_and_promotions(w
     first, second = world.package(), world.package({**PASSING, "roc_auc": 0.95})
     promote(world, "dev", first)
     promote(world, "staging", first)
-    rows = promotion.list_packages(world.settings, world.client)
+    rows = view.list_packages(world.settings, world.client)
     assert [(r.version, r.stage, r.serving, r.approval) for r in rows] == [
         (1, "staging", "dev, staging", "Approved"),
         (2, "-", "-", "PendingManualApproval"),
@@ -366,15 +366,22 @@ def _with_failing(world: World, service: str, method: str) -> World:
     """The same world, but `service.method` fails as if AWS were unreachable."""
     from botocore.exceptions import ClientError
 
-    def factory(name: str):
-        real = world.client(name)
-        if name == service:
+    class Broken:
+        def __init__(self, real: object):
+            self.real = real
 
-            def broken(**_kwargs):
+        def __getattr__(self, name: str) -> object:
+            if name != method:
+                return getattr(self.real, name)
+
+            def broken(**_kwargs: object) -> None:
                 raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "unreachable"}}, method)
 
-            setattr(real, method, broken)
-        return real
+            return broken
+
+    def factory(name: str):
+        real = world.client(name)
+        return Broken(real) if name == service else real
 
     return World(world.root, factory, world.settings, world.bucket)
 
@@ -405,18 +412,16 @@ def test_an_interrupted_promotion_stands_and_the_next_one_finishes_its_trail(wor
 
 def test_a_lost_audit_record_is_written_once_by_whoever_finishes(world: World, monkeypatch) -> None:
     arn = world.package()
-    real = promotion._write_audit
-    monkeypatch.setattr(promotion, "_write_audit", lambda *a: (_ for _ in ()).throw(OSError("killed")))
+    real = ledger.write_audit
+    monkeypatch.setattr(ledger, "write_audit", lambda *a: (_ for _ in ()).throw(OSError("killed")))
     with pytest.raises(PromotionError, match="did not finish: OSError: killed"):
         promote(world, "dev", arn)
     assert settings.load("dev").serving.model_package_arn == arn  # the settings step had run
-    monkeypatch.setattr(promotion, "_write_audit", real)
+    monkeypatch.setattr(ledger, "write_audit", real)
     assert promotion.finish_interrupted(world.settings, world.client, "dev", clock=CLOCK) == 1
     record = world.audit("promotions/dev/000001.json")
     assert record["settings_files"] == []  # already written before the interruption
     assert record["completed_late"]["at"] == "2026-03-01T12:00:00+00:00"
     assert promotion.finish_interrupted(world.settings, world.client, "dev") is None  # whole: nothing to do
-    assert promotion._write_audit(
-        world.client("s3"), promotion.registry(world.settings, world.client), "dev", 1, {}
-    )
+    assert ledger.write_audit(world.client("s3"), ledger.registry(world.settings, world.client), "dev", 1, {})
     assert world.audit("promotions/dev/000001.json") == record  # a second write never overwrites

@@ -39,6 +39,9 @@ class CicdArgs:
     reviewers: tuple[gh.Reviewer, ...]
     deploy_branches: tuple[str, ...]  # only these branches' jobs may enter the GitHub environment
     tags: dict[str, str]
+    # what promotion reads in the stage this one copies from (`plans.stages.promotion_read_policy`, JSON);
+    # None for a stage the training pipeline feeds
+    promotion_read_policy: pulumi.Input[str] | None = None
 
 
 class Cicd(pulumi.ComponentResource):
@@ -97,6 +100,14 @@ class Cicd(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=deploy),
         )
+        if args.promotion_read_policy is not None:
+            # promotion runs as this role and copies the package from the source stage
+            aws.iam.RolePolicy(
+                f"{name}-deploy-promotion-reads",
+                role=deploy.id,
+                policy=args.promotion_read_policy,
+                opts=pulumi.ResourceOptions(parent=deploy),
+            )
 
         preview_subject = iam.github_subject(args.github_repository)
         preview = aws.iam.Role(

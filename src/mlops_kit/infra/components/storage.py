@@ -26,6 +26,9 @@ class StorageArgs:
     capture_expiry_days: int
     noncurrent_version_expiry_days: int
     tags: dict[str, str]
+    # statements the stages that copy from this one add to the key's and the artifacts bucket's policies
+    # (`plans.stages.grants`: {"key": [...], "bucket": [...]}; empty lists when none copies from it)
+    promotion_grants: pulumi.Input[dict] | None = None
 
 
 class Storage(pulumi.ComponentResource):
@@ -42,8 +45,12 @@ class Storage(pulumi.ComponentResource):
             description=f"{args.prefix} data key",
             enable_key_rotation=True,
             deletion_window_in_days=args.kms_deletion_window_days,
-            policy=pulumi.Output.from_input(args.account_id).apply(
-                lambda account: json.dumps(iam.key_policy(iam.Scope(account, args.region, args.prefix)))
+            policy=pulumi.Output.all(args.account_id, args.promotion_grants).apply(
+                lambda v: json.dumps(
+                    iam.key_policy(
+                        iam.Scope(v[0], args.region, args.prefix), extra=(v[1] or {}).get("key", [])
+                    )
+                )
             ),
             tags=args.tags,
             opts=child,
@@ -106,10 +113,14 @@ class Storage(pulumi.ComponentResource):
             opts=on_bucket,
         )
         # the policy only after the public access block, so S3 never sees a policy on an open bucket
+        # the artifacts bucket also lets the stages that copy from this one read the packages' files
+        extra = args.promotion_grants if purpose == "artifacts" else None
         aws.s3.BucketPolicy(
             f"{name}-{purpose}-tls-only",
             bucket=bucket.id,
-            policy=bucket.bucket.apply(lambda b: json.dumps(iam.tls_only_bucket_policy(b))),
+            policy=pulumi.Output.all(bucket.bucket, extra).apply(
+                lambda v: json.dumps(iam.tls_only_bucket_policy(v[0], extra=(v[1] or {}).get("bucket", [])))
+            ),
             opts=pulumi.ResourceOptions(parent=bucket, depends_on=[block]),
         )
         aws.s3.BucketLifecycleConfiguration(

@@ -39,6 +39,10 @@ class TrainingArgs:
     retrain_schedule: str  # empty: no schedule
     reader_accounts: tuple[str, ...]
     tags: dict[str, str]
+    # whether other stages copy from this one, and their statements for the group's policy
+    # (`plans.stages.grants`: {"group": [...]})
+    promoted_from: bool = False
+    promotion_grants: pulumi.Input[dict] | None = None
 
 
 class Training(pulumi.ComponentResource):
@@ -89,12 +93,16 @@ class Training(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
-        if args.reader_accounts:
+        if args.reader_accounts or args.promoted_from:
             aws.sagemaker.ModelPackageGroupPolicy(
                 f"{name}-model-packages-readers",
                 model_package_group_name=group.model_package_group_name,
-                resource_policy=group.arn.apply(
-                    lambda arn: json.dumps(iam.model_package_group_policy(arn, args.reader_accounts))
+                resource_policy=pulumi.Output.all(group.arn, args.promotion_grants).apply(
+                    lambda v: json.dumps(
+                        iam.model_package_group_policy(
+                            v[0], args.reader_accounts, extra=(v[1] or {}).get("group", [])
+                        )
+                    )
                 ),
                 opts=pulumi.ResourceOptions(parent=group),
             )

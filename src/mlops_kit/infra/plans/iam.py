@@ -166,9 +166,10 @@ def role_names(prefix: str, *, jobs: str, deploy: str, preview: str) -> RoleName
     )
 
 
-def key_policy(scope: Scope) -> Document:
+def key_policy(scope: Scope, *, extra: Sequence[Mapping[str, Any]] = ()) -> Document:
     """The data key: administered by the account (IAM decides who), usable by CloudWatch for the
-    encrypted alarm topic and by EventBridge/Scheduler deliveries from this account."""
+    encrypted alarm topic and by EventBridge/Scheduler deliveries from this account; `extra` statements
+    let other stages decrypt what they copy (`plans.stages.key_statements`)."""
     root = f"arn:{scope.partition}:iam::{scope.account_id}:root"
     return document(
         {
@@ -186,11 +187,15 @@ def key_policy(scope: Scope) -> Document:
             "Resource": "*",
             "Condition": {"StringEquals": {"aws:SourceAccount": scope.account_id}},
         },
+        *extra,
     )
 
 
-def tls_only_bucket_policy(bucket: str, partition: str = "aws") -> Document:
-    """Deny every request to the bucket that does not come over TLS."""
+def tls_only_bucket_policy(
+    bucket: str, partition: str = "aws", *, extra: Sequence[Mapping[str, Any]] = ()
+) -> Document:
+    """Deny every request to the bucket that does not come over TLS; `extra` statements grant other
+    stages their reads (`plans.stages.bucket_statements`)."""
     return document(
         {
             "Sid": "DenyInsecureTransport",
@@ -199,13 +204,19 @@ def tls_only_bucket_policy(bucket: str, partition: str = "aws") -> Document:
             "Action": "s3:*",
             "Resource": [f"arn:{partition}:s3:::{bucket}", f"arn:{partition}:s3:::{bucket}/*"],
             "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        }
+        },
+        *extra,
     )
 
 
-def model_package_group_policy(group_arn: str, reader_accounts: Sequence[str]) -> Document:
-    """Let other accounts (e.g. prod reading staging's registry) describe and use the group's packages."""
+def model_package_group_policy(
+    group_arn: str, reader_accounts: Sequence[str], *, extra: Sequence[Mapping[str, Any]] = ()
+) -> Document:
+    """Let other accounts (e.g. prod reading staging's registry) describe and use the group's packages;
+    `extra` statements let the stages that copy from this one read its packages (`plans.stages`)."""
     if not reader_accounts:
+        if extra:
+            return document(*extra)
         raise ValueError("a model package group policy needs at least one reader account")
     package_arn = group_arn.replace(":model-package-group/", ":model-package/", 1) + "/*"
     principals = [f"arn:aws:iam::{a}:root" for a in sorted(set(reader_accounts))]
@@ -224,6 +235,7 @@ def model_package_group_policy(group_arn: str, reader_accounts: Sequence[str]) -
             "Action": ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages"],
             "Resource": package_arn,
         },
+        *extra,
     )
 
 
@@ -302,7 +314,6 @@ def jobs_role_policy(
             [
                 "sagemaker:CreateModelPackage",
                 "sagemaker:DescribeModelPackage",
-                "sagemaker:UpdateModelPackage",
                 "sagemaker:DescribeModelPackageGroup",
                 "sagemaker:AddTags",
             ],
