@@ -151,3 +151,35 @@ def test_deploy_status_without_an_endpoint_is_json_and_exit_1(capsys: pytest.Cap
 def test_emulator_start_and_stop_as_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["emulator", "stop", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"stopped": False}
+
+
+def test_runs_list_and_compare_as_json_and_piped(capsys: pytest.CaptureFixture[str]) -> None:
+    from mlops_kit.executor import runner
+
+    for run_id, auc, seed in (("run-a", 0.81, "1"), ("run-b", 0.84, "2")):
+        runner.save(
+            runner.RunRecord(
+                execution_id=run_id,
+                execution_arn=f"arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/{run_id}",
+                pipeline="p",
+                environment="local",
+                status="Succeeded",
+                started=f"2026-11-29T09:0{seed}:00Z",
+                parameters={"Seed": seed},
+                metrics={"roc_auc": auc},
+                artifacts={
+                    "model_package": f"arn:aws:sagemaker:us-east-1:123456789012:model-package/g/{seed}"
+                },
+            )
+        )
+    assert main(["runs", "list", "--json"]) == 0
+    assert [r["execution_id"] for r in json.loads(capsys.readouterr().out)] == ["run-b", "run-a"]
+    assert main(["runs", "compare", "run-a", "run-b", "--json"]) == 0
+    rows = {row["what"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["param Seed"]["run-a"] == "1" and rows["param Seed"]["differs"] is True
+    assert rows["roc_auc"]["run-b"] == "0.8400" and rows["status"]["differs"] is False
+    assert main(["runs", "compare", "run-a", "run-b"]) == 0  # piped: a header, then one line a row
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split("\t") == ["", "run-a", "run-b", "differs"]
+    assert "param Seed\t1\t2\t≠" in lines
+    assert main(["runs", "compare", "run-a", "nowhere", "--json"]) == exit_codes.ERROR
