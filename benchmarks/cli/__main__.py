@@ -3,7 +3,8 @@
 Each command runs as a fresh process (the console script, as a shell starts it), `--runs` times after
 `--warmup` runs, interleaved so that a busy machine slows every command alike; like hyperfine, the table
 gives mean ± standard deviation, median and min, in the same run as two floors: the bare interpreter
-(`python -c pass`) and `import typer` (the CLI framework every command pays for).
+(`python -c pass`), `import typer` (the CLI framework every command pays for) and typer with pydantic
+(which typer 0.29 imports to coerce the options of any command that runs).
 
 - `mlops --help`: target under 0.3 s (issue 19).
 - `mlops invoke`: one CSV row to a local endpoint and its answer back, against a stub server in this
@@ -58,6 +59,12 @@ def commands(url: str, body: Path) -> dict[str, list[str]]:
     return {
         "python -c pass": [sys.executable, "-c", "pass"],
         "python -c 'import typer'": [sys.executable, "-c", "import typer"],
+        # typer 0.29 coerces every option of a command that runs through a pydantic TypeAdapter
+        "python -c 'import typer, pydantic'": [
+            sys.executable,
+            "-c",
+            "import typer; from pydantic import TypeAdapter",
+        ],
         "mlops --help": [mlops, "--help"],
         "mlops invoke": [mlops, "invoke", "--url", url, "--input", str(body)],
         "mlops runs list --json": [mlops, "runs", "list", "--json"],
