@@ -111,6 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mlops` console script."""
     args = _renamed(sys.argv[1:] if argv is None else argv)
     _debug["on"] = "--debug" in args
+    inherited = os.environ.get("MLOPS_LOG_FORMAT")  # --log-format sets it for this command's children only
+    try:
+        return _run(args)
+    finally:
+        if inherited is None:
+            os.environ.pop("MLOPS_LOG_FORMAT", None)
+        else:
+            os.environ["MLOPS_LOG_FORMAT"] = inherited
+
+
+def _run(args: list[str]) -> int:
     try:
         app(args=args, prog_name="mlops", standalone_mode=True)
     except SystemExit as done:  # click's own exits: --help, usage errors (2), typer.Exit(code)
