@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,16 +77,13 @@ class VenvLauncher:
         base[container.ROOT_VARIABLE] = str(spec.root)
         return base
 
-    def run(self, spec: Container, *, log: Path, timeout: float) -> int:
-        """Run a job to its end; returns its exit code (output appended to `log`)."""
+    def run(self, spec: Container, *, log: Path, timeout: float, usage: dict | None = None) -> int:
+        """Run a job to its end; returns its exit code (output appended to `log`). `usage`, when given,
+        gets the process's peak resident memory (`max_rss_mb`), as the kernel accounted it."""
         with _popen(
             self.argv(spec), log, shown=spec.command, env=self.environment(spec), cwd=self.workdir
         ) as p:
-            try:
-                return p.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                raise
+            return _wait(p, timeout, usage)
 
     def start(self, spec: Container, *, log: Path) -> subprocess.Popen:
         """A long-running container (an endpoint), detached from this process's session."""
@@ -97,6 +95,32 @@ class VenvLauncher:
             cwd=self.workdir,
             start_new_session=True,
         )
+
+
+def _wait(process: subprocess.Popen, timeout: float, usage: dict | None) -> int:
+    """Wait for the process (killed past `timeout`); with `usage`, reap it with wait4 for its rusage."""
+    if usage is None or not hasattr(os, "wait4"):
+        try:
+            return process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        pid, status, rusage = os.wait4(process.pid, os.WNOHANG)
+        if pid == process.pid:
+            process.returncode = os.waitstatus_to_exitcode(status)
+            # ru_maxrss is in KiB on Linux (bytes on macOS)
+            scale = 1024 * 1024 if sys.platform == "darwin" else 1024
+            usage["max_rss_mb"] = round(rusage.ru_maxrss / scale, 1)
+            return process.returncode
+        if time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            raise subprocess.TimeoutExpired(process.args, timeout)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 def _popen(argv: list[str], log: Path, *, shown: Sequence[str], **options) -> subprocess.Popen:
@@ -138,14 +162,10 @@ class DockerLauncher:
             out += [self.image, *spec.arguments]
         return out
 
-    def run(self, spec: Container, *, log: Path, timeout: float) -> int:
-        argv = self.argv(spec)
+    def run(self, spec: Container, *, log: Path, timeout: float, usage: dict | None = None) -> int:
+        argv = self.argv(spec)  # the job's memory is the container's, not `docker run`'s: no usage
         with _popen(argv, log, shown=argv) as process:
-            try:
-                return process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                raise
+            return _wait(process, timeout, None)
 
     def start(self, spec: Container, *, log: Path, name: str) -> subprocess.Popen:
         """The endpoint in the foreground of a `docker run` process (stopping it stops the container)."""

@@ -323,7 +323,8 @@ class _Runner:
             else:
                 properties = jobs.register_model(name, arguments, env)
         except jobs.StepFailed as exc:
-            self.record.steps.append(StepRecord(name, kind, "Failed", log=str(log), error=exc.reason))
+            failed_log = str(exc.log or log)  # the failed instance's own log, when there are several
+            self.record.steps.append(StepRecord(name, kind, "Failed", log=failed_log, error=exc.reason))
             self.notify(name, "Failed", exc.reason)
             raise
         seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
