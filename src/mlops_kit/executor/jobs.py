@@ -371,7 +371,8 @@ def run_training(step: str, job_name: str, request: dict[str, Any], env: JobEnv)
             network_isolation=bool(request.get("EnableNetworkIsolation")),
         )
         timeout = float(request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400))
-        _launch(step, spec, env, timeout)
+        usage: dict[str, Any] = {"host": "algo-1"}
+        _launch(step, spec, env, timeout, usage)
         if not any(model.iterdir()):
             raise StepFailed(step, f"the training job wrote nothing to /opt/ml/model ({model})", env.log_path)
         packed = root / "model.tar.gz"
@@ -394,6 +395,7 @@ def run_training(step: str, job_name: str, request: dict[str, Any], env: JobEnv)
         "AlgorithmSpecification": request.get("AlgorithmSpecification", {}),
         "OutputDataConfig": request.get("OutputDataConfig", {}),
         "TrainingTimeInSeconds": round(time.time() - started, 3),
+        "_instances": [usage],
     }
 
 

@@ -79,7 +79,7 @@ class VenvLauncher:
 
     def run(self, spec: Container, *, log: Path, timeout: float, usage: dict | None = None) -> int:
         """Run a job to its end; returns its exit code (output appended to `log`). `usage`, when given,
-        gets the process's peak resident memory (`max_rss_mb`), as the kernel accounted it."""
+        gets the process's peak resident memory (`max_rss_mb`)."""
         with _popen(
             self.argv(spec), log, shown=spec.command, env=self.environment(spec), cwd=self.workdir
         ) as p:
@@ -98,29 +98,37 @@ class VenvLauncher:
 
 
 def _wait(process: subprocess.Popen, timeout: float, usage: dict | None) -> int:
-    """Wait for the process (killed past `timeout`); with `usage`, reap it with wait4 for its rusage."""
-    if usage is None or not hasattr(os, "wait4"):
+    """Wait for the process (killed past `timeout`). With `usage`, note its peak resident memory: the
+    high-water mark of its own address space (`VmHWM` in /proc), read while it runs. (The kernel's
+    ru_maxrss of a child counts the parent's memory at fork, so it cannot tell a job's own peak.)"""
+    if usage is None or not Path(f"/proc/{process.pid}/status").exists():
         try:
             return process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             raise
     deadline = time.monotonic() + timeout
-    delay = 0.005
-    while True:
-        pid, status, rusage = os.wait4(process.pid, os.WNOHANG)
-        if pid == process.pid:
-            process.returncode = os.waitstatus_to_exitcode(status)
-            # ru_maxrss is in KiB on Linux (bytes on macOS)
-            scale = 1024 * 1024 if sys.platform == "darwin" else 1024
-            usage["max_rss_mb"] = round(rusage.ru_maxrss / scale, 1)
-            return process.returncode
+    delay, peak_kb = 0.005, 0
+    while process.poll() is None:
+        peak_kb = max(peak_kb, _high_water_kb(process.pid))
         if time.monotonic() > deadline:
             process.kill()
             process.wait()
             raise subprocess.TimeoutExpired(process.args, timeout)
         time.sleep(delay)
-        delay = min(delay * 2, 0.1)
+        delay = min(delay * 2, 0.05)
+    usage["max_rss_mb"] = round(peak_kb / 1024, 1)
+    return process.returncode
+
+
+def _high_water_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass  # it ended between two looks: the last reading stands
+    return 0
 
 
 def _popen(argv: list[str], log: Path, *, shown: Sequence[str], **options) -> subprocess.Popen:

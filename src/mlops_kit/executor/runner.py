@@ -343,7 +343,7 @@ class _Runner:
     ) -> None:
         name = step["Name"]
         files = properties.get("_files", {})
-        visible = {k: v for k, v in properties.items() if k != "_files"}
+        visible = {k: v for k, v in properties.items() if not k.startswith("_")}  # local-only notes
         self.scope.properties[name] = visible
         property_files = {}
         for spec in step.get("PropertyFiles", []):

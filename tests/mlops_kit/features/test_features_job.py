@@ -39,12 +39,12 @@ def test_ingests_every_group_and_reports_it(aws, tmp_path: Path) -> None:
     for name, group_frame in feature_groups.records(frame).items():
         group_frame.to_parquet(records / f"{name}.parquet")
     assert job.main(_args(records, tmp_path / "out")) == 0
-    report = json.loads((tmp_path / "out" / "ingest.json").read_text())
+    report = json.loads((tmp_path / "out" / "ingest-algo-1.json").read_text())
     assert set(report) == {"entity-profile", "entity-activity"}
     assert all(r["rows"] > 0 for r in report.values())
     # Ingesting the same records again writes no new files: the job can be retried safely.
     assert job.main(_args(records, tmp_path / "again")) == 0
-    again = json.loads((tmp_path / "again" / "ingest.json").read_text())
+    again = json.loads((tmp_path / "again" / "ingest-algo-1.json").read_text())
     assert all(r["files_written"] == 0 for r in again.values())
     # The sample's events are old: read them back with the same long TTL the job wrote with.
     store = feature_store.connect_named(
