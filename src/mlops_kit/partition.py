@@ -128,10 +128,7 @@ def run(
             rows += table.num_rows
             if time_column and time_column in table.column_names:
                 times.append(_times(table.column(time_column)))
-    try:
-        schema = pa.unify_schemas(schemas, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise ValueError(f"the raw files under {raw} disagree on their columns' types: {exc}") from None
+    schema = unify(schemas)
     split = split_time(np.concatenate(times), split_quantile) if times else None
     count = partition_count(rows, partition_rows, min_partitions)
     # Pass 2: each batch's rows to their entities' partitions (one writer, so one object, per partition).
@@ -168,6 +165,22 @@ def run(
     tmp.write_text(json.dumps(plan, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, plan_folder / PLAN)
     return plan
+
+
+def unify(schemas: Sequence[pa.Schema]) -> pa.Schema:
+    """One schema for every file: each column's types promoted (int to float, null to anything), or
+    text where files disagree beyond that (a time in one, a string in another): validation parses text."""
+    fields: dict[str, list[pa.Field]] = {}
+    for schema in schemas:
+        for item in schema:
+            fields.setdefault(item.name, []).append(item)
+    unified = []
+    for name, found in fields.items():
+        try:
+            unified.append(pa.unify_schemas([pa.schema([f]) for f in found], promote_options="permissive")[0])
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            unified.append(pa.field(name, pa.large_string()))
+    return pa.schema(unified)
 
 
 def _conform(table: pa.Table, schema: pa.Schema, path: Path) -> pa.Table:
