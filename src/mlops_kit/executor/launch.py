@@ -99,8 +99,9 @@ class VenvLauncher:
 
 def _wait(process: subprocess.Popen, timeout: float, usage: dict | None) -> int:
     """Wait for the process (killed past `timeout`). With `usage`, note its peak resident memory: the
-    high-water mark of its own address space (`VmHWM` in /proc), read while it runs. (The kernel's
-    ru_maxrss of a child counts the parent's memory at fork, so it cannot tell a job's own peak.)"""
+    largest high-water mark (`VmHWM` in /proc) of the process and of every process it started (the
+    image's `train` runs the training module as a child), read while they run. (The kernel's ru_maxrss
+    of a child counts the parent's memory at fork, so it cannot tell a job's own peak.)"""
     if usage is None or not Path(f"/proc/{process.pid}/status").exists():
         try:
             return process.wait(timeout=timeout)
@@ -110,7 +111,7 @@ def _wait(process: subprocess.Popen, timeout: float, usage: dict | None) -> int:
     deadline = time.monotonic() + timeout
     delay, peak_kb = 0.005, 0
     while process.poll() is None:
-        peak_kb = max(peak_kb, _high_water_kb(process.pid))
+        peak_kb = max([peak_kb, *(_high_water_kb(pid) for pid in _tree(process.pid))])
         if time.monotonic() > deadline:
             process.kill()
             process.wait()
@@ -119,6 +120,20 @@ def _wait(process: subprocess.Popen, timeout: float, usage: dict | None) -> int:
         delay = min(delay * 2, 0.05)
     usage["max_rss_mb"] = round(peak_kb / 1024, 1)
     return process.returncode
+
+
+def _tree(pid: int) -> list[int]:
+    """The process and its descendants, from /proc's children lists."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                pending += [int(c) for c in task.read_text().split()]
+            except (OSError, ValueError):
+                continue  # it ended meanwhile
+    return found
 
 
 def _high_water_kb(pid: int) -> int:
