@@ -231,8 +231,9 @@ def run_processing(step: str, job_name: str, request: dict[str, Any], env: JobEn
 
 def _input_shares(
     step: str, request: dict[str, Any], s3: Any, count: int, env: JobEnv
-) -> dict[str, tuple[str, str, list[list[str]]]]:
-    """For each S3 input: its local path, its bucket and, per instance, the keys that instance gets."""
+) -> dict[str, tuple[str, str, list[list[tuple[str, str]]]]]:
+    """For each S3 input: its local path, its bucket and, per instance, the (key, path below the local
+    path) of each object that instance gets."""
     shares = {}
     for item in request.get("ProcessingInputs", []):
         source = item.get("S3Input")
