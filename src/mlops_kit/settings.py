@@ -130,6 +130,18 @@ class Training:
     instance_type: str = _spec(instance_shape="TrainingInstanceType")
     instance_count: int = _spec(ge=1, le=100)
     processing_instance_type: str = _spec(instance_shape="ProcessingInstanceType")
+    processing_instance_count: int = _spec(
+        default=1,
+        ge=1,
+        le=100,
+        doc="instances the sharded processing steps (prepare, features, baseline) run on",
+    )
+    partition_rows: int = _spec(
+        default=500_000,
+        ge=1000,
+        le=100_000_000,
+        doc="the most raw rows in one entity-hash partition: what a sharded step holds in memory at once",
+    )
     hyperparameters: dict[str, int | float | str] = _spec(default={})
     max_rejected_fraction: float = _spec(ge=0.0, le=1.0)
     future_tolerance_hours: float = _spec(
