@@ -2,18 +2,26 @@
 
     InputData (S3)
         │
-    Prepare ── ingest, validate (quarantine), feature records, point-in-time examples, time split
-        ├── Features ── the feature records into the offline and online feature stores
-        │ train, test
-    Train ──── the image's `train` runs pipelines.steps.train; the model directory carries its handler
+    Partition ─ raw rows into entity-hash partitions (one object each) + the train/test split instant
+        │ parts, plan
+    Prepare ── [N] validate (quarantine), feature records, point-in-time examples, split at the instant
+        ├── Features ── [N] the feature records into the offline and online feature stores
+        │ train, test (one part per partition)
+    Train ──── the image's `train` runs pipelines.steps.train on every part; the model carries its handler
         │ model.tar.gz
     Evaluate ─ metrics through the model's own handler → evaluation.json (property file)
         │
-    Baseline ─ monitoring statistics + constraints of the training requests and scores
+    Profile ── [N] a mergeable sketch of the training requests and scores, per instance
+        │
+    Baseline ─ the sketches merged: monitoring statistics + constraints
         │
     CheckGates ── every gated metric within its bounds (the settings' `promotion.gates`)
         ├── yes: Register ── model package (PendingManualApproval) with metrics, baseline, lineage
         └── no:  GatesFailed ── names each metric, its value and its threshold
+
+[N]: the step runs on `training.processing_instance_count` instances, its data input dealt out with
+`ShardedByS3Key`; the partitions keep each customer's events together, so each instance sees whole
+histories, and one instance or N give the same examples, features and model.
 
 Every step runs the project's own image (`ctx.image_uri`, built from the Dockerfile and uv.lock), and so
 does the endpoint. The same definition JSON is what `pulumi up` deploys and what
@@ -26,6 +34,9 @@ from mlops_kit import naming
 from mlops_kit.pipeline import PipelineContext, prepare_sdk
 from mlops_kit.settings import Settings
 from pipelines import USE_CASE
+
+TEST_FRACTION = 0.2  # the latest fifth of the events is the test set
+MIN_PARTITIONS = 8  # the same partitions for 1, 2 or 4 instances; more when the data needs them
 
 
 def get_pipeline(settings: Settings, ctx: PipelineContext):
@@ -50,26 +61,46 @@ def get_pipeline(settings: Settings, ctx: PipelineContext):
     approval = ParameterString("ModelApprovalStatus", default_value="PendingManualApproval")
     common = dict(ctx=ctx, pipeline_name=name)  # every step runs the project's image, ctx.image_uri
 
+    count = training.processing_instance_count
+    partitioned = steps.processing_step(
+        "Partition",
+        **common,
+        instance_type=processing_instance,
+        module="mlops_kit.partition",
+        arguments=[
+            "--key", USE_CASE.entity,
+            "--time-column", USE_CASE.event_time,
+            "--split-quantile", 1 - TEST_FRACTION,
+            "--min-partitions", max(MIN_PARTITIONS, 2 * count),
+            "--partition-rows", training.partition_rows,
+        ],
+        inputs={"raw": input_data},
+        outputs=["parts", "plan"],
+    )  # fmt: skip
+    parts = partitioned.properties.ProcessingOutputConfig.Outputs
     prepare = steps.processing_step(
         "Prepare",
         **common,
         instance_type=processing_instance,
+        instance_count=count,
         module=USE_CASE.entry_points.prepare,
         arguments=[
             "--max-rejected-fraction", training.max_rejected_fraction,
+            "--test-fraction", TEST_FRACTION,
             "--ttl-hours", settings.features.ttl_hours,
             "--future-tolerance-hours", training.future_tolerance_hours,
         ],
-        inputs={"raw": input_data},
+        inputs={"raw": parts["parts"].S3Output.S3Uri, "plan": parts["plan"].S3Output.S3Uri},
+        sharded=["raw"],
         outputs=["train", "test", "features", "quarantine"],
     )  # fmt: skip
     prepared = prepare.properties.ProcessingOutputConfig.Outputs
     features = settings.features
-    ingested = PropertyFile(name="Ingest", output_name="ingest", path="ingest.json")
     ingest = steps.processing_step(
         "Features",
         **common,
         instance_type=processing_instance,
+        instance_count=count,
         module="mlops_kit.features.job",
         arguments=[
             "--definitions", USE_CASE.feature_groups,
@@ -77,10 +108,11 @@ def get_pipeline(settings: Settings, ctx: PipelineContext):
             "--ttl-hours", features.ttl_hours,
             "--online", ("dynamodb" if settings.embedded else "runtime") if features.online_store else "none",
             "--future-tolerance-hours", training.future_tolerance_hours,
+            "--batch-rows", training.partition_rows,
         ],
         inputs={"records": prepared["features"].S3Output.S3Uri},
+        sharded=["records"],
         outputs=["ingest"],
-        property_files=[ingested],
         network_isolation=False,  # it writes to the feature store's APIs
     )  # fmt: skip
     train = steps.training_step(
@@ -107,15 +139,25 @@ def get_pipeline(settings: Settings, ctx: PipelineContext):
         outputs=["evaluation"],
         property_files=[evaluation],
     )
+    profile = steps.processing_step(
+        "Profile",
+        **common,
+        instance_type=processing_instance,
+        instance_count=count,
+        module="pipelines.steps.baseline",
+        inputs={"model": model_uri, "train": prepared["train"].S3Output.S3Uri},
+        sharded=["train"],
+        outputs=["sketches"],
+    )
     baseline = steps.processing_step(
         "Baseline",
         **common,
         instance_type=processing_instance,
-        module="pipelines.steps.baseline",
-        inputs={"model": model_uri, "train": prepared["train"].S3Output.S3Uri},
+        module="mlops_kit.monitoring.merge_job",
+        inputs={"sketches": profile.properties.ProcessingOutputConfig.Outputs["sketches"].S3Output.S3Uri},
         arguments=["--drift-threshold", settings.monitoring.drift_threshold],
         outputs=["baseline"],
-    )  # fmt: skip
+    )
 
     evaluation_uri = evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri
     baseline_uri = baseline.properties.ProcessingOutputConfig.Outputs["baseline"].S3Output.S3Uri
@@ -148,7 +190,7 @@ def get_pipeline(settings: Settings, ctx: PipelineContext):
     return Pipeline(
         name=name,
         parameters=[input_data, processing_instance, training_instance, approval],
-        steps=[prepare, ingest, train, evaluate, baseline, check],
+        steps=[partitioned, prepare, ingest, train, evaluate, profile, baseline, check],
         sagemaker_session=steps.offline_session(ctx.region),
         pipeline_experiment_config=None,
     )

@@ -454,7 +454,12 @@ def measure_capture(model_dir: Path, work: Path, seconds: int) -> dict[str, floa
             work,
         )
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
-            answered = metrics.parse(answer.read().decode())['mlops_serving_requests_total{code="200"}']
+            answered = metrics.total(
+                metrics.parse(answer.read().decode()),
+                "mlops_http_request_duration_seconds_count",
+                path="/invocations",
+                status="200",
+            )
     finally:
         stop(process)  # SIGTERM: the server flushes what capture still holds
     lines = sum(path.read_bytes().count(b"\n") for path in folder.rglob("*.jsonl"))

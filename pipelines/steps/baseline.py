@@ -1,20 +1,26 @@
-"""The monitoring baseline of a trained model: statistics and constraints of its training requests.
+"""The monitoring baseline of a trained model: statistics of its training requests, a shard at a time.
 
 The baseline covers the request columns in the order the endpoint receives them, plus the model's
-scores on the same rows (for prediction drift). It is written in Model Monitor's format and registered
-with the model package, so it travels with the model to every stage.
+scores on the same rows (for prediction drift). This step runs on the sharded pipeline's instances: each
+scores its share of the training parts (`ShardedByS3Key`), one part at a time, and writes one mergeable
+sketch (`mlops_kit.monitoring.sketch`) named after its host; the kit's merge step
+(`mlops_kit.monitoring.merge_job`) adds the sketches into Model Monitor's `statistics.json` and
+`constraints.json`, registered with the model package so the baseline travels with the model.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import tarfile
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlops_kit.monitoring import files, stats
+from mlops_kit import partition, sharding
+from mlops_kit.monitoring import sketch
 from pipelines.model import REQUEST_COLUMNS
 from pipelines.steps.evaluate import load_handler
 from pipelines.steps.io import read_table
@@ -23,34 +29,43 @@ PREDICTION = "prediction"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Compute the monitoring baseline.")
+    p = argparse.ArgumentParser(
+        description="Sketch the monitoring baseline of this instance's training parts."
+    )
     p.add_argument("--model", default="/opt/ml/processing/input/model")
     p.add_argument("--train", default="/opt/ml/processing/input/train")
-    p.add_argument("--baseline", default="/opt/ml/processing/baseline")
-    p.add_argument("--drift-threshold", type=float, required=True)
+    p.add_argument("--sketches", default="/opt/ml/processing/sketches")
     args = p.parse_args(argv)
-    frame = read_table(args.train)
     archive = next(Path(args.model).rglob("model.tar.gz"), None)
     if archive is None:
         print(f"baseline failed: no model.tar.gz under {args.model}", file=sys.stderr)
         return 1
+    try:
+        parts = partition.input_files(Path(args.train))
+    except FileNotFoundError:
+        parts = []  # an instance of a sharded job may get no part: its sketch holds no rows
+    sketches = []
     with tempfile.TemporaryDirectory() as tmp:
         with tarfile.open(archive) as tar:
             tar.extractall(tmp, filter="data")
         handler = load_handler(Path(tmp))
         model = handler.model_fn(tmp)
-        requests = frame[list(REQUEST_COLUMNS)].copy()
-        requests[PREDICTION] = handler.predict_fn(requests, model)
-    statistics, constraints = stats.baseline(
-        requests,
-        features=list(REQUEST_COLUMNS),
-        prediction_column=PREDICTION,
-        psi_threshold=args.drift_threshold,
-    )
-    files.write_baseline(Path(args.baseline), statistics, constraints)
-    print(
-        f"baseline of {len(requests):,} rows over {len(REQUEST_COLUMNS)} features written to {args.baseline}"
-    )
+        for part in parts:  # one part at a time: memory bounded by the largest part
+            requests = read_table(part)[list(REQUEST_COLUMNS)]
+            requests[PREDICTION] = handler.predict_fn(requests, model)
+            sketches.append(
+                sketch.sketch(requests, features=list(REQUEST_COLUMNS), prediction_column=PREDICTION)
+            )
+    host = sharding.resources().current_host
+    out = Path(args.sketches)
+    out.mkdir(parents=True, exist_ok=True)
+    name = sharding.part_name("sketch", host, ".json")
+    tmp_file = out / f".{name}.tmp"
+    if sketches:
+        tmp_file.write_text(json.dumps(sketch.merge(sketches)))
+        os.replace(tmp_file, out / name)
+    rows = sum(s["rows"] for s in sketches)
+    print(f"{host}: sketched {rows:,} rows of {len(parts)} part(s) over {len(REQUEST_COLUMNS)} features")
     return 0
 
 

@@ -6,6 +6,13 @@ raw (S3: CSV / Parquet / JSON lines)
   -> features: feature-group records (what the feature store holds), then each transaction joined
      point-in-time to its customer's features as of just before it (no leakage)
   -> split by time: the latest `test_fraction` of events is the test set
+
+Sharded (the Partition step before it, `mlops_kit.partition`), each instance gets whole entity-hash
+partitions and prepares them one at a time, splitting at the one instant the Partition step chose for
+all (`plan.json`'s `split_time`): so one instance or eight give the same examples, and a process holds
+one partition at a time. Each partition's outputs are named after it (`train/part-00003.parquet`), so
+instances never write the same file. Checked per partition: the rejected fraction, and the uniqueness of
+transaction ids (an id repeated in two partitions, i.e. for two customers, is not seen).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mlops_kit import partition
 from mlops_kit.features.pit import point_in_time
 from mlops_kit.validation import ValidationReport, validate
 from pipelines.feature_transforms import compute_aggregates
@@ -55,7 +63,10 @@ def prepare(
     ttl_hours: int,
     future_tolerance_hours: float = 1.0,
     now: pd.Timestamp | None = None,
+    split_at: pd.Timestamp | None = None,
 ) -> Prepared:
+    """Validate, build the feature records and the point-in-time examples, and split them by time: at
+    `split_at` when given (the sharded pipeline's one instant), else the latest `test_fraction`."""
     accepted, rejected, report = validate(
         raw, RAW_SCHEMA, now=now, future_tolerance=pd.Timedelta(hours=future_tolerance_hours)
     )
@@ -65,7 +76,10 @@ def prepare(
         raise ValueError("no rows left after validation")
     records = compute_aggregates(accepted)
     examples = training_examples(accepted, records, timedelta(hours=ttl_hours))
-    train, test = split_by_time(examples, test_fraction)
+    if split_at is None:
+        train, test = split_by_time(examples, test_fraction)
+    else:
+        train, test = split_at_time(examples, split_at)
     return Prepared(train, test, rejected, report, records)
 
 
@@ -95,6 +109,14 @@ def split_by_time(frame: pd.DataFrame, test_fraction: float) -> tuple[pd.DataFra
     return ordered.iloc[:cut].reset_index(drop=True), ordered.iloc[cut:].reset_index(drop=True)
 
 
+def split_at_time(frame: pd.DataFrame, at: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Examples before `at` for training, at or after it for testing (either may be empty in a shard)."""
+    ordered = frame.sort_values(EVENT_TIME, kind="stable").reset_index(drop=True)
+    times = pd.to_datetime(ordered[EVENT_TIME], utc=True)
+    later = (times >= at).to_numpy()
+    return ordered[~later].reset_index(drop=True), ordered[later].reset_index(drop=True)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--raw", default="/opt/ml/processing/input/raw")
@@ -106,31 +128,66 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--test-fraction", type=float, default=0.2)
     p.add_argument("--ttl-hours", type=int, default=24 * 7)
     p.add_argument("--future-tolerance-hours", type=float, default=1.0)
+    p.add_argument("--plan", default=None, help="the Partition step's plan.json folder (the split time)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        raw = read_table(args.raw)
-        prepared = prepare(
-            raw, args.max_rejected_fraction, args.test_fraction, args.ttl_hours, args.future_tolerance_hours
-        )
-    except ValueError as exc:
+        split_at = None
+        if args.plan:
+            chosen = partition.read_plan(args.plan)["split_time"]
+            split_at = pd.Timestamp(chosen) if chosen else None
+        parts = partition.input_files(Path(args.raw))
+    except (ValueError, FileNotFoundError) as exc:
         print(f"prepare failed: {exc}", file=sys.stderr)
         return 1
-    write_parquet(prepared.train, Path(args.train) / "train.parquet")
-    write_parquet(prepared.test, Path(args.test) / "test.parquet")
-    for name, frame in prepared.records.items():
-        write_parquet(frame, Path(args.features) / f"{name}.parquet")
-    if len(prepared.rejected):
-        write_parquet(prepared.rejected, Path(args.quarantine) / "rejected.parquet")
-    write_json(prepared.report.to_dict(), Path(args.quarantine) / "report.json")
+    totals = {"train": 0, "test": 0, "rejected": 0}
+    written: list[Path] = []
+    for part in parts:  # one partition at a time: whole entities, bounded memory
+        try:
+            raw = read_table(part)
+            if len(raw) == 0:
+                continue
+            prepared = prepare(
+                raw,
+                args.max_rejected_fraction,
+                args.test_fraction,
+                args.ttl_hours,
+                args.future_tolerance_hours,
+                split_at=split_at,
+            )
+        except ValueError as exc:
+            for path in written:  # a failed step leaves no output behind, not even earlier partitions'
+                path.unlink(missing_ok=True)
+            print(f"prepare failed on {part.name}: {exc}", file=sys.stderr)
+            return 1
+        written += write_outputs(prepared, args, part.stem)
+        totals["train"] += len(prepared.train)
+        totals["test"] += len(prepared.test)
+        totals["rejected"] += prepared.report.rejected
     print(
-        f"prepared {len(prepared.train):,} training and {len(prepared.test):,} test examples; "
-        f"{prepared.report.rejected:,} rows quarantined ({prepared.report.summary()})"
+        f"prepared {totals['train']:,} training and {totals['test']:,} test examples from {len(parts)} "
+        f"partition(s); {totals['rejected']:,} rows quarantined"
     )
     return 0
+
+
+def write_outputs(prepared: Prepared, args: argparse.Namespace, stem: str) -> list[Path]:
+    """One partition's outputs, each file named after the partition; returns the files written."""
+    written = []
+    if len(prepared.train):
+        written.append(write_parquet(prepared.train, Path(args.train) / f"{stem}.parquet"))
+    if len(prepared.test):
+        written.append(write_parquet(prepared.test, Path(args.test) / f"{stem}.parquet"))
+    for name, frame in prepared.records.items():
+        if len(frame):
+            written.append(write_parquet(frame, Path(args.features) / name / f"{stem}.parquet"))
+    if len(prepared.rejected):
+        written.append(write_parquet(prepared.rejected, Path(args.quarantine) / f"rejected-{stem}.parquet"))
+    written.append(write_json(prepared.report.to_dict(), Path(args.quarantine) / f"report-{stem}.json"))
+    return written
 
 
 if __name__ == "__main__":

@@ -62,6 +62,15 @@ class Clients:
 
     __call__ = client
 
+    def as_role(self, role_arn: str, session: str = "SageMaker") -> Clients:
+        """Clients acting as `role_arn`, as an AWS service that runs a job or an endpoint with the role
+        gets them (its AssumeRole is the service's, not the kit's: the access ledger does not record it)."""
+        from mlops_kit.iam import record
+
+        account = role_arn.split(":")[4] if role_arn.count(":") >= 5 else self.account_id
+        with record.unrecorded():
+            return assume(self, role_arn, account, session)
+
     def environ(self) -> dict[str, str]:
         """Variables pointing an AWS SDK in a subprocess at the same endpoint, as the same principal."""
         from mlops_kit import emulator as emu

@@ -206,6 +206,7 @@ def serve_options(environ: Mapping[str, str] | None = None) -> Any:
         capture_percent=float(environ.get("MLOPS_CAPTURE_PERCENT", "0") or 0),
         capture_spool=environ.get("MLOPS_CAPTURE_SPOOL", ""),
         endpoint_name=environ.get("MLOPS_ENDPOINT_NAME", "local-endpoint"),
+        model_package=environ.get("MLOPS_MODEL_PACKAGE_ARN", ""),
         feature_store_env=environ.get("MLOPS_FEATURE_STORE_ENV", ""),
         ready_file=Path(environ["MLOPS_READY_FILE"]) if environ.get("MLOPS_READY_FILE") else None,
     )

@@ -130,10 +130,10 @@ def run_demo(
         report.models.append(_model(first, report.model_package_arn))
         report.approval_status = approval(emulator, report.model_package_arn)
         ingested = first.step("Features")  # a use case with feature groups ingests them
-        report.feature_records = {
-            group: counts["rows"]
-            for group, counts in (ingested.property_files["Ingest"] if ingested else {}).items()
-        }
+        report.feature_records = {}
+        for text in (ingested.properties.get("_files", {}).get("ingest", {}) if ingested else {}).values():
+            for group, counts in json.loads(text).items():  # one report per instance of the step
+                report.feature_records[group] = report.feature_records.get(group, 0) + counts["rows"]
 
         endpoint_box: dict[str, Any] = {}
 

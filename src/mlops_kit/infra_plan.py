@@ -43,6 +43,7 @@ class PlannedResource:
     custom: bool  # False for component resources
     inputs: dict[str, Any]
     dependencies: tuple[str, ...] = ()  # URNs it waits for: depends_on and the outputs its inputs use
+    secret_inputs: tuple[str, ...] = ()  # inputs Pulumi holds as secrets (encrypted in the state)
 
     @property
     def short_type(self) -> str:
@@ -145,6 +146,7 @@ class _Recorder:
                     bool(custom),
                     inputs,
                     tuple(sorted(dependencies)),
+                    tuple(sorted(k for k, v in dict(args.inputs).items() if _is_secret(v))),
                 )
             )
         if not custom:
@@ -223,6 +225,10 @@ _SIG_KEY = "4dabf18193072939515e22adb298388d"
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
 
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, Mapping) and value.get(_SIG_KEY) == _SECRET_SIG
+
+
 def _plain(value: Any) -> Any:
     """Inputs as JSON-ready values (unknowns from a preview become a marker). Secrets are shown as their
     values: under mocks they hold placeholders (the registry token's password), never real credentials."""
@@ -248,15 +254,19 @@ def run(
     config: Mapping[str, str] | None = None,
     account_id: str = PLACEHOLDER_ACCOUNT,
     region: str = "us-east-1",
+    secret_keys: tuple[str, ...] = (),
 ) -> Plan:
-    """Run `program` under Pulumi mocks; what it returns (or exports) become the plan's outputs."""
+    """Run `program` under Pulumi mocks; what it returns (or exports) become the plan's outputs.
+
+    `config` is what the engine hands a program: every value a string, structured ones as JSON;
+    `secret_keys` are the keys it decrypted from `secure:` values."""
     with _LOCK:
         return contextvars.Context().run(
-            _run, program, stack, project, dict(config or {}), account_id, region
+            _run, program, stack, project, dict(config or {}), account_id, region, list(secret_keys)
         )
 
 
-def _run(program, stack, project, config, account_id, region) -> Plan:
+def _run(program, stack, project, config, account_id, region, secret_keys) -> Plan:
     import pulumi
     from pulumi.runtime.settings import get_root_resource
     from pulumi.runtime.stack import run_pulumi_func
@@ -266,7 +276,7 @@ def _run(program, stack, project, config, account_id, region) -> Plan:
     pulumi.runtime.set_mocks(
         recorder.mocks, project=project, stack=stack, preview=False, monitor=recorder.monitor
     )
-    pulumi.runtime.set_all_config(config)
+    pulumi.runtime.set_all_config(config, secret_keys)
     outputs: dict[str, Any] = {}
 
     async def main() -> None:
@@ -281,12 +291,25 @@ def _run(program, stack, project, config, account_id, region) -> Plan:
 
 
 def stack_config(path: Path) -> dict[str, str]:
-    """A stack settings file's `config:` as the Pulumi runtime sees it (structured values as JSON)."""
-    document = yaml.safe_load(path.read_text()) or {}
+    """A stack settings file's `config:` as the Pulumi runtime sees it: every value a string, structured
+    ones as JSON, over the project's `Pulumi.yaml` config (`value:` entries), as Pulumi merges them."""
     out = {}
+    project_file = path.parent.parent / settings_mod.PROJECT_FILE
+    if project_file.is_file():
+        project = (yaml.safe_load(project_file.read_text()) or {}).get("config") or {}
+        for key, entry in project.items():
+            if isinstance(entry, dict) and ("value" in entry or "default" in entry):
+                out[str(key)] = _config_string(entry.get("value", entry.get("default")))
+            elif not isinstance(entry, dict):
+                out[str(key)] = _config_string(entry)
+    document = yaml.safe_load(path.read_text()) or {}
     for key, value in (document.get("config") or {}).items():
-        out[str(key)] = value if isinstance(value, str) else json.dumps(value)
+        out[str(key)] = _config_string(value)
     return out
+
+
+def _config_string(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def program_dir(root: Path) -> Path:
@@ -303,11 +326,10 @@ def project_name(root: Path) -> str:
     return str((yaml.safe_load((root / settings_mod.PROJECT_FILE).read_text()) or {}).get("name", "project"))
 
 
-def plan(env: str, root: Path | None = None) -> Plan:
+def plan(env: str, root: Path | None = None, account_id: str | None = None) -> Plan:
     """The resources environment `env` would get, by running the project's program under mocks, in the
-    account its settings name (`aws:allowedAccountIds`), else a placeholder account."""
-    from mlops_kit.infra.plans import stages
-
+    account its settings name (`aws:allowedAccountIds`: Pulumi deploys it nowhere else), else in a
+    placeholder account; `account_id` overrides (the all-stacks tests plan the one-account layout)."""
     root = (root or settings_mod.project_root()).resolve()
     settings = settings_mod.load(env, root)  # validates the file first: errors name file and key
     main = program_dir(root)
@@ -320,7 +342,7 @@ def plan(env: str, root: Path | None = None) -> Plan:
         stack=env,
         project=project_name(root),
         config=stack_config(settings.file),
-        account_id=stages.account_id(settings) or PLACEHOLDER_ACCOUNT,
+        account_id=account_id or settings.account_id or PLACEHOLDER_ACCOUNT,
         region=settings.region,
     )
 

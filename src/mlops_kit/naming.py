@@ -6,7 +6,10 @@ by the same names, so nothing has to be looked up or passed around by hand.
 
 from __future__ import annotations
 
-from mlops_kit.settings import Settings
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: `mlops invoke` starts without the settings' YAML parser
+    from mlops_kit.settings import Settings
 
 BUCKET_PURPOSES = ("raw", "features", "artifacts", "capture", "monitoring")
 

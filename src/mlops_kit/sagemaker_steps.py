@@ -97,6 +97,8 @@ def processing_step(
     arguments: Sequence[Any] = (),
     inputs: dict[str, Any] | None = None,
     outputs: Sequence[str] = (),
+    instance_count: int = 1,
+    sharded: Sequence[str] = (),
     environment: dict[str, str] | None = None,
     property_files: Sequence[PropertyFile] = (),
     cache: bool = True,
@@ -110,7 +112,14 @@ def processing_step(
     module gets every one of these folders as `--<name> <folder>`, so no container path is implicit.
     Nothing is installed when the job starts, so a step that calls no AWS API runs with network
     isolation (`network_isolation=False` for one that writes to the feature store, say).
+
+    With `instance_count` > 1 the job runs on that many instances: each gets every object of an input
+    (`FullyReplicated`) except those named in `sharded`, whose objects are dealt out among the instances
+    (`ShardedByS3Key`), and each must name its output files apart (`mlops_kit.sharding.part_name`).
     """
+    unknown = sorted(set(sharded) - set(inputs or {}))
+    if unknown:
+        raise ValueError(f"step {name}: sharded input(s) {', '.join(unknown)} are not among its inputs")
     processing_inputs = []
     for input_name, uri in (inputs or {}).items():
         processing_inputs.append(
@@ -122,7 +131,9 @@ def processing_step(
                     "LocalPath": f"{PROCESSING_ROOT}/input/{input_name}",
                     "S3DataType": "S3Prefix",
                     "S3InputMode": "File",
-                    "S3DataDistributionType": "FullyReplicated",
+                    "S3DataDistributionType": "ShardedByS3Key"
+                    if input_name in sharded
+                    else "FullyReplicated",
                 },
             }
         )
@@ -140,7 +151,11 @@ def processing_step(
             for output in outputs
         ]
     }
-    cluster: dict[str, Any] = {"InstanceCount": 1, "InstanceType": instance_type, "VolumeSizeInGB": VOLUME_GB}
+    cluster: dict[str, Any] = {
+        "InstanceCount": instance_count,
+        "InstanceType": instance_type,
+        "VolumeSizeInGB": VOLUME_GB,
+    }
     if ctx.kms_key_arn:
         output_config["KmsKeyId"] = ctx.kms_key_arn
         cluster["VolumeKmsKeyId"] = ctx.kms_key_arn

@@ -1,9 +1,12 @@
 """Load and validate one environment's settings from `environments/Pulumi.<env>.yaml`.
 
 The file is an ordinary Pulumi stack settings file: `pulumi up -s <env>` reads it through
-`stackConfigDir`, and this module reads the very same file without the Pulumi runtime, so the infra
-program, the pipeline definition, the CLI and the promotion gates can never disagree about an
-environment. Every value is checked here, once: an unknown key, a wrong type, a missing value, a number
+`stackConfigDir` (and the program reads it through Pulumi's own config: `from_config`, so
+`pulumi config set --path`, `pulumi up -c`, `secure:` values and ESC imports reach it), and this module
+reads the very same file without the Pulumi runtime, so the infra program, the pipeline definition, the
+CLI and the promotion gates can never disagree about an environment. `pulumi config set --path` stores
+scalars as strings ("0.3", "true"): a string that is a number or a boolean is accepted wherever the
+schema wants one. Every value is checked here, once: an unknown key, a wrong type, a missing value, a number
 out of range or an instance type SageMaker does not offer is a `SettingsError` naming the file and key.
 
 An embedded environment's promoted package is local state, not a tracked change: `mlops promote` writes it
@@ -55,6 +58,17 @@ def _display(file: Path | str) -> str:
         return str(file)
 
 
+class Secret(str):
+    """A `secure:` value read outside Pulumi: its ciphertext, which only Pulumi's secrets provider opens.
+
+    `settings.load` keeps it (the CLI never needs the plaintext: alarm e-mails are the stack's business);
+    the Pulumi program gets the decrypted value from Pulumi's config instead (`from_config`).
+    """
+
+    def __repr__(self) -> str:
+        return "[secret]"
+
+
 def _spec(
     *,
     default: Any = dataclasses.MISSING,
@@ -63,10 +77,19 @@ def _spec(
     gt: float | None = None,
     pattern: str | None = None,
     instance_shape: str | None = None,
+    secret: bool = False,
     doc: str = "",
 ) -> Any:
-    """A dataclass field with the checks the loader applies to it."""
-    meta = {"ge": ge, "le": le, "gt": gt, "pattern": pattern, "instance_shape": instance_shape, "doc": doc}
+    """A dataclass field with the checks the loader applies to it; `secret`: may be a `secure:` value."""
+    meta = {
+        "ge": ge,
+        "le": le,
+        "gt": gt,
+        "pattern": pattern,
+        "instance_shape": instance_shape,
+        "secret": secret,
+        "doc": doc,
+    }
     if isinstance(default, (dict, list)):
         value = default
         return field(default_factory=lambda: type(value)(value), metadata=meta)
@@ -107,6 +130,18 @@ class Training:
     instance_type: str = _spec(instance_shape="TrainingInstanceType")
     instance_count: int = _spec(ge=1, le=100)
     processing_instance_type: str = _spec(instance_shape="ProcessingInstanceType")
+    processing_instance_count: int = _spec(
+        default=1,
+        ge=1,
+        le=100,
+        doc="instances the sharded processing steps (prepare, features, baseline) run on",
+    )
+    partition_rows: int = _spec(
+        default=500_000,
+        ge=1000,
+        le=100_000_000,
+        doc="the most raw rows in one entity-hash partition: what a sharded step holds in memory at once",
+    )
     hyperparameters: dict[str, int | float | str] = _spec(default={})
     max_rejected_fraction: float = _spec(ge=0.0, le=1.0)
     future_tolerance_hours: float = _spec(
@@ -146,7 +181,8 @@ class Monitoring:
         ge=1,
         doc="a window (or a day of it) with fewer captured rows is reported as insufficient data, not scored",
     )
-    alarm_emails: list[str] = _spec(default=[], pattern=r"^[^@\s]+@[^@\s]+$")
+    # people's addresses: the one value a stack may keep encrypted (`pulumi config set --secret --path`)
+    alarm_emails: list[str] = _spec(default=[], pattern=r"^[^@\s]+@[^@\s]+$", secret=True)
     native_model_monitor: bool = False
 
 
@@ -350,7 +386,19 @@ def load_file(path: Path, env: str | None = None) -> Settings:
     document = _read_yaml(path)
     project_file = path.parent.parent / PROJECT_FILE
     project = project_config(project_file) if project_file.is_file() else None
-    return parse(document, path, env, project=project)
+    try:
+        return parse(document, path, env, project=project)
+    except SettingsError as error:
+        imports = document.get("environment") if isinstance(document, Mapping) else None
+        if not imports or error.problem != "missing value":
+            raise
+        # Pulumi merges ESC environments into the program's config; read here, the file alone lacks them.
+        raise SettingsError(
+            error.file,
+            error.key,
+            f"missing value (this stack imports the ESC environment(s) {imports}, whose values only the "
+            "Pulumi program sees: keep the key in the stack file for the CLI as well)",
+        ) from None
 
 
 def _read_yaml(path: Path) -> Any:
@@ -390,8 +438,47 @@ def project_config(project_file: Path) -> tuple[Path, dict[str, Any]]:
     return project_file, values
 
 
+def from_config(
+    config: Mapping[str, Any], path: Path, env: str, secret_keys: frozenset[str] = frozenset()
+) -> Settings:
+    """Settings from Pulumi's runtime config (what `pulumi.Config` reads inside `pulumi up`/`preview`).
+
+    Pulumi hands the program every value as a string, structured ones as JSON, with the project's
+    `Pulumi.yaml` config, `-c` overrides, ESC imports and decrypted `secure:` values merged in;
+    `secret_keys` are the keys Pulumi says hold secrets. The result is checked exactly as the file is.
+    """
+    hints = _hints(Settings)
+    document: dict[str, Any] = {}
+    for key, raw in config.items():
+        namespace, _, name = str(key).partition(":")
+        if key in ("aws:region", ACCOUNTS_KEY):  # the provider's keys the settings read
+            document[key] = raw
+        if namespace != NAMESPACE:
+            continue
+        value = raw
+        if name in hints and _structured(hints[name]) and isinstance(raw, str):
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                raise SettingsError(
+                    path,
+                    str(key),
+                    f"expected structured config (a mapping or a list), got the string {raw!r}",
+                ) from None
+        document[str(key)] = value
+    return parse({"config": document}, path, env, secret_keys=secret_keys)
+
+
+def _structured(hint: Any) -> bool:
+    return dataclasses.is_dataclass(hint) or typing.get_origin(hint) in (list, tuple, dict)
+
+
 def parse(
-    document: Any, path: Path, env: str, project: tuple[Path, Mapping[str, Any]] | None = None
+    document: Any,
+    path: Path,
+    env: str,
+    project: tuple[Path, Mapping[str, Any]] | None = None,
+    secret_keys: frozenset[str] = frozenset(),
 ) -> Settings:
     """Validate a parsed stack settings document into `Settings`; the stack's values win over `project`'s."""
     if not isinstance(document, Mapping) or not isinstance(document.get("config"), Mapping):
@@ -408,6 +495,10 @@ def parse(
                 raise SettingsError(path, key, f"unknown key; {name} comes from the file, not from a key")
             ours[name] = value
     ours.update(env=env, file=path, region=region, account_id=_account(config, path, ours))
+    for key in secret_keys:  # a value Pulumi decrypted: allowed only where a secret makes sense
+        namespace, _, name = key.partition(":")
+        if namespace == NAMESPACE and name in ours and not _may_hold_secret(_hints(Settings)[name]):
+            raise SettingsError(path, key, _NOT_SECRET)
     loaded = _build(Settings, ours, path, prefix=f"{NAMESPACE}:", derived=_DERIVED)
     for name, gate in loaded.promotion.gates.items():
         key = f"{NAMESPACE}:promotion.gates.{name}"
@@ -490,8 +581,28 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+_NOT_SECRET = (
+    "a secure: (encrypted) value makes no sense here; set it in plain text "
+    "(pulumi config set --path without --secret); only mlops:monitoring.alarm_emails may be secret"
+)
+
+
+def _may_hold_secret(hint: Any) -> bool:
+    """Whether a (section) type has a field declared `secret`, at any depth."""
+    if dataclasses.is_dataclass(hint):
+        hints = _hints(hint)
+        return any(
+            f.metadata.get("secret") or _may_hold_secret(hints[f.name]) for f in dataclasses.fields(hint)
+        )
+    return any(_may_hold_secret(a) for a in typing.get_args(hint))
+
+
 def _value(hint: Any, value: Any, fld: dataclasses.Field | None, key: str, path: Path) -> Any:
     origin = typing.get_origin(hint)
+    if isinstance(value, Mapping) and set(value) == {"secure"}:  # Pulumi's encrypted value, outside Pulumi
+        if fld is None or not fld.metadata.get("secret") or origin is not None:
+            raise SettingsError(path, key, _NOT_SECRET)
+        return Secret(value["secure"])
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, path, prefix=f"{key}.")
     if origin is Literal:
@@ -515,14 +626,40 @@ def _value(hint: Any, value: Any, fld: dataclasses.Field | None, key: str, path:
         _, item = typing.get_args(hint)
         return {str(k): _value(item, v, None, f"{key}.{k}", path) for k, v in value.items()}
     if origin in (typing.Union, types.UnionType):
-        for option in typing.get_args(hint):
+        options = typing.get_args(hint)
+        for option in options:
             if _is(option, value):
                 return _checked(value, fld, key, path)
-        names = " or ".join(t.__name__ for t in typing.get_args(hint))
-        raise SettingsError(path, key, f"expected {names}, got {_kind(value)}")
+        for option in options:  # "0.75" from `pulumi config set --path`, where a number is wanted
+            if (coerced := _from_string(option, value)) is not None:
+                return _checked(coerced, fld, key, path)
+        names = " or ".join(t.__name__ for t in options)
+        raise SettingsError(path, key, f"expected {names}, got {_kind(value)} {value!r}")
     if not _is(hint, value):
-        raise SettingsError(path, key, f"expected {_type_name(hint)}, got {_kind(value)} {value!r}")
+        coerced = _from_string(hint, value)
+        if coerced is None:
+            raise SettingsError(path, key, f"expected {_type_name(hint)}, got {_kind(value)} {value!r}")
+        value = coerced
     return _checked(float(value) if hint is float else value, fld, key, path)
+
+
+_INT = re.compile(r"[+-]?\d+")
+_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_BOOLS = {"true": True, "false": False}  # what Pulumi's own Config.get_bool accepts
+
+
+def _from_string(hint: Any, value: Any) -> Any:
+    """A scalar the schema wants, from the string Pulumi stores it as; None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if hint is bool:
+        return _BOOLS.get(text)
+    if hint is int and _INT.fullmatch(text):
+        return int(text)
+    if hint is float and _FLOAT.fullmatch(text):
+        return float(text)
+    return None
 
 
 def _is(hint: Any, value: Any) -> bool:
@@ -543,7 +680,7 @@ def _checked(value: Any, fld: dataclasses.Field | None, key: str, path: Path) ->
         raise SettingsError(path, key, f"{value} is out of range: must be greater than {meta['gt']}")
     if meta.get("le") is not None and value > meta["le"]:
         raise SettingsError(path, key, f"{value} is out of range: must be at most {meta['le']}")
-    if meta.get("pattern") and not re.search(meta["pattern"], value):
+    if meta.get("pattern") and not isinstance(value, Secret) and not re.search(meta["pattern"], value):
         raise SettingsError(path, key, f"{value!r} is not valid here ({meta.get('doc') or meta['pattern']})")
     if shape := meta.get("instance_shape"):
         offered = instance_types(shape)

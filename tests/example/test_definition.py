@@ -60,7 +60,7 @@ def test_every_step_and_the_model_run_the_projects_image_only(built, env: str) -
         ACCOUNT, config.region, naming.image_repository(config), runtime.image_tag(ROOT)
     )
     images = _images(definition["Steps"])
-    assert len(images) == 6  # Prepare, Features, Train, Evaluate, Baseline, and the Register step's model
+    assert len(images) == 8  # 7 job steps (Partition ... Baseline), and the Register step's model
     assert set(images) == {expected} == {ctx.image_uri}
     # nothing else that looks like an image: no prebuilt framework image is left anywhere
     assert text.count(".dkr.ecr.") == text.count(expected)
@@ -94,10 +94,12 @@ def test_building_calls_no_aws_api(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path))  # no cached definition: really build it
     definition, _, _ = _build("staging")
     assert [s["Name"] for s in definition["Steps"]] == [
+        "Partition",
         "Prepare",
         "Features",
         "Train",
         "Evaluate",
+        "Profile",
         "Baseline",
         "CheckGates",
     ]
@@ -107,7 +109,8 @@ def test_the_shape_of_the_pipeline(built) -> None:
     definition, ctx, _ = built["dev"]
     steps = {s["Name"]: s for s in definition["Steps"]}
     assert [(s["Name"], s["Type"]) for s in definition["Steps"]] == [
-        ("Prepare", "Processing"), ("Features", "Processing"), ("Train", "Training"), ("Evaluate", "Processing"),
+        ("Partition", "Processing"), ("Prepare", "Processing"), ("Features", "Processing"),
+        ("Train", "Training"), ("Evaluate", "Processing"), ("Profile", "Processing"),
         ("Baseline", "Processing"), ("CheckGates", "Condition"),
     ]  # fmt: skip
     check = steps["CheckGates"]["Arguments"]
@@ -233,7 +236,50 @@ def test_every_step_is_a_valid_api_request(built, env: str) -> None:
         report = ParamValidator().validate(request, model.operation_model(operation).input_shape)
         assert not report.has_errors(), f"{step['Name']}: {report.generate_report()}"
         checked.append(step["Name"])
-    assert checked == ["Prepare", "Features", "Train", "Evaluate", "Baseline", "Register"]
+    assert checked == [
+        "Partition", "Prepare", "Features", "Train", "Evaluate", "Profile", "Baseline", "Register",
+    ]  # fmt: skip
+
+
+SHARDED = {"Prepare": "raw", "Features": "records", "Profile": "train"}  # step: its data input
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_the_sharded_steps_deal_their_data_input_out_by_s3_key(built, env: str) -> None:
+    """Prepare, Features and Profile run on the settings' instance count with their data input
+    ShardedByS3Key (a value of botocore's enum), every other input and step FullyReplicated on one."""
+    definition, _, _ = built[env]
+    count = settings.load(env).training.processing_instance_count
+    shape = botocore.session.get_session().get_service_model("sagemaker").shape_for("ProcessingS3Input")
+    allowed = shape.members["S3DataDistributionType"].enum
+    for step in _all_steps(definition["Steps"]):
+        if step["Type"] != "Processing":
+            continue
+        arguments = step["Arguments"]
+        distribution = {
+            i["InputName"]: i["S3Input"]["S3DataDistributionType"] for i in arguments["ProcessingInputs"]
+        }
+        assert set(distribution.values()) <= set(allowed)
+        sharded = SHARDED.get(step["Name"])
+        assert {n for n, d in distribution.items() if d == "ShardedByS3Key"} == (
+            {sharded} if sharded else set()
+        )
+        instances = arguments["ProcessingResources"]["ClusterConfig"]["InstanceCount"]
+        assert instances == (count if sharded else 1), step["Name"]
+
+
+def test_prod_runs_its_sharded_steps_on_two_instances(built) -> None:
+    assert settings.load("prod").training.processing_instance_count == 2
+    prod, _, _ = built["prod"]
+    prepare = next(s for s in prod["Steps"] if s["Name"] == "Prepare")["Arguments"]
+    assert prepare["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 2
+
+
+def test_botocore_knows_the_distribution_types_the_definition_uses() -> None:
+    shape = botocore.session.get_session().get_service_model("sagemaker").shape_for("ProcessingS3Input")
+    allowed = shape.members["S3DataDistributionType"].enum
+    assert {"ShardedByS3Key", "FullyReplicated"} <= set(allowed)
+    assert "ShardedByEntity" not in allowed
 
 
 def test_the_validator_would_catch_a_bad_request(built) -> None:

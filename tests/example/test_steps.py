@@ -253,3 +253,54 @@ def test_build_features_is_shared_and_names_missing_columns() -> None:
     features = build_features(row)
     assert features.loc[0, "amount_vs_7d_mean"] == pytest.approx(2.0)
     assert features.loc[0, "is_night"] == 1.0
+
+
+def test_prepare_works_partition_by_partition_and_splits_at_the_plans_instant(
+    raw: pd.DataFrame, tmp_path: Path
+) -> None:
+    from mlops_kit import partition
+
+    source = tmp_path / "raw.parquet"
+    raw.to_parquet(source)
+    plan = partition.run(
+        source, tmp_path / "parts", tmp_path / "plan", key="customer_id", time_column="event_time",
+        split_quantile=0.8, min_partitions=3, partition_rows=100_000,
+    )  # fmt: skip
+    outputs = {name: tmp_path / name for name in ("train", "test", "features", "quarantine")}
+    args = [
+        "--raw",
+        str(tmp_path / "parts"),
+        "--plan",
+        str(tmp_path / "plan"),
+        "--max-rejected-fraction",
+        "0.05",
+    ]
+    args += [a for n, p in outputs.items() for a in (f"--{n}", str(p))]
+    assert prepare.main(args) == 0
+    assert sorted(p.name for p in outputs["train"].iterdir()) == [f"part-0000{i}.parquet" for i in range(3)]
+    assert sorted(p.name for p in (outputs["features"] / "transaction-aggregates").iterdir()) == [
+        f"part-0000{i}.parquet" for i in range(3)
+    ]
+    train = pd.concat(pd.read_parquet(p) for p in outputs["train"].iterdir())
+    test = pd.concat(pd.read_parquet(p) for p in outputs["test"].iterdir())
+    at = pd.Timestamp(plan["split_time"])
+    assert (pd.to_datetime(train["event_time"], utc=True) < at).all()
+    assert (pd.to_datetime(test["event_time"], utc=True) >= at).all()
+    # the same examples as preparing the whole at once and splitting at that instant
+    whole = prepare.prepare(raw, 0.05, 0.2, 24 * 7, split_at=at)
+    assert sorted(train["transaction_id"]) == sorted(whole.train["transaction_id"])
+    assert sorted(test["transaction_id"]) == sorted(whole.test["transaction_id"])
+
+
+def test_a_failed_partition_leaves_no_output_of_the_others(raw: pd.DataFrame, tmp_path: Path) -> None:
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    raw.iloc[:3000].to_parquet(parts / "part-00000.parquet")
+    broken = raw.iloc[3000:].copy()
+    broken["amount"] = np.nan
+    broken.to_parquet(parts / "part-00001.parquet")
+    outputs = {name: tmp_path / name for name in ("train", "test", "features", "quarantine")}
+    args = ["--raw", str(parts), "--max-rejected-fraction", "0.05"]
+    args += [a for n, p in outputs.items() for a in (f"--{n}", str(p))]
+    assert prepare.main(args) == 1
+    assert not [p for folder in outputs.values() if folder.exists() for p in folder.rglob("*") if p.is_file()]

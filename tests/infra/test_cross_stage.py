@@ -57,7 +57,7 @@ def stacks(tmp: Path, accounts: dict[str, str]) -> dict[str, generated.StackPoli
     for env in STAGES:
         settings = settings_mod.load(env, root)
         assert stages.account_id(settings) == accounts[env]
-        RAW[(tmp, env)] = infra_plan.plan(env, root)
+        RAW[(tmp, env)] = infra_plan.plan(env, root, account_id=accounts[env])
         out[env] = generated.from_plan(RAW[(tmp, env)], accounts[env], settings.region)
     return out
 
@@ -273,6 +273,11 @@ def test_nothing_broader_is_granted(layout):
             "bucket",
         ),
         stages.Read("s3:GetObject", f"{artifacts}/other/model.tar.gz", "bucket"),
+        # what is not the pipeline's outputs (dev's own promotions, its stage ledger), listing elsewhere
+        stages.Read("s3:GetObject", f"{artifacts}/promoted/x/1/model.tar.gz", "bucket"),
+        stages.Read("s3:GetObject", f"{artifacts}/promotions/dev/000001.json", "bucket"),
+        stages.Read("s3:ListBucket", artifacts, "bucket", (("s3:prefix", "promotions/"),)),
+        stages.Read("s3:ListBucket", artifacts, "bucket"),
         # a test set is a step's `test` output: not the train output, not a listing of all the outputs
         stages.Read(
             "s3:GetObject",
@@ -434,39 +439,39 @@ def test_removing_a_test_set_grant_denies_the_recorded_promotion_naming_it(layou
     assert len({c.need.resource for c in denied}) == (4 if action == "s3:GetObject" else 1)
 
 
+def with_source(env: str, source: str, account: str) -> str:
+    """A settings file whose promotions copy from `source` (and which, fed by promotion, retrains not)."""
+    document = yaml.safe_load(with_account(env, account))
+    config = document["config"]
+    config["mlops:promotion"]["source"] = source
+    if source:
+        config["mlops:training"]["retrain_schedule"] = ""
+        config["mlops:monitoring"]["retrain_on_drift"] = False
+    return yaml.safe_dump(document)
+
+
 def test_the_grants_follow_the_promotion_sources_not_names(tmp_path):
-    """Reverse the sources (prod feeds staging feeds dev) and the grants turn round with them."""
-    reversed_sources = {"dev": "staging", "staging": "prod", "prod": ""}
-    files = {}
-    for env, account in SEPARATE.items():
-        document = yaml.safe_load(with_account(env, account))
-        document["config"]["mlops:promotion"]["source"] = reversed_sources[env]
-        for key, off in (
-            ("mlops:training", ("retrain_schedule", "")),
-            ("mlops:monitoring", ("retrain_on_drift", False)),
-        ):
-            document["config"][key][off[0]] = (
-                off[1] if reversed_sources[env] else document["config"][key][off[0]]
-            )
-        files[env] = yaml.safe_dump(document)
+    """Turn the chain round (prod feeds staging feeds dev) and the grants turn round with it."""
+    files = {
+        "prod": with_source("prod", "", SEPARATE["prod"]),
+        "staging": with_source("staging", "prod", SEPARATE["staging"]),
+        "dev": with_source("dev", "staging", SEPARATE["dev"]),
+    }
     root = make_root(tmp_path, files)
     every = [settings_mod.load(e, root) for e in STAGES]
     dev = settings_mod.load("dev", root)
     assert stages.source_environment(dev, every).env == "staging"
     assert [t.env for t in stages.promoters(settings_mod.load("prod", root), every)] == ["staging"]
     assert stages.read_policy(settings_mod.load("prod", root), every, SEPARATE["prod"]) is None
+    assert stages.grants(dev, every, SEPARATE["dev"]) == {"bucket": [], "key": [], "group": []}
 
 
-def test_a_source_that_is_not_deployed_is_refused(tmp_path):
-    document = yaml.safe_load(with_account("staging", "222222222222"))
-    document["config"]["mlops:promotion"]["source"] = "local"
-    root = make_root(tmp_path, {"staging": yaml.safe_dump(document)})
-    every = [settings_mod.load(e, root) for e in (*STAGES, "local")]
-    with pytest.raises(
-        settings_mod.SettingsError,
-        match=r"Pulumi.staging.yaml: mlops:promotion.source: 'local' is not an environment deployed",
-    ):
-        stages.source_environment(settings_mod.load("staging", root), every)
+def test_an_embedded_source_gets_no_grants(tmp_path):
+    """A stage fed by the embedded environment (the demo's local-staging) has no AWS principal to grant."""
+    root = make_root(tmp_path, {"qa": with_source("staging", "local", SEPARATE["staging"])})
+    every = [settings_mod.load(e, root) for e in (*STAGES, "local", "qa")]
+    assert stages.source_environment(settings_mod.load("qa", root), every) is None
+    assert stages.promoters(settings_mod.load("local", root), every) == []
 
 
 def test_the_ledger_names_the_missing_grant_of_a_copy(layout):

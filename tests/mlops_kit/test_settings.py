@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
@@ -212,3 +213,107 @@ def test_invalid_yaml(tmp_path: Path) -> None:
 def test_unknown_environment_lists_the_known_ones() -> None:
     with pytest.raises(SettingsError, match="known: dev, local, prod, staging"):
         settings.load("qa")
+
+
+# `pulumi config set --path mlops:section.key VALUE` stores VALUE as a string unless `--type` is given:
+# where the schema wants a number or a boolean, such a string is that value; anything else is refused.
+
+
+def test_strings_that_are_numbers_or_booleans_are_accepted(tmp_path: Path) -> None:
+    document = copy.deepcopy(_document())
+    config = document["config"]
+    config["mlops:monitoring"]["drift_threshold"] = "0.3"
+    config["mlops:serving"]["instance_count"] = "2"
+    config["mlops:serving"]["max_capacity"] = "2"
+    config["mlops:promotion"]["approval_required"] = "true"
+    config["mlops:monitoring"]["retrain_on_drift"] = "false"
+    config["mlops:promotion"]["gates"] = {"roc_auc": {"min": "0.75"}}
+    loaded = _load(tmp_path, document)
+    assert loaded.monitoring.drift_threshold == 0.3 and isinstance(loaded.monitoring.drift_threshold, float)
+    assert loaded.serving.instance_count == 2 and isinstance(loaded.serving.instance_count, int)
+    assert loaded.promotion.approval_required is True
+    assert loaded.monitoring.retrain_on_drift is False
+    assert loaded.promotion.gates["roc_auc"].min == 0.75
+
+
+def test_string_values_still_meet_the_ranges(tmp_path: Path) -> None:
+    _reject(
+        tmp_path,
+        lambda c: c["mlops:monitoring"].update(drift_threshold="10.5"),
+        "mlops:monitoring.drift_threshold",
+        "at most 10",
+    )
+    _reject(
+        tmp_path,
+        lambda c: c["mlops:serving"].update(capture_percent="101"),
+        "mlops:serving.capture_percent",
+        "at most 100",
+    )
+
+
+@pytest.mark.parametrize(
+    ("section", "name", "text", "words"),
+    [
+        ("mlops:monitoring", "drift_threshold", "0.3x", "expected a number"),
+        ("mlops:monitoring", "drift_threshold", "", "expected a number"),
+        ("mlops:serving", "instance_count", "1.5", "expected an integer"),
+        ("mlops:monitoring", "retrain_on_drift", "yes", "expected a boolean"),
+        ("mlops:monitoring", "retrain_on_drift", "1", "expected a boolean"),
+    ],
+)
+def test_strings_that_are_not_the_schemas_type_are_refused(
+    tmp_path: Path, section: str, name: str, text: str, words: str
+) -> None:
+    error = _reject(tmp_path, lambda c: c[section].update({name: text}), f"{section}.{name}", words)
+    assert repr(text) in error.problem  # the value as Pulumi stored it
+
+
+def test_a_number_where_a_string_is_wanted_is_not_turned_into_one(tmp_path: Path) -> None:
+    _reject(tmp_path, lambda c: c.update({"mlops:owner": 7}), "mlops:owner", "expected a string")
+
+
+def test_secure_values_only_where_a_secret_makes_sense(tmp_path: Path) -> None:
+    document = copy.deepcopy(_document())
+    document["config"]["mlops:monitoring"]["alarm_emails"] = [{"secure": "v1:AAAAciphertext"}]
+    loaded = _load(tmp_path, document)
+    (email,) = loaded.monitoring.alarm_emails
+    assert isinstance(email, settings.Secret) and repr(email) == "[secret]"
+    _reject(
+        tmp_path,
+        lambda c: c["mlops:monitoring"].update(drift_threshold={"secure": "v1:AAAA"}),
+        "mlops:monitoring.drift_threshold",
+        "secure:",
+    )
+    _reject(tmp_path, lambda c: c.update({"mlops:owner": {"secure": "v1:AAAA"}}), "mlops:owner", "secure:")
+
+
+def test_from_config_reads_pulumis_strings_and_json(tmp_path: Path) -> None:
+    """The form the Pulumi runtime hands the program: every value a string, structured ones as JSON."""
+    path = PROJECT / "environments" / "Pulumi.dev.yaml"
+    document = _document()
+    config = {k: v if isinstance(v, str) else json.dumps(v) for k, v in document["config"].items()}
+    assert settings.from_config(config, path, "dev") == settings.parse(document, path, "dev")
+    broken = {**config, "mlops:serving": "not json"}
+    with pytest.raises(SettingsError) as caught:
+        settings.from_config(broken, path, "dev")
+    assert caught.value.key == "mlops:serving" and "structured" in caught.value.problem
+    with pytest.raises(SettingsError) as caught:
+        settings.from_config(config, path, "dev", secret_keys=frozenset({"mlops:training"}))
+    assert caught.value.key == "mlops:training"
+    settings.from_config(config, path, "dev", secret_keys=frozenset({"mlops:monitoring"}))
+
+
+def test_a_key_left_to_an_esc_import_says_so_outside_pulumi(tmp_path: Path) -> None:
+    document = copy.deepcopy(_document())
+    del document["config"]["mlops:owner"]
+    with pytest.raises(SettingsError) as caught:
+        _load(tmp_path, document)
+    assert caught.value.problem == "missing value"
+    document["environment"] = ["mlops/dev"]
+    with pytest.raises(SettingsError) as caught:
+        _load(tmp_path, document)
+    assert (
+        caught.value.key == "mlops:owner"
+        and "ESC" in caught.value.problem
+        and "mlops/dev" in caught.value.problem
+    )

@@ -561,7 +561,7 @@ def test_promote_runs_mlops_promote_in_the_target_environment_then_opens_a_pull_
     assert job["environment"] == "${{ inputs.stage }}"
     assert job["permissions"] == {"contents": "read", "id-token": "write"}
     script = "\n".join(s.get("run", "") for s in steps(job))
-    assert 'args=(--to "$STAGE")' in script and "--package" in script and "--latest" in script
+    assert 'args=(--stage "$STAGE")' in script and "--package" in script and "--latest" in script
     # promoted into the stage's own environment (its registry, its account), not a shared registry's
     assert 'args+=(--env "$STAGE" ' in script and "REGISTRY_ENV" not in script
     assert 'uv run --frozen mlops promote "${args[@]}"' in script

@@ -8,14 +8,18 @@ provider), and `mlops ci stack --env E` prints one stack's values as `key=value`
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import typer
 
-from mlops_kit import settings as settings_mod
-from mlops_kit.settings import Settings, SettingsError
+from mlops_kit import lazy
+
+if TYPE_CHECKING:
+    from mlops_kit.settings import Settings
+
+settings_mod = lazy.module("mlops_kit.settings")
 
 app = typer.Typer(help="Data for the CI/CD workflows, generated from environments/.", no_args_is_help=True)
 
@@ -42,28 +46,28 @@ def stack_entry(settings: Settings, pulumi_version: str) -> dict[str, str]:
     backend = settings.cicd.state_backend
     secrets = settings.cicd.secrets_provider
     if not backend:
-        raise SettingsError(
+        raise settings_mod.SettingsError(
             settings.file,
             _BACKEND_KEY,
             "CI needs the Pulumi state backend of a stack it previews or deploys: "
             "s3://<state bucket> (the default) or https://api.pulumi.com (Pulumi Cloud)",
         )
     if not secrets:
-        raise SettingsError(
+        raise settings_mod.SettingsError(
             settings.file,
             _SECRETS_KEY,
             "CI needs a secrets provider it can use without a passphrase: "
             "awskms://alias/<key>?region=<region>, or `default` with Pulumi Cloud",
         )
     if secrets == "default" and not backend.startswith("https://"):
-        raise SettingsError(
+        raise settings_mod.SettingsError(
             settings.file,
             _SECRETS_KEY,
             f"`default` means Pulumi Cloud's own encryption, but the state backend is {backend!r}; "
             "use awskms://alias/<key>?region=<region> with an S3 backend",
         )
     if secrets == "passphrase":
-        raise SettingsError(
+        raise settings_mod.SettingsError(
             settings.file,
             _SECRETS_KEY,
             "a passphrase would have to be a CI secret shared by every job; use awskms://... instead",
@@ -108,6 +112,8 @@ def output_lines(entry: dict[str, str]) -> str:
 def _pulumi_version() -> str:
     # The Python SDK and the CLI are released together with the same version: the CLI that CI installs
     # is the one matching the SDK in uv.lock.
+    import importlib.metadata
+
     return importlib.metadata.version("pulumi")
 
 

@@ -6,27 +6,29 @@ import os
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-from mlops_kit import lazy, settings
+from mlops_kit import lazy
+from mlops_kit.cli import output
 
+settings = lazy.module("mlops_kit.settings")
 project = lazy.module("mlops_kit.project")
 usecase = lazy.module("mlops_kit.usecase")
 
 app = typer.Typer(help="The use case's sample data.", no_args_is_help=True)
-out = Console()
+out = output.console()
 WRITERS = {".parquet": "to_parquet", ".csv": "to_csv"}
 
 
 @app.command()
 def generate(
-    out_file: Path = typer.Option(Path("data/sample.parquet"), "--out", help=".parquet or .csv"),
+    out_file: Path = typer.Option(Path("data/sample.parquet"), "--output", help=".parquet or .csv"),
     rows: int = typer.Option(20_000, help="Number of events."),
     start: str = typer.Option("2026-01-01", help="First event time (inclusive)."),
     end: str = typer.Option("2026-03-01", help="Last event time (exclusive)."),
     seed: int = typer.Option(7, help="Random seed: the same seed gives the same file."),
     drift_from: str | None = typer.Option(None, help="Inject the use case's drift from this date."),
     env: str = typer.Option("local", help="Environment (its settings name the use case)."),
+    as_json: bool = typer.Option(False, "--json", help="What was written, as JSON."),
 ) -> None:
     """Write the use case's labelled sample events."""
     config = settings.load(env)
@@ -40,6 +42,9 @@ def generate(
     tmp = out_file.with_name(f".{out_file.name}.{os.getpid()}.tmp")
     getattr(frame, WRITERS[out_file.suffix.lower()])(tmp, index=False)
     tmp.replace(out_file)
+    if as_json:
+        output.emit({"output": str(out_file), "rows": len(frame), "use_case": case.name, "seed": seed})
+        return
     out.print(
         f"wrote {len(frame):,} {case.name} events ({case.label}: {case.task}) to {out_file}", highlight=False
     )
@@ -50,6 +55,7 @@ def upload(
     source: Path = typer.Argument(..., help="A data file, or a folder of .csv/.parquet/.jsonl files."),
     env: str = typer.Option("local", help="Environment: local goes to the running emulator, cloud to AWS."),
     prefix: str = typer.Option("", help="Key prefix in the raw bucket (default: where the pipeline reads)."),
+    as_json: bool = typer.Option(False, "--json", help="The uploaded objects, as JSON."),
 ) -> None:
     """Put data where the environment's pipeline reads it (its InputData), or under --prefix."""
     from mlops_kit import emulator as emu
@@ -74,10 +80,13 @@ def upload(
         bucket = naming.bucket(config, "raw", account)
         default = executor.input_data_uri(config, account_id=account)
     target = f"s3://{bucket}/{prefix.strip('/')}/" if prefix else default
-    written = uploads.upload(
-        s3,
-        source,
-        target,
-        progress=lambda path, size: out.print(f"  {path} ({size:,} bytes)", highlight=False),
-    )
+
+    def progress(path: Path, size: int) -> None:
+        if not as_json:  # --json: stdout holds the one JSON document
+            out.print(f"  {path} ({size:,} bytes)", highlight=False)
+
+    written = uploads.upload(s3, source, target, progress=progress)
+    if as_json:
+        output.emit({"target": target, "objects": [str(w) for w in written]})
+        return
     out.print(f"uploaded {len(written)} file(s) to {target}", highlight=False)

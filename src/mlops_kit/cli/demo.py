@@ -6,12 +6,12 @@ import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from mlops_kit import settings
+from mlops_kit import lazy
+from mlops_kit.cli import output
 
-out = Console()
+settings = lazy.module("mlops_kit.settings")
+out = output.console()
 
 
 def register(app: typer.Typer) -> None:
@@ -29,6 +29,9 @@ def run(
     report: Path = typer.Option(Path("demo-report.json"), help="Where to write the JSON report."),
     html: Path | None = typer.Option(
         None, help="Where to write the HTML report (default: next to the JSON)."
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the JSON report on stdout (progress goes to stderr)."
     ),
 ) -> None:
     """Run the whole lifecycle on the embedded default and print a summary."""
@@ -49,19 +52,27 @@ def run(
             "the demo runs on an embedded environment only (kind: embedded)",
         )
     started = time.perf_counter()
-    with out.status("starting", spinner="dots") as status:
+    shown = output.console(stderr=True) if as_json else out  # --json: stdout holds only the report
+    with shown.status("starting", spinner="dots") as status:
         last = {"stage": ""}
 
         def progress(stage: str) -> None:
             if not stage.startswith(("pipeline:", "retraining:")) and last["stage"]:
-                out.print(f"[green]✓[/] {last['stage']}", highlight=False)
+                shown.print(f"[green]✓[/] {last['stage']}", highlight=False)
             if not stage.startswith(("pipeline:", "retraining:")):
                 last["stage"] = stage
             status.update(f"[bold]{stage}[/]…")
 
         result = demo.run_demo(config, rows=rows, report_path=report, progress=progress, html_path=html)
         if last["stage"]:
-            out.print(f"[green]✓[/] {last['stage']}", highlight=False)
+            shown.print(f"[green]✓[/] {last['stage']}", highlight=False)
+    if as_json:
+        import json
+
+        output.emit(json.loads(report.read_text()))
+        return
+    from rich.table import Table
+
     if result.comparison:
         basis = result.comparison_basis
         table = Table(

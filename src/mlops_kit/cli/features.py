@@ -10,17 +10,17 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from mlops_kit import lazy, settings
+from mlops_kit import lazy
+from mlops_kit.cli import output
 
+settings = lazy.module("mlops_kit.settings")
 pd = lazy.module("pandas")
 emulator = lazy.module("mlops_kit.emulator")
 project = lazy.module("mlops_kit.project")
 
 app = typer.Typer(help="The feature store: ingest records, read online values, point-in-time training sets.")
-out = Console()
+out = output.console()
 
 ENV = typer.Option("local", "--env", help="The environment (environments/Pulumi.<env>.yaml).")
 
@@ -70,14 +70,26 @@ def _store(env: str):  # noqa: ANN202 - the store type is imported lazily (DuckD
 @app.command()
 def ingest(
     group: str = typer.Option(..., "--group", help="Feature group name, e.g. transaction-aggregates."),
-    data: Path = typer.Option(..., "--data", help="Records: .csv or .parquet with the group's columns."),
+    data: Path = typer.Option(..., "--input", help="Records: .csv or .parquet with the group's columns."),
     env: str = ENV,
+    as_json: bool = typer.Option(False, "--json", help="The ingest's counts, as JSON."),
 ) -> None:
     """Validate a batch and write it to the offline and online stores (re-running it changes nothing)."""
     from mlops_kit.features.store import ingest as ingest_batch
 
     frame = read_frame(data)
     report = ingest_batch(_store(env), group, frame)
+    if as_json:
+        output.emit(
+            {
+                "group": report.group,
+                "rows": report.rows,
+                "files_written": report.files_written,
+                "files_skipped": report.files_skipped,
+                "online_records": report.online_records,
+            }
+        )
+        return
     out.print(
         f"{report.group}: {report.rows:,} records; offline files written {report.files_written:,}, "
         f"already there {report.files_skipped:,}; online records offered {report.online_records:,}"
@@ -118,17 +130,25 @@ def get(
     """Print an entity's latest live record from the online store, as JSON. Exit code 1 when absent."""
     record = _store(env).get(group, record_id)
     if record is None:
-        out.print(f"{group}: no live record for {record_id!r} (never ingested, or expired)")
+        output.console(stderr=True).print(
+            f"{group}: no live record for {record_id!r} (never ingested, or expired)", highlight=False
+        )
         raise typer.Exit(1)
-    out.print_json(json.dumps(record))
+    if not out.is_terminal:  # piped: plain JSON, whatever the terminal settings
+        print(json.dumps(record, default=str))
+        return
+    out.print_json(json.dumps(record, default=str))
 
 
 @app.command("training-set")
 def training_set_command(
     entities: Path = typer.Option(..., "--entities", help="CSV/Parquet: entity key, event time, labels."),
     group: list[str] = typer.Option(..., "--group", help="Feature group to join; repeat for several."),
-    out_file: Path = typer.Option(..., "--out", help="Where to write the training set (.csv or .parquet)."),
+    out_file: Path = typer.Option(
+        ..., "--output", help="Where to write the training set (.csv or .parquet)."
+    ),
     env: str = ENV,
+    as_json: bool = typer.Option(False, "--json", help="What was written, as JSON."),
 ) -> None:
     """Join each entity row to the features as of its event time (within the TTL); every row is kept."""
     from mlops_kit.features.store import training_set
@@ -138,16 +158,41 @@ def training_set_command(
     write_frame(frame, out_file)
     features = [c for c in frame.columns if c not in rows.columns]
     matched = int(frame[features].notna().any(axis=1).sum()) if features else 0
+    if as_json:
+        output.emit({"rows": len(frame), "matched": matched, "features": features, "output": str(out_file)})
+        return
     out.print(
         f"wrote {len(frame):,} rows ({matched:,} with features) and {len(features)} features to {out_file}"
     )
 
 
 @app.command()
-def groups(env: str = ENV) -> None:
+def groups(
+    env: str = ENV,
+    as_json: bool = typer.Option(False, "--json", help="Every group with its features, as JSON."),
+) -> None:
     """List the project's feature groups and their features."""
-    table = Table("group", "record id", "event time", "features")
-    for definition in project.feature_groups(settings.load(env)):
-        names = ", ".join(f"{f.name}:{f.type.value}" for f in definition.features)
-        table.add_row(definition.name, definition.record_identifier.name, definition.event_time.name, names)
-    out.print(table)
+    definitions = project.feature_groups(settings.load(env))
+    if as_json:
+        output.emit(
+            [
+                {
+                    "group": d.name,
+                    "record_id": d.record_identifier.name,
+                    "event_time": d.event_time.name,
+                    "features": [{"name": f.name, "type": f.type.value} for f in d.features],
+                }
+                for d in definitions
+            ]
+        )
+        return
+    rows = [
+        (
+            d.name,
+            d.record_identifier.name,
+            d.event_time.name,
+            ", ".join(f"{f.name}:{f.type.value}" for f in d.features),
+        )
+        for d in definitions
+    ]
+    output.table(out, ("group", "record id", "event time", "features"), rows)

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from mlops_kit import lazy
-from mlops_kit import settings as settings_mod
+from mlops_kit.cli import output
+
+settings_mod = lazy.module("mlops_kit.settings")  # imported when the command runs, not for --help
 
 infra_plan = lazy.module("mlops_kit.infra_plan")
 ledger_mod = lazy.module("mlops_kit.iam.ledger")
@@ -22,7 +22,7 @@ naming = lazy.module("mlops_kit.naming")
 paths = lazy.module("mlops_kit.paths")
 
 app = typer.Typer(help="IAM: the access ledger of the kit's AWS calls.", no_args_is_help=True)
-out = Console()
+out = output.console()
 LEDGER_FILE = "access-ledger.jsonl"
 
 
@@ -62,7 +62,7 @@ def ledger(
     stacks = []
     for s in involved:
         account = stages.account_id(s) or infra_plan.PLACEHOLDER_ACCOUNT
-        stacks.append(generated.from_plan(infra_plan.plan(s.env, root), account, s.region))
+        stacks.append(generated.from_plan(infra_plan.plan(s.env, root, account), account, s.region))
     who = stacks[0].role_arn(operator or naming.deploy_role(settings))
     report = ledger_mod.check(calls, ledger_mod.Stacks(stacks), operator=who)
     if as_json:
@@ -100,6 +100,8 @@ def _json(report) -> dict:
 
 
 def _table(report) -> None:
+    from rich.table import Table
+
     table = Table(title="the access ledger", show_lines=False)
     for column in ("principal", "call", "action", "resource", "allowed by"):
         table.add_column(column, overflow="fold")

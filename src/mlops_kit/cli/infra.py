@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from mlops_kit import lazy
-from mlops_kit import settings as settings_mod
+from mlops_kit.cli import output
 
+settings_mod = lazy.module("mlops_kit.settings")
 infra_plan = lazy.module("mlops_kit.infra_plan")
 policy = lazy.module("mlops_kit.infra.policy")
 
@@ -19,7 +18,7 @@ app = typer.Typer(
     help="The Pulumi program, previewed offline (no credentials needed), and the kit's policy pack.",
     no_args_is_help=True,
 )
-out = Console()
+out = output.console()
 
 
 def _value(value: object) -> str:
@@ -36,13 +35,17 @@ def plan(
     if as_json:
         print(json.dumps(infra_plan.to_json(result), indent=2, sort_keys=True))
         return
-    table = Table(title=f"{env}: {len(result.custom)} resources", show_lines=False)
-    for column in ("type", "name", "key properties"):
-        table.add_column(column, overflow="fold")
-    for resource in sorted(result.custom, key=lambda r: (r.type, r.name)):
-        props = ", ".join(f"{k}={_value(v)}" for k, v in infra_plan.key_properties(resource).items())
-        table.add_row(resource.short_type, resource.name, props)
-    out.print(table)
+    rows = [
+        (
+            resource.short_type,
+            resource.name,
+            ", ".join(f"{k}={_value(v)}" for k, v in infra_plan.key_properties(resource).items()),
+        )
+        for resource in sorted(result.custom, key=lambda r: (r.type, r.name))
+    ]
+    output.table(
+        out, ("type", "name", "key properties"), rows, title=f"{env}: {len(result.custom)} resources"
+    )
     for key, value in sorted(result.outputs.items()):
         out.print(f"[bold]{key}[/]: {_value(value)}", highlight=False)
 
@@ -62,18 +65,16 @@ def diff(
     if not changes:
         out.print(f"{a} and {b} declare the same resources with the same properties")
         return
-    table = Table(title=f"{a} → {b}: {len(changes)} differences")
-    for column in ("resource", "property", a, b):
-        table.add_column(column, overflow="fold")
+    rows = []
     for c in changes:
         label = f"{c.type.rsplit(':', 1)[-1]} {c.name}"
         if c.kind == "only-a":
-            table.add_row(label, "(resource)", "present", "absent")
+            rows.append((label, "(resource)", "present", "absent"))
         elif c.kind == "only-b":
-            table.add_row(label, "(resource)", "absent", "present")
+            rows.append((label, "(resource)", "absent", "present"))
         else:
-            table.add_row(label, c.path, _value(c.a), _value(c.b))
-    out.print(table)
+            rows.append((label, c.path, _value(c.a), _value(c.b)))
+    output.table(out, ("resource", "property", a, b), rows, title=f"{a} → {b}: {len(changes)} differences")
 
 
 @app.command("policy-path")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-out = Console()
+from mlops_kit.cli import output
+
+out = output.console()
 
 
 def register(root: typer.Typer) -> None:

@@ -5,14 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from mlops_kit.cli import exit_codes
+from mlops_kit.cli import exit_codes, output
 
-out = Console()
-err = Console(stderr=True)
+out = output.console()
+err = output.console(stderr=True)
 app = typer.Typer(
     help="The model registry: packages, their stages, metrics and lineage.", no_args_is_help=True
 )
@@ -49,7 +46,7 @@ def _redeployer() -> Any:
 
         # the target's endpoint runs in the target's account: its package, model and capture bucket
         endpoint = local.deploy(target, clients.clients_for(target, current), package_arn)
-        out.print(
+        err.print(  # a notice, on stderr: stdout holds the outcome (`--json`: its one document)
             f"local endpoint {endpoint.name} now serves {package_arn} at {endpoint.url}", highlight=False
         )
 
@@ -90,6 +87,8 @@ def list_models(
         for line in (columns, *lines):
             out.print("\t".join(line), highlight=False, soft_wrap=True)
         return
+    from rich.table import Table
+
     table = Table(title=naming.model_package_group(config), title_justify="left")
     for column in columns[:-1]:
         table.add_column(column, overflow="fold")
@@ -100,7 +99,7 @@ def list_models(
 
 def promote(
     to: str = typer.Option(
-        "", "--to", help="The stage to promote to (one of mlops:stages); default the environment's own."
+        "", "--stage", help="The stage to promote to (one of mlops:stages); default the environment's own."
     ),
     package: str = typer.Option("", "--package", help="The model package ARN to promote."),
     latest: bool = typer.Option(False, "--latest", help="The newest package of the stage before."),
@@ -140,6 +139,8 @@ def promote(
             print(json.dumps(refused.decision.as_dict(), indent=2))
         else:
             _decision_table(refused.decision)
+        from rich.text import Text
+
         err.print(Text.assemble(("refused:", "bold red"), " ", refused.decision.refusal()), soft_wrap=True)
         raise typer.Exit(exit_codes.REFUSED) from None
     assert outcome.decision is not None
@@ -165,6 +166,9 @@ def rollback(
     env: str = typer.Option("local", help="Environment whose registry and stage to roll back."),
     stage: str = typer.Option("", "--stage", help="The stage; default the environment's own."),
     approved_by: str = typer.Option("", "--approved-by", envvar="MLOPS_APPROVED_BY", help="Who decided."),
+    as_json: bool = typer.Option(
+        False, "--json", help="What changed (stage, package, audit record), as JSON."
+    ),
 ) -> None:
     """Return a stage to the package it served before the current one, with an audit record."""
     from mlops_kit import settings
@@ -178,7 +182,22 @@ def rollback(
         approved_by=approved_by or None,
         redeploy=_redeployer(),
     )
+    if as_json:
+        output.emit(_outcome(outcome))
+        return
     _report(outcome)
+
+
+def _outcome(outcome: Any) -> dict[str, Any]:
+    return {
+        "action": outcome.action,
+        "stage": outcome.stage,
+        "package": outcome.package,
+        "previous": outcome.previous,
+        "sequence": outcome.sequence,
+        "audit_key": outcome.audit_key,
+        "settings_files": [str(p) for p in outcome.settings_files],
+    }
 
 
 def _decision_table(decision: Any) -> None:
@@ -194,6 +213,8 @@ def _decision_table(decision: Any) -> None:
         for check in decision.checks:
             out.print(check.line(), highlight=False, soft_wrap=True, markup=False)
         return
+    from rich.table import Table
+
     table = Table(
         title=f"{decision.package} -> {decision.target_stage} (champion: {decision.champion or 'none'};"
         f" compared on {decision.basis})",

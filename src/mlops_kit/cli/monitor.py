@@ -6,13 +6,13 @@ import contextlib
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.table import Table
+
+from mlops_kit.cli import output
 
 app = typer.Typer(
     help="Baselines, monitoring runs over captured data, and drift reports.", no_args_is_help=True
 )
-out = Console()
+out = output.console()
 
 
 def _read_frame(path: Path):
@@ -34,8 +34,8 @@ def _split(names: str | None) -> list[str] | None:
 
 @app.command()
 def baseline(
-    data: Path = typer.Option(..., "--data", help="Training data, .csv or .parquet."),
-    out_dir: Path = typer.Option(..., "--out", help="Folder for statistics.json and constraints.json."),
+    data: Path = typer.Option(..., "--input", help="Training data, .csv or .parquet."),
+    out_dir: Path = typer.Option(..., "--output", help="Folder for statistics.json and constraints.json."),
     features: str | None = typer.Option(
         None, help="The model's input columns, comma-separated, in request order (default: all columns)."
     ),
@@ -47,6 +47,7 @@ def baseline(
     ),
     drift_threshold: float | None = typer.Option(None, help="PSI that counts as drift (default: the env's)."),
     env: str = typer.Option("local", help="Environment whose monitoring.drift_threshold applies."),
+    as_json: bool = typer.Option(False, "--json", help="What was written, as JSON."),
 ) -> None:
     """Baseline statistics and constraints (Model Monitor's formats) from the training data."""
     from mlops_kit import settings as settings_mod
@@ -63,7 +64,18 @@ def baseline(
         label_column=label_column,
         psi_threshold=threshold,
     )
-    files.write_baseline(out_dir, statistics, constraints)
+    written = files.write_baseline(out_dir, statistics, constraints)
+    if as_json:
+        output.emit(
+            {
+                "rows": len(frame),
+                "features": len(statistics["features"]),
+                "threshold": threshold,
+                "statistics": str(written[0]),
+                "constraints": str(written[1]),
+            }
+        )
+        return
     out.print(
         f"baseline of {len(frame):,} rows, {len(statistics['features'])} features "
         f"(PSI threshold {threshold:g}) written to {out_dir}"
@@ -72,11 +84,11 @@ def baseline(
 
 @app.command()
 def run(
-    baseline_dir: Path = typer.Option(
-        ..., "--baseline", help="Folder with statistics.json and constraints.json."
+    baseline_dir: str = typer.Option(
+        ..., "--baseline", help="Folder, or s3://bucket/prefix, with statistics.json and constraints.json."
     ),
     capture: str = typer.Option(..., "--capture", help="Capture file, folder, or s3://bucket/prefix."),
-    out_dir: Path = typer.Option(..., "--out", help="Folder for this run's files."),
+    out_dir: Path = typer.Option(..., "--output", help="Folder for this run's files."),
     env: str = typer.Option("local", help="Environment: its endpoint, threshold, metrics and retraining."),
     endpoint: str | None = typer.Option(None, help="Endpoint name for the metrics (default: the env's)."),
     ground_truth: str | None = typer.Option(None, help="Ground-truth labels (JSON lines) for model quality."),
@@ -94,6 +106,7 @@ def run(
     fail_on_drift: bool = typer.Option(
         False, "--fail-on-drift", help="Exit with code 4 when the window drifted (after writing its files)."
     ),
+    as_json: bool = typer.Option(False, "--json", help="The run's summary, alarms and files, as JSON."),
 ) -> None:
     """Monitor a window of captured requests against the baseline."""
     import pandas as pd
@@ -118,7 +131,11 @@ def run(
     name = endpoint or naming.endpoint(settings)
     retrain_on = settings.monitoring.retrain_on_drift if retrain is None else retrain
     needs_aws = (
-        emit_metrics or retrain_on or capture.startswith("s3://") or str(ground_truth).startswith("s3://")
+        emit_metrics
+        or retrain_on
+        or capture.startswith("s3://")
+        or str(ground_truth).startswith("s3://")
+        or baseline_dir.startswith("s3://")
     )
     with contextlib.ExitStack() as stack:
         client = None
@@ -140,12 +157,15 @@ def run(
             alarm = monitoring_plan.monitoring_job(settings, case).alarm().put_metric_alarm_request()
             if not cloudwatch.describe_alarms(AlarmNames=[alarm["AlarmName"]])["MetricAlarms"]:
                 cloudwatch.put_metric_alarm(**alarm)
+        baseline_path = Path(baseline_dir)
+        if baseline_dir.startswith("s3://"):
+            baseline_path = _fetch_baseline(client("s3"), baseline_dir, stack)
         trigger = None
         if retrain_on:
             sagemaker = None if settings.embedded else client("sagemaker")
             trigger = retrain_mod.for_settings(settings, sagemaker=sagemaker, emulator=emu)
         outcome = monitor.run(
-            baseline_dir,
+            baseline_path,
             capture,
             out_dir,
             endpoint=name,
@@ -165,7 +185,17 @@ def run(
         alarms = {}
         if cloudwatch is not None and settings.embedded:
             alarms = metrics.evaluate_alarms(cloudwatch, prefix=f"{settings.prefix}-drift")
-    _print_run(outcome.summary, out_dir, alarms)
+    if as_json:
+        output.emit(
+            {
+                "drifted": outcome.drifted,
+                "summary": outcome.summary,
+                "alarms": alarms,
+                "output": str(out_dir),
+            }
+        )
+    else:
+        _print_run(outcome.summary, out_dir, alarms)
     if fail_on_drift and outcome.drifted:
         from mlops_kit.cli import exit_codes
 
@@ -205,23 +235,46 @@ def tick(
         )
 
 
+def _fetch_baseline(s3, uri: str, stack: contextlib.ExitStack) -> Path:  # noqa: ANN001 - a boto3 client
+    """An s3:// baseline's two files in a temporary folder (removed when the run ends)."""
+    import tempfile
+
+    from mlops_kit.monitoring import files
+    from mlops_kit.s3 import split_uri
+
+    bucket, prefix = split_uri(uri)
+    folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlops-baseline-")))
+    for name in (files.STATISTICS, files.CONSTRAINTS):
+        key = f"{prefix.rstrip('/')}/{name}" if prefix.strip("/") else name
+        try:
+            s3.download_file(bucket, key, str(folder / name))
+        except Exception as exc:  # botocore's ClientError: the object or the bucket is not there
+            raise FileNotFoundError(f"--baseline {uri}: cannot read s3://{bucket}/{key}: {exc}") from None
+    return folder
+
+
 def _print_run(summary: dict, out_dir: Path, alarms: dict[str, str]) -> None:
     from mlops_kit.monitoring.job import describe
 
     if summary["status"] == "ok":
-        table = Table(title=f"drift of {summary['items']:,} items against the baseline")
-        for column in ("feature", "type", "PSI", "KS / L-inf", "violations"):
-            table.add_column(column, justify="left" if column in ("feature", "type") else "right")
+        rows = []
         for f in summary["features"]:
             distance = f.get("ks", f.get("linf"))
-            table.add_row(
-                f["name"],
-                f["inferred_type"],
-                "" if "psi" not in f else f"{f['psi']:.4f}",
-                "" if distance is None else f"{distance:.4f}",
-                str(f["violations"]),
+            rows.append(
+                (
+                    f["name"],
+                    f["inferred_type"],
+                    "" if "psi" not in f else f"{f['psi']:.4f}",
+                    "" if distance is None else f"{distance:.4f}",
+                    str(f["violations"]),
+                )
             )
-        out.print(table)
+        output.table(
+            out,
+            ("feature", "type", "PSI", "KS / L-inf", "violations"),
+            rows,
+            title=f"drift of {summary['items']:,} items against the baseline",
+        )
     out.print(describe(summary))
     for problem in summary["malformed"]["examples"][:5]:
         out.print(f"  skipped {problem}", highlight=False)
@@ -233,13 +286,17 @@ def _print_run(summary: dict, out_dir: Path, alarms: dict[str, str]) -> None:
 @app.command()
 def report(
     run_dir: Path = typer.Option(..., "--run", help="A run's folder (with run.json)."),
-    out_file: Path = typer.Option(..., "--out", help="The HTML file to write."),
+    out_file: Path = typer.Option(..., "--output", help="The HTML file to write."),
     history: Path | None = typer.Option(
         None, help="Folder of earlier runs for drift over time (default: --run's parent)."
     ),
+    as_json: bool = typer.Option(False, "--json", help='{"report": path}'),
 ) -> None:
     """A self-contained HTML drift report of one run, with the drift of earlier runs over time."""
     from mlops_kit.monitoring import report as report_mod
 
     path = report_mod.write(run_dir, out_file, history=history)
+    if as_json:
+        output.emit({"report": str(path)})
+        return
     out.print(f"report written to {path}")

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from mlops_kit import lazy, settings
+if TYPE_CHECKING:
+    from rich.console import Console
 
+from mlops_kit import lazy
+from mlops_kit.cli import output
+
+settings = lazy.module("mlops_kit.settings")
 emu = lazy.module("mlops_kit.emulator")
 executor = lazy.module("mlops_kit.executor")
 pipeline = lazy.module("mlops_kit.pipeline")
@@ -19,7 +23,7 @@ runtime = lazy.module("mlops_kit.runtime")
 app = typer.Typer(
     help="The training pipeline: its SageMaker definition, and running it.", no_args_is_help=True
 )
-out = Console()
+out = output.console()
 EMULATOR_ACCOUNT = "123456789012"  # moto's account
 
 
@@ -53,8 +57,12 @@ def run(
     param: list[str] = typer.Option([], "--param", help="Pipeline parameter NAME=VALUE (repeatable)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Run every step, even unchanged ones."),
     resume: str | None = typer.Option(None, help="Resume this recorded run from its failed step."),
+    as_json: bool = typer.Option(
+        False, "--json", help="The run's record (cloud: the execution ARN), as JSON; progress goes to stderr."
+    ),
 ) -> None:
     """Local environment: execute the definition step by step. Cloud: start a SageMaker execution."""
+    shown = output.console(stderr=True) if as_json else out  # --json: stdout holds only the document
     config = settings.load(env)
     parameters = {}
     for item in param:
@@ -66,31 +74,41 @@ def run(
         arn = executor.start_in_aws(
             config, lambda s: emu.client(s, endpoint_url=None, region=config.region), parameters
         )
-        out.print(f"started {arn}")
+        if as_json:
+            output.emit({"execution_arn": arn, "environment": env})
+            return
+        out.print(f"started {arn}", highlight=False)
         return
     with emu.session(region=config.region, port=config.runtime.emulator_port) as running:
-        _local_inputs(config, running, parameters)
-        with out.status("starting the pipeline", spinner="dots") as status:
+        _local_inputs(config, running, parameters, shown)
+        with shown.status("starting the pipeline", spinner="dots") as status:
 
             def progress(step: str, state: str, detail: str) -> None:
                 if state == "Executing":
                     status.update(f"[bold]{step}[/] running…")
                 else:
-                    out.print(f"{step:<12} {state:<10} {detail}", highlight=False)
+                    shown.print(f"{step:<12} {state:<10} {detail}", highlight=False)
 
             try:
                 record = executor.run_pipeline(
                     config, running, parameters, use_cache=not no_cache, resume=resume, progress=progress
                 )
             except executor.PipelineFailed as failed:
-                out.print(
+                shown.print(
                     f"run {failed.record.execution_id} failed; resume with --resume {failed.record.execution_id}"
                 )
+                if as_json:
+                    output.emit(failed.record.to_dict())
                 raise
+    if as_json:
+        output.emit(record.to_dict())
+        return
     _summary(record, project.use_case(config).metric_names)
 
 
-def _local_inputs(config: settings.Settings, running: emu.Emulator, parameters: dict[str, str]) -> None:
+def _local_inputs(
+    config: settings.Settings, running: emu.Emulator, parameters: dict[str, str], shown: Console
+) -> None:
     """Local paths given as parameters go to the emulator first; with no data at all (a fresh clone),
     the use case's sample data is seeded where the pipeline reads, and the run says so."""
     from pathlib import Path
@@ -102,12 +120,12 @@ def _local_inputs(config: settings.Settings, running: emu.Emulator, parameters: 
     for name, value in list(parameters.items()):
         if not value.startswith("s3://") and Path(value).exists():
             parameters[name] = uploads.local_input(s3, Path(value), bucket)
-            out.print(f"{name}: {value} uploaded to {parameters[name]}", highlight=False)
+            shown.print(f"{name}: {value} uploaded to {parameters[name]}", highlight=False)
     if "InputData" not in parameters:
         uri = executor.input_data_uri(config, running)
         seeded = uploads.seed_sample(config, s3, uri)
         if seeded:
-            out.print(
+            shown.print(
                 f"no data under {uri}: seeded {seeded:,} rows of the use case's sample data "
                 "(mlops data upload puts yours there)",
                 highlight=False,
@@ -115,14 +133,7 @@ def _local_inputs(config: settings.Settings, running: emu.Emulator, parameters: 
 
 
 def _summary(record: executor.RunRecord, metrics: tuple[str, ...]) -> None:
-    table = Table(title=f"run {record.execution_id}", show_header=False)
-    table.add_column("what", no_wrap=True)
-    table.add_column("value", overflow="fold")
-    table.add_row("status", record.status)
-    for name in metrics:
-        if name in record.metrics:
-            table.add_row(name, f"{record.metrics[name]:.4f}")
-    for name, uri in record.artifacts.items():
-        if name in ("model", "model_package"):
-            table.add_row(name, uri)
-    out.print(table)
+    rows = [("status", record.status)]
+    rows += [(name, f"{record.metrics[name]:.4f}") for name in metrics if name in record.metrics]
+    rows += [(name, uri) for name, uri in record.artifacts.items() if name in ("model", "model_package")]
+    output.table(out, ("what", "value"), rows, title=f"run {record.execution_id}", show_header=False)

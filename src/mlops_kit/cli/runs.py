@@ -6,15 +6,14 @@ import functools
 import json
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from mlops_kit import lazy
+from mlops_kit.cli import output
 
 executor = lazy.module("mlops_kit.executor")
 
 app = typer.Typer(help="Recorded local pipeline runs.", no_args_is_help=True)
-out = Console()
+out = output.console()
 
 
 @app.command("list")
@@ -33,6 +32,8 @@ def list_runs(as_json: bool = typer.Option(False, "--json", help="Every recorded
             fields = (record.execution_id, record.environment, record.status, record.started, metric)
             print("\t".join((*fields, record.artifacts.get("model_package", ""))))
         return
+    from rich.table import Table
+
     table = Table(*columns)
     for record in executor.list_runs():
         name = _deciding_metric(record.environment)
@@ -67,10 +68,13 @@ def show(run_id: str = typer.Argument(..., help="The run's execution id.")) -> N
 
 
 @app.command()
-def compare(first: str = typer.Argument(...), second: str = typer.Argument(...)) -> None:
+def compare(
+    first: str = typer.Argument(...),
+    second: str = typer.Argument(...),
+    as_json: bool = typer.Option(False, "--json", help="Every compared value of both runs, as JSON."),
+) -> None:
     """Parameters, inputs, code and metrics of two runs side by side; differences marked."""
     a, b = executor.load(first), executor.load(second)
-    table = Table("", first, second, "")
     rows = [
         ("git commit", a.git_commit, b.git_commit),
         ("code", a.code_sha256[:12], b.code_sha256[:12]),
@@ -82,9 +86,16 @@ def compare(first: str = typer.Argument(...), second: str = typer.Argument(...))
         *((k, _num(a.metrics.get(k)), _num(b.metrics.get(k))) for k in sorted({*a.metrics, *b.metrics})),
         ("status", a.status, b.status),
     ]
-    for label, left, right in rows:
-        table.add_row(label, left, right, "" if left == right else "≠")
-    out.print(table)
+    if as_json:
+        output.emit(
+            [
+                {"what": label, first: left, second: right, "differs": left != right}
+                for label, left, right in rows
+            ]
+        )
+        return
+    marked = [(label, left, right, "" if left == right else "≠") for label, left, right in rows]
+    output.table(out, ("", first, second, "differs"), marked)
 
 
 def _num(value: object) -> str:

@@ -6,9 +6,10 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-out = Console()
+from mlops_kit.cli import output
+
+out = output.console()
 
 
 def register(app: typer.Typer) -> None:
@@ -88,11 +89,12 @@ def invoke(
     accept: str = typer.Option("application/json", help="The answer's content type."),
 ) -> None:
     """Send rows to an endpoint: the local one, any URL, or the environment's SageMaker endpoint."""
-    from mlops_kit import naming, settings
     from mlops_kit.serving import local
 
     body = sys.stdin.buffer.read() if str(input_file) == "-" else input_file.read_bytes()
     if not url:
+        from mlops_kit import naming, settings  # only to find the environment's endpoint
+
         config = settings.load(env)
         if config.embedded:
             endpoint = local.running(naming.endpoint(config))
@@ -123,8 +125,12 @@ def deploy(
     env: str = typer.Option("local", help="Environment (its runtime must be embedded)."),
     package: str = typer.Option("", help="Model package ARN; default the newest Approved one."),
     stop: bool = typer.Option(False, "--stop", help="Stop the environment's local endpoint."),
+    status: bool = typer.Option(
+        False, "--status", help="Show the environment's local endpoint; exit code 1 when none runs."
+    ),
     port: int = typer.Option(-1, help="Port; default the environment's serving.port."),
     workers: int = typer.Option(1, min=1, help="Worker processes."),
+    as_json: bool = typer.Option(False, "--json", help="The endpoint (url, package, capture, log), as JSON."),
 ) -> None:
     """Serve an approved model package of the embedded registry in the background (replaces the last)."""
     from mlops_kit import emulator as emu
@@ -132,8 +138,30 @@ def deploy(
     from mlops_kit.serving import local
 
     config = settings.load(env)
+    if status:
+        import dataclasses
+
+        from mlops_kit import naming
+
+        endpoint = local.running(naming.endpoint(config))
+        if as_json:
+            output.emit(
+                {"running": endpoint is not None} | (dataclasses.asdict(endpoint) if endpoint else {})
+            )
+        elif endpoint is None:
+            out.print(f"no local endpoint running for {env}", highlight=False)
+        else:
+            out.print(
+                f"endpoint {endpoint.name} serving {endpoint.package_arn} at {endpoint.url}", highlight=False
+            )
+        if endpoint is None:
+            raise typer.Exit(1)
+        return
     if stop:
         stopped = local.stop(config)
+        if as_json:
+            output.emit({"stopped": stopped is not None} | ({"url": stopped.url} if stopped else {}))
+            return
         out.print(f"stopped the endpoint at {stopped.url}" if stopped else "no local endpoint was running")
         return
     if not config.embedded:
@@ -157,6 +185,11 @@ def deploy(
         port=None if port < 0 else port,
         workers=workers,
     )
+    if as_json:
+        import dataclasses
+
+        output.emit(dataclasses.asdict(endpoint))
+        return
     out.print(f"endpoint {endpoint.name} serving {endpoint.package_arn}", highlight=False)
     out.print(f"url {endpoint.url}  capture {endpoint.capture_to}  log {endpoint.log}", highlight=False)
     if endpoint.emulator_url:
@@ -174,6 +207,7 @@ def batch(
     package: str = typer.Option("", help="Model package ARN; default the newest Approved one."),
     content_type: str = typer.Option("text/csv", help="Input records' type (one record a line)."),
     accept: str = typer.Option("text/csv", help="Output type."),
+    as_json: bool = typer.Option(False, "--json", help="The records and outputs (AWS: the job), as JSON."),
 ) -> None:
     """Batch inference: through the same handler here, or a SageMaker batch transform job in AWS."""
     import tempfile
@@ -194,6 +228,9 @@ def batch(
         job = batch_mod.start_transform_job(
             config, sagemaker, account, arn, input_uri, output_uri, content_type=content_type, accept=accept
         )
+        if as_json:
+            output.emit({"transform_job": job, "output": output_uri})
+            return
         out.print(f"started batch transform job {job}", highlight=False)
         return
     with emu.session(region=config.region, port=config.runtime.emulator_port) as emulator:
@@ -213,4 +250,7 @@ def batch(
                 max_payload_mb=config.serving.max_payload_mb,
                 storage=storage,
             )
+    if as_json:
+        output.emit({"records": result.records, "outputs": list(result.outputs)})
+        return
     out.print(f"{result.records:,} records -> {', '.join(result.outputs)}", highlight=False)

@@ -15,18 +15,23 @@ botocore's service model.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import os
 import subprocess
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError, ParamValidationError
 
+from mlops_kit import sharding
 from mlops_kit.executor.launch import Container, Launcher
 from mlops_kit.registry import metadata
 from mlops_kit.s3 import list_objects, split_uri
@@ -59,11 +64,8 @@ class JobEnv:
 
 def download_prefix(s3: Any, uri: str, target: Path) -> int:
     """Stage every object under the S3 prefix into `target`, keeping paths below the prefix's folder."""
-    bucket, prefix = split_uri(uri)
-    if not prefix or prefix.endswith("/"):
-        folder = prefix
-    else:
-        folder = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
+    bucket, _ = split_uri(uri)
+    folder = _prefix_folder(uri)
     objects = list_objects(s3, uri)
     if not objects:
         raise FileNotFoundError(f"no objects under {uri}")
@@ -115,10 +117,10 @@ def check_image(step: str, image: str, env: JobEnv) -> None:
         )
 
 
-def _launch(step: str, spec: Container, env: JobEnv, timeout: float) -> None:
+def _launch(step: str, spec: Container, env: JobEnv, timeout: float, usage: dict | None = None) -> None:
     env.log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        code = env.launcher.run(spec, log=env.log_path, timeout=timeout)
+        code = env.launcher.run(spec, log=env.log_path, timeout=timeout, usage=usage)
     except subprocess.TimeoutExpired:
         raise StepFailed(step, f"stopped after its limit of {timeout:.0f}s", env.log_path) from None
     if code != 0:
@@ -160,65 +162,155 @@ def _local(root: Path, container_path: str) -> Path:
 
 
 def run_processing(step: str, job_name: str, request: dict[str, Any], env: JobEnv) -> dict[str, Any]:
-    """Run a resolved CreateProcessingJob request; returns DescribeProcessingJob-like properties."""
+    """Run a resolved CreateProcessingJob request; returns DescribeProcessingJob-like properties.
+
+    `InstanceCount` instances run as that many processes, at most one per core at a time, each in its
+    own container root with the `resourceconfig.json` SageMaker writes for it and the inputs SageMaker
+    gives it: every object of a `FullyReplicated` input, its share (`sharding.assign`) of a
+    `ShardedByS3Key` one. Each instance's outputs are uploaded to the output's S3 prefix (a file two
+    instances both write is the one uploaded last, as in S3), only once every instance succeeded."""
     _record(env, "create_processing_job", {"ProcessingJobName": job_name, **request})
     app = request["AppSpecification"]
     check_image(step, app["ImageUri"], env)
+    if not app.get("ContainerEntrypoint"):
+        raise StepFailed(step, "the request has no ContainerEntrypoint to run", env.log_path)
     s3 = env.client("s3")
     started = time.time()
+    count = int(request.get("ProcessingResources", {}).get("ClusterConfig", {}).get("InstanceCount", 1))
+    names = sharding.hosts(count)
+    shares = _input_shares(step, request, s3, count, env)
+    outputs = request.get("ProcessingOutputConfig", {}).get("Outputs", [])
+    timeout = float(request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400))
     with tempfile.TemporaryDirectory(prefix=f"mlops-{step}-") as tmp:
-        root = Path(tmp)
-        _write_json(
-            root / "opt/ml/config/processingjobconfig.json", {"ProcessingJobName": job_name, **request}
-        )
-        _write_json(
-            root / "opt/ml/config/resourceconfig.json", {"current_host": "algo-1", "hosts": ["algo-1"]}
-        )
-        for item in request.get("ProcessingInputs", []):
-            source = item.get("S3Input")
-            if source:
-                local = _local(root, source["LocalPath"])
-                local.mkdir(parents=True, exist_ok=True)
-                try:
-                    download_prefix(s3, source["S3Uri"], local)
-                except FileNotFoundError as exc:
-                    raise StepFailed(step, f"input {item['InputName']}: {exc}", env.log_path) from None
-        outputs = request.get("ProcessingOutputConfig", {}).get("Outputs", [])
-        for output in outputs:
-            _local(root, output["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
-        if not app.get("ContainerEntrypoint"):
-            raise StepFailed(step, "the request has no ContainerEntrypoint to run", env.log_path)
-        spec = Container(
-            entrypoint=app["ContainerEntrypoint"],
-            arguments=app.get("ContainerArguments", []),
-            environment=request.get("Environment", {}),
-            root=root,
-            aws_environment=env.aws_env,
-            network_isolation=bool(request.get("NetworkConfig", {}).get("EnableNetworkIsolation")),
-        )
-        timeout = float(request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400))
-        _launch(step, spec, env, timeout)
-        files: dict[str, Path] = {}
+        roots = [Path(tmp) / host for host in names]
+        for index, (host, root) in enumerate(zip(names, roots, strict=True)):
+            _write_json(
+                root / "opt/ml/config/processingjobconfig.json", {"ProcessingJobName": job_name, **request}
+            )
+            sharding.write_resource_config(root / "opt/ml/config", host, names)
+            for local_path, bucket, keys in shares.values():
+                _stage(s3, bucket, keys[index], _local(root, local_path))
+            for output in outputs:
+                _local(root, output["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
+        specs = [
+            Container(
+                entrypoint=app["ContainerEntrypoint"],
+                arguments=app.get("ContainerArguments", []),
+                environment=request.get("Environment", {}),
+                root=root,
+                aws_environment=env.aws_env,
+                network_isolation=bool(request.get("NetworkConfig", {}).get("EnableNetworkIsolation")),
+            )
+            for root in roots
+        ]
+        usages = _launch_all(step, specs, names, env, timeout)
+        files: dict[str, dict[str, str]] = {}
         written: list[tuple[str, str]] = []
         try:
-            for output in outputs:
-                folder = _local(root, output["S3Output"]["LocalPath"])
-                written += upload_folder(s3, folder, output["S3Output"]["S3Uri"])
-                files[output["OutputName"]] = folder
+            for root in roots:
+                for output in outputs:
+                    folder = _local(root, output["S3Output"]["LocalPath"])
+                    written += upload_folder(s3, folder, output["S3Output"]["S3Uri"])
+                    files.setdefault(output["OutputName"], {}).update(_read_tree(folder))
         except Exception as exc:
             remove(s3, written)
             raise StepFailed(step, f"uploading outputs failed, nothing kept: {exc}", env.log_path) from None
-        documents = {name: _read_tree(folder) for name, folder in files.items()}
     return {
         "ProcessingJobName": job_name,
         "ProcessingJobStatus": "Completed",
         "ProcessingJobArn": f"arn:aws:sagemaker:local:job/{job_name}",
         "ProcessingInputs": request.get("ProcessingInputs", []),
         "ProcessingOutputConfig": request.get("ProcessingOutputConfig", {}),
+        "ProcessingResources": request.get("ProcessingResources", {}),
         "AppSpecification": app,
         "DurationSeconds": round(time.time() - started, 3),
-        "_files": documents,
+        "_files": files,
+        "_instances": usages,
     }
+
+
+def _input_shares(
+    step: str, request: dict[str, Any], s3: Any, count: int, env: JobEnv
+) -> dict[str, tuple[str, str, list[list[tuple[str, str]]]]]:
+    """For each S3 input: its local path, its bucket and, per instance, the (key, path below the local
+    path) of each object that instance gets."""
+    shares = {}
+    for item in request.get("ProcessingInputs", []):
+        source = item.get("S3Input")
+        if not source:
+            continue
+        bucket, _ = split_uri(source["S3Uri"])
+        keys = [o["Key"] for o in list_objects(s3, source["S3Uri"])]
+        if not keys:
+            raise StepFailed(
+                step, f"input {item['InputName']}: no objects under {source['S3Uri']}", env.log_path
+            )
+        distribution = source.get("S3DataDistributionType", sharding.REPLICATED)
+        if distribution == sharding.SHARDED:
+            per_host = sharding.assign(keys, count)
+        elif distribution == sharding.REPLICATED:
+            per_host = [keys] * count
+        else:
+            raise StepFailed(
+                step, f"input {item['InputName']}: unknown S3DataDistributionType {distribution!r}"
+            )
+        folder = _prefix_folder(source["S3Uri"])
+        shares[item["InputName"]] = (
+            source["LocalPath"],
+            bucket,
+            [[(k, k[len(folder) :] if folder else k) for k in host_keys] for host_keys in per_host],
+        )
+    return shares
+
+
+def _prefix_folder(uri: str) -> str:
+    """The folder of an S3 prefix: what staged paths are relative to (SageMaker keeps the rest)."""
+    _, prefix = split_uri(uri)
+    if not prefix or prefix.endswith("/"):
+        return prefix
+    return prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
+
+
+def _stage(s3: Any, bucket: str, keys: list[tuple[str, str]], target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for key, relative in keys:
+        destination = target / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, key, str(destination))
+
+
+def _launch_all(
+    step: str, specs: list[Container], names: list[str], env: JobEnv, timeout: float
+) -> list[dict[str, Any]]:
+    """Run every instance, at most one per core at a time; the first failure fails the step (instances
+    not started yet are not started, as SageMaker stops a job's instances when one fails)."""
+    if len(specs) == 1:
+        usage: dict[str, Any] = {"host": names[0]}
+        _launch(step, specs[0], env, timeout, usage)
+        return [usage]
+    failed = threading.Event()
+    usages = [{"host": host} for host in names]
+
+    def one(index: int) -> None:
+        if failed.is_set():
+            return
+        log = env.log_path.with_name(f"{env.log_path.stem}.{names[index]}{env.log_path.suffix}")
+        try:
+            _launch(step, specs[index], dataclasses.replace(env, log_path=log), timeout, usages[index])
+        except StepFailed:
+            failed.set()
+            raise
+
+    workers = max(1, min(len(specs), os.cpu_count() or 1))
+    with ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(one, i) for i in range(len(specs))]
+        errors = [f.exception() for f in futures]
+    for index, error in enumerate(errors):
+        if error is not None:
+            if isinstance(error, StepFailed):
+                raise StepFailed(step, f"instance {names[index]}: {error.reason}", error.log)
+            raise error
+    return usages
 
 
 def _read_tree(folder: Path) -> dict[str, str]:
@@ -280,7 +372,8 @@ def run_training(step: str, job_name: str, request: dict[str, Any], env: JobEnv)
             network_isolation=bool(request.get("EnableNetworkIsolation")),
         )
         timeout = float(request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400))
-        _launch(step, spec, env, timeout)
+        usage: dict[str, Any] = {"host": "algo-1"}
+        _launch(step, spec, env, timeout, usage)
         if not any(model.iterdir()):
             raise StepFailed(step, f"the training job wrote nothing to /opt/ml/model ({model})", env.log_path)
         packed = root / "model.tar.gz"
@@ -303,6 +396,7 @@ def run_training(step: str, job_name: str, request: dict[str, Any], env: JobEnv)
         "AlgorithmSpecification": request.get("AlgorithmSpecification", {}),
         "OutputDataConfig": request.get("OutputDataConfig", {}),
         "TrainingTimeInSeconds": round(time.time() - started, 3),
+        "_instances": [usage],
     }
 
 

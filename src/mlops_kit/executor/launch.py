@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,16 +77,13 @@ class VenvLauncher:
         base[container.ROOT_VARIABLE] = str(spec.root)
         return base
 
-    def run(self, spec: Container, *, log: Path, timeout: float) -> int:
-        """Run a job to its end; returns its exit code (output appended to `log`)."""
+    def run(self, spec: Container, *, log: Path, timeout: float, usage: dict | None = None) -> int:
+        """Run a job to its end; returns its exit code (output appended to `log`). `usage`, when given,
+        gets the process's peak resident memory (`max_rss_mb`)."""
         with _popen(
             self.argv(spec), log, shown=spec.command, env=self.environment(spec), cwd=self.workdir
         ) as p:
-            try:
-                return p.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                raise
+            return _wait(p, timeout, usage)
 
     def start(self, spec: Container, *, log: Path) -> subprocess.Popen:
         """A long-running container (an endpoint), detached from this process's session."""
@@ -97,6 +95,55 @@ class VenvLauncher:
             cwd=self.workdir,
             start_new_session=True,
         )
+
+
+def _wait(process: subprocess.Popen, timeout: float, usage: dict | None) -> int:
+    """Wait for the process (killed past `timeout`). With `usage`, note its peak resident memory: the
+    largest high-water mark (`VmHWM` in /proc) of the process and of every process it started (the
+    image's `train` runs the training module as a child), read while they run. (The kernel's ru_maxrss
+    of a child counts the parent's memory at fork, so it cannot tell a job's own peak.)"""
+    if usage is None or not Path(f"/proc/{process.pid}/status").exists():
+        try:
+            return process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    deadline = time.monotonic() + timeout
+    delay, peak_kb = 0.005, 0
+    while process.poll() is None:
+        peak_kb = max([peak_kb, *(_high_water_kb(pid) for pid in _tree(process.pid))])
+        if time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            raise subprocess.TimeoutExpired(process.args, timeout)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    usage["max_rss_mb"] = round(peak_kb / 1024, 1)
+    return process.returncode
+
+
+def _tree(pid: int) -> list[int]:
+    """The process and its descendants, from /proc's children lists."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                pending += [int(c) for c in task.read_text().split()]
+            except (OSError, ValueError):
+                continue  # it ended meanwhile
+    return found
+
+
+def _high_water_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass  # it ended between two looks: the last reading stands
+    return 0
 
 
 def _popen(argv: list[str], log: Path, *, shown: Sequence[str], **options) -> subprocess.Popen:
@@ -138,14 +185,10 @@ class DockerLauncher:
             out += [self.image, *spec.arguments]
         return out
 
-    def run(self, spec: Container, *, log: Path, timeout: float) -> int:
-        argv = self.argv(spec)
+    def run(self, spec: Container, *, log: Path, timeout: float, usage: dict | None = None) -> int:
+        argv = self.argv(spec)  # the job's memory is the container's, not `docker run`'s: no usage
         with _popen(argv, log, shown=argv) as process:
-            try:
-                return process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                raise
+            return _wait(process, timeout, None)
 
     def start(self, spec: Container, *, log: Path, name: str) -> subprocess.Popen:
         """The endpoint in the foreground of a `docker run` process (stopping it stops the container)."""

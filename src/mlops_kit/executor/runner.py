@@ -329,7 +329,8 @@ class _Runner:
             else:
                 properties = jobs.register_model(name, arguments, env)
         except jobs.StepFailed as exc:
-            self.record.steps.append(StepRecord(name, kind, "Failed", log=str(log), error=exc.reason))
+            failed_log = str(exc.log or log)  # the failed instance's own log, when there are several
+            self.record.steps.append(StepRecord(name, kind, "Failed", log=failed_log, error=exc.reason))
             self.notify(name, "Failed", exc.reason)
             raise
         seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
@@ -348,7 +349,7 @@ class _Runner:
     ) -> None:
         name = step["Name"]
         files = properties.get("_files", {})
-        visible = {k: v for k, v in properties.items() if k != "_files"}
+        visible = {k: v for k, v in properties.items() if not k.startswith("_")}  # local-only notes
         self.scope.properties[name] = visible
         property_files = {}
         for spec in step.get("PropertyFiles", []):

@@ -1,10 +1,16 @@
 """The pipeline's feature ingestion step: `python -m mlops_kit.features.job` in a SageMaker job.
 
-Reads `<group name>.parquet` files of feature records (the Prepare step's `features` output) and
-ingests each into its feature group: the offline store (idempotent files in SageMaker's layout) and the
-online store. Everything it needs comes as arguments, since a job has no settings file; the clients are
-plain boto3 ones (the executor points them at the emulator through AWS_ENDPOINT_URL). Writes
-`ingest.json` with what was written per group.
+Reads Parquet files of feature records (the Prepare step's `features` output), named
+`<group name>.parquet` or kept in a folder per group (`<group name>/part-00003.parquet`), and ingests
+each file into its feature group: the offline store (idempotent files in SageMaker's layout) and the
+online store. One file at a time, so a process holds one partition's records at most. Everything it
+needs comes as arguments, since a job has no settings file; the clients are plain boto3 ones (the
+executor points them at the emulator through AWS_ENDPOINT_URL).
+
+Sharded over instances (`ShardedByS3Key` on the record files, which Prepare wrote per entity-hash
+partition), each instance ingests whole entities, so the online store's latest record per entity is the
+same whatever the number of instances. Each instance writes `ingest-<host>.json` (its own name, from
+`resourceconfig.json`) with what it wrote per group.
 """
 
 from __future__ import annotations
@@ -13,13 +19,15 @@ import argparse
 import importlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import boto3
 import pandas as pd
 
+from mlops_kit import sharding
+from mlops_kit.features.online import OnlineWriteFailed
 from mlops_kit.features.store import FeatureStoreError, connect_named, ingest
 from mlops_kit.features.types import FeatureGroup
 
@@ -38,6 +46,9 @@ def parser() -> argparse.ArgumentParser:
         default=1.0,
         help="the online store refuses records whose event time lies further past now",
     )
+    p.add_argument(
+        "--batch-rows", type=int, default=500_000, help="records ingested at once: the memory bound"
+    )
     return p
 
 
@@ -47,15 +58,35 @@ def load_groups(reference: str) -> tuple[FeatureGroup, ...]:
     return tuple(groups() if callable(groups) else groups)
 
 
+def _batches(files: list[Path], rows: int) -> Iterator[pd.DataFrame]:
+    """The files' records in batches of about `rows` (whole files; one file may exceed it): few batches
+    mean few offline files (one per event-time hour and batch), and the limit bounds the memory."""
+    pending: list[pd.DataFrame] = []
+    held = 0
+    for path in files:
+        frame = pd.read_parquet(path)
+        pending.append(frame)
+        held += len(frame)
+        if held >= rows:
+            yield pd.concat(pending, ignore_index=True) if len(pending) > 1 else pending[0]
+            pending, held = [], 0
+    if pending:
+        yield pd.concat(pending, ignore_index=True) if len(pending) > 1 else pending[0]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     groups = {g.name: g for g in load_groups(args.definitions)}
     files = sorted(Path(args.records).rglob("*.parquet"))
-    unknown = [f.stem for f in files if f.stem not in groups]
-    if unknown or not files:
-        problem = f"records for undeclared groups {', '.join(unknown)}" if unknown else "no record files"
+    root = Path(args.records)
+    owner = {f: f.stem if f.parent == root else f.parent.name for f in files}  # <group>.parquet or <group>/
+    unknown = sorted({name for name in owner.values() if name not in groups})
+    if unknown:
+        problem = f"records for undeclared groups {', '.join(unknown)}"
         print(f"feature ingestion failed: {problem} under {args.records}", file=sys.stderr)
         return 1
+    if not files:  # an instance of a sharded job may get no object: it has nothing to write
+        print(f"no record files under {args.records}: nothing to ingest on this instance", flush=True)
     store = connect_named(
         list(groups.values()),
         lambda g: f"{args.resource_prefix}-{g.name}",
@@ -64,26 +95,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         boto3.client,
         future_tolerance=timedelta(hours=args.future_tolerance_hours),
     )
-    report = {}
-    for path in files:
-        try:
-            result = ingest(store, path.stem, pd.read_parquet(path))
-        except (ValueError, FeatureStoreError) as exc:
-            print(f"feature ingestion failed for {path.stem}: {exc}", file=sys.stderr)
-            return 1
-        report[path.stem] = {
-            "rows": result.rows,
-            "files_written": result.files_written,
-            "files_skipped": result.files_skipped,
-            "online_records": result.online_records,
-            "online_future": result.online_future,
-        }
-        print(f"{path.stem}: {result.rows:,} records, {result.files_written:,} new files", flush=True)
+    report: dict[str, dict[str, int]] = {}
+    for group in sorted(set(owner.values())):
+        for chunk in _batches([f for f in files if owner[f] == group], args.batch_rows):
+            try:
+                result = ingest(store, group, chunk)
+            except (ValueError, FeatureStoreError, OnlineWriteFailed) as exc:
+                print(f"feature ingestion failed for {group}: {exc}", file=sys.stderr)
+                return 1
+            counts = report.setdefault(
+                group,
+                {"rows": 0, "files_written": 0, "files_skipped": 0, "online_records": 0, "online_future": 0},
+            )
+            counts["rows"] += result.rows
+            counts["files_written"] += result.files_written
+            counts["files_skipped"] += result.files_skipped
+            counts["online_records"] += result.online_records
+            counts["online_future"] += result.online_future
+            print(f"{group}: {result.rows:,} records, {result.files_written:,} new files", flush=True)
     out = Path(args.ingest)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".ingest.json.tmp"
+    name = sharding.part_name("ingest", sharding.resources().current_host, ".json")
+    tmp = out / f".{name}.tmp"
     tmp.write_text(json.dumps(report, indent=2, sort_keys=True))
-    tmp.replace(out / "ingest.json")
+    tmp.replace(out / name)
     return 0
 
 

@@ -18,6 +18,7 @@ emulator and every process sees it. The semantics, on both:
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +37,43 @@ Values = dict[str, Any]
 _WORKERS = 8
 _BATCH_GET = 100  # BatchGetRecord's and BatchGetItem's limit of identifiers per call
 DEFAULT_FUTURE_TOLERANCE = timedelta(hours=1)  # the settings' default (training.future_tolerance_hours)
+_BATCH_WRITE = 25  # BatchWriteItem's limit of items per call
+MAX_ATTEMPTS = 8  # per record (PutRecord) or batch (BatchWriteItem's unprocessed items)
+BASE_DELAY_S = 0.05
+MAX_DELAY_S = 5.0
+# What SageMaker's runtime answers when it is busy: worth another try, later.
+RETRYABLE = frozenset(
+    {"ThrottlingException", "ServiceUnavailable", "InternalFailure", "ProvisionedThroughputExceededException"}
+)
+
+
+class OnlineWriteFailed(RuntimeError):
+    """Records the online store did not take after every retry: each one's id and reason (`failed`)."""
+
+    def __init__(self, group: str, failed: list[tuple[str, str]], offered: int):
+        self.group = group
+        self.failed = failed
+        shown = "; ".join(f"{i}: {why}" for i, why in failed[:5])
+        more = f" (and {len(failed) - 5} more)" if len(failed) > 5 else ""
+        super().__init__(
+            f"{group}: {len(failed):,} of {offered:,} records were not written to the online store "
+            f"after {MAX_ATTEMPTS} attempts each: {shown}{more}"
+        )
+
+
+def _delay(attempt: int) -> float:
+    """Exponential backoff with full jitter: a random wait up to BASE * 2^attempt, capped."""
+    return random.uniform(0, min(MAX_DELAY_S, BASE_DELAY_S * (2**attempt)))
+
+
+def _backoff(attempt: int, again: bool, failure: str) -> int:
+    """Before another try of a batch's leftovers: wait, or give up after MAX_ATTEMPTS."""
+    if not again:
+        return attempt
+    if attempt + 1 >= MAX_ATTEMPTS:
+        raise RuntimeError(f"{failure} after {MAX_ATTEMPTS} attempts")
+    time.sleep(_delay(attempt))
+    return attempt + 1
 
 
 @dataclass(frozen=True)
@@ -158,24 +196,23 @@ class DynamoOnlineStore:
         }
 
     def put(self, batch: Batch) -> int:
+        """The latest record per entity, written in batches: the stored event times are read 100 ids a
+        call (BatchGetItem), the records that are not older written 25 a call (BatchWriteItem, its
+        unprocessed items retried with backoff). BatchWriteItem has no condition, so "never replace a
+        newer record" is checked on the read: two writers of one entity at the same moment could race,
+        which the sharded pipeline rules out (each entity belongs to one instance)."""
         records = latest_per_entity(batch, latest_allowed_ms(self.clock(), self.future_tolerance))
         table = self.ensure_table(batch.group)
 
-        def put_one(record: OnlineRecord) -> None:
-            item = self._item(record)
-            try:
-                self.dynamodb.put_item(
-                    TableName=table,
-                    Item=item,
-                    ConditionExpression="attribute_not_exists(record_id) OR event_ms <= :e",
-                    ExpressionAttributeValues={":e": {"N": str(record.event_ms)}},
-                )
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                    raise  # a newer record is stored: this one is late, and the offline store has it
+        def put_chunk(chunk: list[OnlineRecord]) -> None:
+            stored = self._stored_event_ms(table, [r.record_id for r in chunk])
+            fresh = [r for r in chunk if stored.get(r.record_id, -1) <= r.event_ms]
+            for part in _chunks(fresh, _BATCH_WRITE):
+                requests = [{"PutRequest": {"Item": self._item(record)}} for record in part]
+                self._write_all(table, requests)
 
         with ThreadPoolExecutor(_WORKERS) as pool:
-            list(pool.map(put_one, records))
+            list(pool.map(put_chunk, _chunks(records, _BATCH_GET)))
         return len(records)
 
     def replace(self, group: FeatureGroup, records: Sequence[OnlineRecord]) -> int:
@@ -190,6 +227,35 @@ class DynamoOnlineStore:
             for record_id in record_ids:
                 self.dynamodb.delete_item(TableName=table, Key={"record_id": {"S": str(record_id)}})
         return len(record_ids)
+
+    def _stored_event_ms(self, table: str, ids: list[str]) -> dict[str, int]:
+        request = {
+            table: {
+                "Keys": [{"record_id": {"S": i}} for i in ids],
+                "ProjectionExpression": "record_id, event_ms",
+                "ConsistentRead": True,
+            }
+        }
+        found: dict[str, int] = {}
+        attempt = 0
+        while request:
+            response = self.dynamodb.batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(table, []):
+                found[item["record_id"]["S"]] = int(item["event_ms"]["N"])
+            request = response.get("UnprocessedKeys") or {}
+            attempt = _backoff(attempt, bool(request), f"{table}: BatchGetItem left keys unprocessed")
+        return found
+
+    def _write_all(self, table: str, requests: list[dict[str, Any]]) -> None:
+        attempt = 0
+        pending = {table: requests}
+        while pending:
+            response = self.dynamodb.batch_write_item(RequestItems=pending)
+            pending = response.get("UnprocessedItems") or {}
+            left = len(pending.get(table, []))
+            attempt = _backoff(
+                attempt, bool(pending), f"{table}: {left} records left unwritten by BatchWriteItem"
+            )
 
     def get(self, group: FeatureGroup, record_id: str) -> Values | None:
         table = self._existing_table(group)
@@ -268,14 +334,20 @@ class RuntimeOnlineStore:
         ttl: timedelta,
         clock: Callable[[], float] = time.time,
         future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         self.runtime = runtime
         self.group_name = group_name
         self.ttl = ttl
         self.clock = clock
         self.future_tolerance = future_tolerance
+        self.sleep = sleep
 
     def put(self, batch: Batch) -> int:
+        """The latest record per entity (none from the future), by PutRecord (the runtime has no batch
+        write): a bounded pool of `_WORKERS` calls at a time, each retried with exponential backoff and
+        jitter while SageMaker throttles (`RETRYABLE`), up to `MAX_ATTEMPTS`. Every record that still
+        failed is reported: `OnlineWriteFailed` names how many, which, and why, once the others are written."""
         records = latest_per_entity(batch, latest_allowed_ms(self.clock(), self.future_tolerance))
         return self._put(batch.group, records)
 
@@ -283,17 +355,29 @@ class RuntimeOnlineStore:
         name = self.group_name(group)
         hours = max(1, int(self.ttl.total_seconds() // 3600))
 
-        def put_one(record: OnlineRecord) -> None:
-            self.runtime.put_record(
-                FeatureGroupName=name,
-                Record=[{"FeatureName": k, "ValueAsString": v} for k, v in record.values.items()],
-                # The kit writes the offline store itself (idempotent files); this feeds serving only.
-                TargetStores=["OnlineStore"],
-                TtlDuration={"Unit": "Hours", "Value": hours},
-            )
+        def put_one(record: OnlineRecord) -> tuple[str, str] | None:
+            attempt = 0
+            while True:
+                try:
+                    self.runtime.put_record(
+                        FeatureGroupName=name,
+                        Record=[{"FeatureName": k, "ValueAsString": v} for k, v in record.values.items()],
+                        # The kit writes the offline store itself (idempotent files); this feeds serving.
+                        TargetStores=["OnlineStore"],
+                        TtlDuration={"Unit": "Hours", "Value": hours},
+                    )
+                    return None
+                except ClientError as exc:
+                    code = exc.response.get("Error", {}).get("Code", "")
+                    if code not in RETRYABLE or attempt + 1 >= MAX_ATTEMPTS:
+                        return record.record_id, f"{code}: {exc.response.get('Error', {}).get('Message', '')}"
+                    self.sleep(_delay(attempt))
+                    attempt += 1
 
         with ThreadPoolExecutor(_WORKERS) as pool:
-            list(pool.map(put_one, records))
+            failed = [f for f in pool.map(put_one, records) if f is not None]
+        if failed:
+            raise OnlineWriteFailed(name, failed, len(records))
         return len(records)
 
     def replace(self, group: FeatureGroup, records: Sequence[OnlineRecord]) -> int:
@@ -359,6 +443,6 @@ def _wire(record: Iterable[dict[str, str]]) -> dict[str, str]:
     return {entry["FeatureName"]: entry["ValueAsString"] for entry in record}
 
 
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

@@ -159,7 +159,9 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
             image_uri=runtime_image.image_uri,
             image_pushed=(runtime_image,),
             training_pipeline_arn=training.pipeline_arn,
-            alarm_emails=tuple(settings.monitoring.alarm_emails),
+            alarm_emails=secret_where_pulumi_says(
+                "mlops:monitoring", tuple(settings.monitoring.alarm_emails)
+            ),
             features=tuple(f for g in groups for f in g.feature_names),
             topic_name=naming.alarm_topic(settings),
             dashboard_name=naming.dashboard(settings),
@@ -277,8 +279,43 @@ def main() -> None:
 
 
 def run(root: Path) -> None:
-    """Declare and export the stack `pulumi.get_stack()` names, from `environments/Pulumi.<stack>.yaml`."""
-    export(build(settings_mod.load(pulumi.get_stack(), root), root))
+    """Declare and export the stack `pulumi.get_stack()` names, from the stack's Pulumi config."""
+    export(build(settings_from_pulumi(root), root))
+
+
+def settings_from_pulumi(root: Path) -> Settings:
+    """The stack's settings as Pulumi hands them to the program, not as the file reads.
+
+    Pulumi has already merged into its config what the file alone does not hold: `pulumi up -c`
+    overrides, ESC environments the stack imports, the project's `Pulumi.yaml` config, and the plaintext
+    of `secure:` values; `settings.from_config` checks them exactly as `settings.load` checks the file.
+    """
+    stack = pulumi.get_stack()
+    keys = _config_keys()
+    config = {key: pulumi.Config(key.partition(":")[0]).get(key.partition(":")[2]) for key in keys}
+    secret = frozenset(k for k in keys if pulumi.runtime.is_config_secret(k))
+    return settings_mod.from_config(config, settings_mod.settings_file(stack, root), stack, secret)
+
+
+def secret_where_pulumi_says(key: str, values: tuple[str, ...]) -> tuple[Any, ...]:
+    """Values of a key Pulumi holds as a secret stay secret in the state (`Output.secret`)."""
+    if key in _config_keys() and pulumi.runtime.is_config_secret(key):
+        return tuple(pulumi.Output.secret(v) for v in values)
+    return values
+
+
+def _config_keys() -> list[str]:
+    """Every `mlops:` key, `aws:region` and `aws:allowedAccountIds` in the config the engine gave the program.
+
+    `pulumi.Config` reads one key at a time; a key the schema does not know (a typo set with
+    `pulumi config set`) must be seen to be refused, so the keys are listed from the runtime's config:
+    what the engine sets, and `PULUMI_CONFIG` (the form the engine passes it in a subprocess).
+    """
+    from pulumi.runtime import config as runtime_config
+
+    given = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    aws = ("aws:region", settings_mod.ACCOUNTS_KEY)
+    return sorted(k for k in given if k.startswith(f"{settings_mod.NAMESPACE}:") or k in aws)
 
 
 def program_root() -> Path:

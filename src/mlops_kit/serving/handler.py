@@ -29,6 +29,7 @@ import logging
 import sys
 import tarfile
 import tempfile
+import time
 import uuid
 import warnings
 from collections.abc import Callable, Sequence
@@ -83,6 +84,9 @@ class Handler:
         max_model_mb: float = 0.0,  # how far a model.tar.gz may unpack; 0: `unpack_limit`'s rule
     ):
         self.source = Path(model_dir)
+        # told how long each call of the model took (predict_fn, or transform_fn: the script's whole
+        # answer); the server sets it to its metrics (`mlops_predict_duration_seconds`)
+        self.on_predict: Callable[[float], None] | None = None
         self.model_dir = materialize(self.source, max_model_mb)
         self.feature_lookup = feature_lookup
         self.default_accept = default_accept
@@ -179,7 +183,10 @@ class Handler:
         for group in stacks.values():
             rows = np.concatenate([data for _, data, _ in group]) if len(group) > 1 else group[0][1]
             try:
+                began = time.perf_counter()
                 predictions = self.predict_fn(rows, self.model)
+                if self.on_predict is not None:
+                    self.on_predict(time.perf_counter() - began)
                 if len(group) > 1 and (not hasattr(predictions, "shape") or len(predictions) != len(rows)):
                     raise ValueError("the batch's predictions do not line up with its rows")
             except Exception:
@@ -201,7 +208,10 @@ class Handler:
 
     def _predict_and_answer(self, data: Any, answer_as: str) -> Response:
         try:
+            began = time.perf_counter()
             prediction = self.predict_fn(data, self.model)
+            if self.on_predict is not None:
+                self.on_predict(time.perf_counter() - began)
         except ValueError as exc:  # the input, not the model: NaN where none is taken, text, a bad width
             return error_response(400, f"the model refused the input: {_first_line(exc)}")
         except Exception as exc:
@@ -262,7 +272,10 @@ class Handler:
         answer_as = self._requested(accept)
         contract.screen(body, content_type)
         try:
+            began = time.perf_counter()
             result = self.transform_fn(self.model, body, content_type, answer_as)
+            if self.on_predict is not None:
+                self.on_predict(time.perf_counter() - began)
         except (ValueError, TypeError, KeyError) as exc:
             if _unsupported_format(exc):
                 raise

@@ -20,19 +20,32 @@ import contextlib
 import http.client
 import io
 import json
+import os
 import tarfile
 import time
 import urllib.parse
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlops_kit import naming, runtime
-from mlops_kit.executor import launch
-from mlops_kit.registry import packages
+from mlops_kit import lazy, logs, naming
 from mlops_kit.s3 import split_uri
-from mlops_kit.serving import contract
-from mlops_kit.settings import Settings, project_root
+
+if TYPE_CHECKING:
+    from mlops_kit.settings import Settings
+
+# The client (`mlops invoke`) sends bytes and reads JSON or CSV: it starts without numpy, which the
+# contract's encoders need only for rows given as arrays.
+contract = lazy.module("mlops_kit.serving.contract")
+packages = lazy.module("mlops_kit.registry.packages")
+CSV = "text/csv"
+JSON = "application/json"
+
+
+def _media_type(header: str | None) -> str:
+    """`text/CSV; charset=utf-8` -> `text/csv` (as `contract.media_type`)."""
+    return (header or "").split(";", 1)[0].strip().lower()
+
 
 START_TIMEOUT_S = 120.0
 
@@ -66,7 +79,7 @@ class LocalEndpoint:
             if json.loads(path.read_text()).get("pid") == self.pid:
                 path.unlink()
 
-    def invoke(self, rows: Any, content_type: str = contract.CSV, accept: str = contract.JSON) -> Any:
+    def invoke(self, rows: Any, content_type: str = CSV, accept: str = JSON) -> Any:
         return invoke(self.url, rows, content_type, accept)
 
 
@@ -101,6 +114,8 @@ def package_container(sagemaker: Any, package_arn: str) -> dict[str, Any]:
 def check_image(settings: Settings, package_arn: str, image: str) -> None:
     """A package runs here only if it runs the project's image, as its endpoint would in AWS. Any tag of
     it: the sources on this machine stand in for the tag the package was trained with."""
+    from mlops_kit import runtime
+
     try:
         repository = runtime.parse_image_uri(image)["repo"]
     except runtime.ImageError as exc:
@@ -218,17 +233,29 @@ def deploy(
         "MLOPS_MAX_PAYLOAD_MB": str(settings.serving.max_payload_mb),
         "MLOPS_CAPTURE_TO": capture_to,
         "MLOPS_CAPTURE_PERCENT": str(settings.serving.capture_percent),
+        # captured requests wait for their upload in the deployment's own folder (the project's state), so
+        # a server of this deployment started after one that died uploads what it left, and nothing of
+        # another project's or another test's endpoint of the same name is ever taken over
+        "MLOPS_CAPTURE_SPOOL": "/opt/ml/capture-spool",
         "MLOPS_ENDPOINT_NAME": name,
+        "MLOPS_MODEL_PACKAGE_ARN": arn,  # what the server reports as mlops_model_info, as in AWS
         "MLOPS_READY_FILE": "/opt/ml/ready.json",
     }
+    if os.environ.get(logs.ENV):  # `mlops --log-format json deploy`: the server logs the same way
+        environment[logs.ENV] = os.environ[logs.ENV]
     if settings.features.online_store:  # requests may leave out features the online store holds
         environment["MLOPS_FEATURE_STORE_ENV"] = settings.env
+    # imported here: `mlops invoke` (this module's client) starts without the executor's imports
+    from mlops_kit.executor import launch
+
     spec = launch.Container(
         arguments=["serve"],  # SageMaker runs a hosting image with the argument `serve`
         root=folder,
         environment=environment,
         aws_environment=role.environ(),
     )
+    from mlops_kit.settings import project_root
+
     launcher = launch.launcher_for(project_root(settings.file.parent))
     if isinstance(launcher, launch.DockerLauncher):
         process = launcher.start(spec, log=log, name=name)
@@ -362,24 +389,24 @@ def encode_rows(rows: Any, content_type: str) -> bytes:
     """Rows (lists, a numpy array, a DataFrame, or a body already encoded) as a request body."""
     if isinstance(rows, (bytes, str)):
         return rows.encode() if isinstance(rows, str) else rows
-    kind = contract.media_type(content_type)
+    kind = _media_type(content_type)
     if hasattr(rows, "to_dict") and hasattr(rows, "columns"):
-        if kind == contract.JSON:
+        if kind == JSON:
             return contract.encode_json({"instances": rows.to_dict(orient="records")})
         rows = rows.to_numpy().tolist()
     rows = rows.tolist() if hasattr(rows, "tolist") else list(rows)
-    if kind == contract.CSV:
+    if kind == CSV:
         return ("\n".join(",".join(map(str, row)) for row in rows) + "\n").encode()
-    if kind == contract.JSON:
+    if kind == JSON:
         return contract.encode_json({"instances": rows})
     raise ValueError(f"cannot encode rows as {content_type}; use text/csv or application/json")
 
 
 def decode_answer(body: bytes, content_type: str) -> Any:
-    kind = contract.media_type(content_type)
-    if kind == contract.JSON:
+    kind = _media_type(content_type)
+    if kind == JSON:
         return json.loads(body)
-    if kind == contract.CSV:
+    if kind == CSV:
         lines = [line.split(",") for line in body.decode().splitlines() if line]
         return [_number(line[0]) if len(line) == 1 else [_number(v) for v in line] for line in lines]
     return body
@@ -395,9 +422,7 @@ def _number(text: str) -> Any:
             return text
 
 
-def invoke(
-    url: str, rows: Any, content_type: str = contract.CSV, accept: str = contract.JSON, timeout: float = 60.0
-) -> Any:
+def invoke(url: str, rows: Any, content_type: str = CSV, accept: str = JSON, timeout: float = 60.0) -> Any:
     """POST rows to `<url>/invocations`; returns the decoded predictions, raises with the server's reason."""
     body = encode_rows(rows, content_type)
     status, headers, answer = _request(

@@ -4,6 +4,11 @@ The server forks its workers; a scrape of `/metrics` reaches one of them, yet mu
 the counters live in one anonymous shared memory map made before the fork: one row of float64 slots per
 worker, each worker writing only its own row (no lock on the request path), and `render()` summing the
 rows into Prometheus' text format. A restarted worker reuses its row, so counters never go backwards.
+
+Names follow Prometheus' conventions: `mlops_http_request_duration_seconds` (histogram; labels method,
+path, status: every answer counted, 404/405/413/431 included), `mlops_predict_duration_seconds` (one
+model predict call), `mlops_model_info{endpoint,package,model} 1`, and the server's own counters under
+`mlops_serving_*`. `dashboards/grafana/mlops-serving.json` queries these (a test holds it to them).
 """
 
 from __future__ import annotations
@@ -32,15 +37,22 @@ BUCKETS = (
     2.5,
     5.0,
 )
-CODES = (200, 400, 404, 405, 406, 413, 415, 500, 503)
+# The labels of the request histogram: every answer the server sends is counted under one of these
+# (a value outside the list under "other"), so the series stay few and fixed, and none is ever lost.
+METHODS = ("GET", "POST", "other")
+PATHS = ("/invocations", "/ping", "/metrics", "/execution-parameters", "other")
+STATUSES = (200, 400, 404, 405, 406, 408, 413, 415, 431, 500, 503, "other")
 
-# Slot layout of one worker's row.
-_CODE_SLOT = {code: i for i, code in enumerate(CODES)}
-_OTHER_CODE = len(CODES)
-_BUCKET0 = _OTHER_CODE + 1
-_SUM = _BUCKET0 + len(BUCKETS) + 1  # + the +Inf bucket
-_COUNT = _SUM + 1
-_CAPTURED = _COUNT + 1
+_METHOD = {m.encode(): i for i, m in enumerate(METHODS[:-1])}
+_PATH = {p.encode(): i for i, p in enumerate(PATHS[:-1])}
+_STATUS = {code: i for i, code in enumerate(STATUSES[:-1])}
+_HISTOGRAM = len(BUCKETS) + 3  # the buckets, +Inf, sum, count
+_SERIES = len(METHODS) * len(PATHS) * len(STATUSES)
+
+# Slot layout of one worker's row: one histogram per (method, path, status), then the predict histogram.
+_REQUESTS = 0
+_PREDICT = _REQUESTS + _SERIES * _HISTOGRAM
+_CAPTURED = _PREDICT + _HISTOGRAM
 _CAPTURE_DROPPED = _CAPTURED + 1
 _CAPTURE_FAILED = _CAPTURE_DROPPED + 1
 _BATCHES = _CAPTURE_FAILED + 1
@@ -51,29 +63,70 @@ _CLOSED = {reason: _BATCHED + 1 + i for i, reason in enumerate(CLOSE_REASONS)}
 SLOTS = _BATCHED + 1 + len(CLOSE_REASONS)
 
 PREFIX = "mlops_serving"
+REQUEST_DURATION = "mlops_http_request_duration_seconds"
+PREDICT_DURATION = "mlops_predict_duration_seconds"
+MODEL_INFO = "mlops_model_info"
+# Every metric family `render()` writes: what a dashboard may query (tests hold dashboards to this).
+FAMILIES = {
+    REQUEST_DURATION: "histogram",
+    PREDICT_DURATION: "histogram",
+    MODEL_INFO: "gauge",
+    f"{PREFIX}_capture_records_total": "counter",
+    f"{PREFIX}_capture_dropped_total": "counter",
+    f"{PREFIX}_capture_failures_total": "counter",
+    f"{PREFIX}_shared_predicts_total": "counter",
+    f"{PREFIX}_shared_predict_requests_total": "counter",
+    f"{PREFIX}_connections_closed_total": "counter",
+    f"{PREFIX}_workers": "gauge",
+}
+
+
+def _label(value: str) -> str:
+    """A label value in the exposition format: backslash, quote and line break escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 class Metrics:
-    """Counters for `workers` processes; `for_worker(i)` is the view one worker writes through."""
+    """Counters for `workers` processes; `for_worker(i)` is the view one worker writes through.
 
-    def __init__(self, workers: int = 1):
+    `info` are the labels of `mlops_model_info` (what is served: endpoint, package, model).
+    """
+
+    def __init__(self, workers: int = 1, info: dict[str, str] | None = None):
         self.workers = workers
+        self.info = dict(info or {})
         self._map = mmap.mmap(-1, max(1, workers) * SLOTS * 8)  # anonymous + shared: survives fork
         self.table = np.frombuffer(self._map, dtype=np.float64).reshape(workers, SLOTS)
-        self.row = self.table[0]
+        # The request path writes through a memoryview of the same memory: an item's += costs tens of
+        # nanoseconds there, against hundreds through a numpy array.
+        self._cells = memoryview(self._map).cast("d")
+        self.row = self._cells[0:SLOTS]
 
     def for_worker(self, index: int) -> Metrics:
         view = object.__new__(Metrics)
-        view.workers, view._map, view.table, view.row = self.workers, self._map, self.table, self.table[index]
+        view.workers, view.info, view._map, view.table = self.workers, self.info, self._map, self.table
+        view._cells = self._cells
+        view.row = self._cells[index * SLOTS : (index + 1) * SLOTS]
         return view
 
-    def observe(self, status: int, seconds: float) -> None:
-        """One answered invocation: its status code and how long it took."""
+    def observe(self, method: bytes, path: bytes, status: int, seconds: float) -> None:
+        """One answer sent, whatever it was (an invocation, a ping, a 404, a refusal): how long it took
+        from the request's first byte."""
+        series = (_METHOD.get(method, 2) * len(PATHS) + _PATH.get(path, 4)) * len(STATUSES) + _STATUS.get(
+            status, 11
+        )
+        base = _REQUESTS + series * _HISTOGRAM
         row = self.row
-        row[_CODE_SLOT.get(status, _OTHER_CODE)] += 1
-        row[_BUCKET0 + bisect.bisect_left(BUCKETS, seconds)] += 1
-        row[_SUM] += seconds
-        row[_COUNT] += 1
+        row[base + bisect.bisect_left(BUCKETS, seconds)] += 1
+        row[base + _HISTOGRAM - 2] += seconds
+        row[base + _HISTOGRAM - 1] += 1
+
+    def predicted(self, seconds: float) -> None:
+        """One call of the model's predict (shared by several requests or not): how long it took."""
+        row = self.row
+        row[_PREDICT + bisect.bisect_left(BUCKETS, seconds)] += 1
+        row[_PREDICT + _HISTOGRAM - 2] += seconds
+        row[_PREDICT + _HISTOGRAM - 1] += 1
 
     def captured(self, n: int) -> None:
         self.row[_CAPTURED] += n
@@ -100,32 +153,26 @@ class Metrics:
         """All workers' counters in Prometheus' text exposition format (version 0.0.4)."""
         t = self.totals()
         out = [
-            f"# HELP {PREFIX}_requests_total Invocations answered, by HTTP status code.",
-            f"# TYPE {PREFIX}_requests_total counter",
+            f"# HELP {REQUEST_DURATION} Time from a request's first byte to its answer, every answer counted.",
+            f"# TYPE {REQUEST_DURATION} histogram",
         ]
-        for code in CODES:
-            out.append(f'{PREFIX}_requests_total{{code="{code}"}} {t[_CODE_SLOT[code]]:.0f}')
-        out.append(f'{PREFIX}_requests_total{{code="other"}} {t[_OTHER_CODE]:.0f}')
-        client = sum(t[_CODE_SLOT[c]] for c in CODES if 400 <= c < 500)
-        server = sum(t[_CODE_SLOT[c]] for c in CODES if c >= 500)
+        for m, method in enumerate(METHODS):
+            for p, path in enumerate(PATHS):
+                for s, status in enumerate(STATUSES):
+                    base = _REQUESTS + ((m * len(PATHS) + p) * len(STATUSES) + s) * _HISTOGRAM
+                    # a series appears once it has counted something; POST /invocations 200 always does
+                    if t[base + _HISTOGRAM - 1] or (method, path, status) == ("POST", "/invocations", 200):
+                        labels = f'method="{method}",path="{path}",status="{status}"'
+                        out += _histogram(REQUEST_DURATION, labels, t, base)
         out += [
-            f"# HELP {PREFIX}_errors_total Invocations that failed: client (4xx) or server (5xx) errors.",
-            f"# TYPE {PREFIX}_errors_total counter",
-            f'{PREFIX}_errors_total{{kind="client"}} {client:.0f}',
-            f'{PREFIX}_errors_total{{kind="server"}} {server:.0f}',
-            f"# HELP {PREFIX}_request_seconds Invocation latency, from the request's first byte to the answer.",
-            f"# TYPE {PREFIX}_request_seconds histogram",
+            f"# HELP {PREDICT_DURATION} Time of one call of the model's predict (shared or not).",
+            f"# TYPE {PREDICT_DURATION} histogram",
+            *_histogram(PREDICT_DURATION, "", t, _PREDICT),
+            f"# HELP {MODEL_INFO} What this server serves: its endpoint, model package and model.",
+            f"# TYPE {MODEL_INFO} gauge",
         ]
-        cumulative = 0.0
-        for i, bound in enumerate(BUCKETS):
-            cumulative += t[_BUCKET0 + i]
-            out.append(f'{PREFIX}_request_seconds_bucket{{le="{bound:g}"}} {cumulative:.0f}')
-        cumulative += t[_BUCKET0 + len(BUCKETS)]
-        out += [
-            f'{PREFIX}_request_seconds_bucket{{le="+Inf"}} {cumulative:.0f}',
-            f"{PREFIX}_request_seconds_sum {t[_SUM]:.6f}",
-            f"{PREFIX}_request_seconds_count {t[_COUNT]:.0f}",
-        ]
+        labels = ",".join(f'{k}="{_label(v)}"' for k, v in sorted(self.info.items()))
+        out.append(f"{MODEL_INFO}{{{labels}}} 1")
         for name, slot, text in (
             ("capture_records_total", _CAPTURED, "Captured requests written to the capture destination."),
             (
@@ -154,6 +201,24 @@ class Metrics:
         return ("\n".join(out) + "\n").encode()
 
 
+def _histogram(name: str, labels: str, t: np.ndarray, base: int) -> list[str]:
+    """One histogram series: cumulative buckets, +Inf, sum and count."""
+    sep = "," if labels else ""
+    lines = []
+    cumulative = 0.0
+    for i, bound in enumerate(BUCKETS):
+        cumulative += t[base + i]
+        lines.append(f'{name}_bucket{{{labels}{sep}le="{bound:g}"}} {cumulative:.0f}')
+    cumulative += t[base + len(BUCKETS)]
+    braces = f"{{{labels}}}" if labels else ""
+    lines += [
+        f'{name}_bucket{{{labels}{sep}le="+Inf"}} {cumulative:.0f}',
+        f"{name}_sum{braces} {t[base + _HISTOGRAM - 2]:.6f}",
+        f"{name}_count{braces} {t[base + _HISTOGRAM - 1]:.0f}",
+    ]
+    return lines
+
+
 def parse(text: str) -> dict[str, float]:
     """Prometheus text back into {`name{labels}`: value} (for tests and `mlops` tooling)."""
     values = {}
@@ -162,3 +227,26 @@ def parse(text: str) -> dict[str, float]:
             name, _, value = line.rpartition(" ")
             values[name] = float(value)
     return values
+
+
+def total(values: dict[str, float], name: str, **labels: str) -> float:
+    """The sum of `name`'s series (as `parse` returns them) whose labels match `labels`; a label given as
+    "4xx" matches every status of that class. 0 when none has been counted yet."""
+    summed = 0.0
+    for key, value in values.items():
+        base, _, rest = key.partition("{")
+        if base != name:
+            continue
+        have = dict(pair.split("=", 1) for pair in rest.rstrip("}").split(",") if "=" in pair)
+        have = {k: v.strip('"') for k, v in have.items()}
+        if all(_matches(have.get(k), want) for k, want in labels.items()):
+            summed += value
+    return summed
+
+
+def _matches(have: str | None, want: str) -> bool:
+    if have is None:
+        return False
+    if len(want) == 3 and want.endswith("xx"):
+        return have[:1] == want[0] and have.isdigit()
+    return have == want

@@ -4,7 +4,12 @@ Routes (SageMaker's, plus metrics):
   GET  /ping                   200 once the model is loaded
   POST /invocations            the handler (`handler.Handler`): CSV / JSON / NPY in, Accept honoured
   GET  /execution-parameters   what batch transform asks a container for
-  GET  /metrics                Prometheus text: requests by code, latency histogram, errors, capture
+  GET  /metrics                Prometheus text (`metrics`): every answer by method, path and status
+                               with its duration, predict time, what is served, capture
+
+Every refused request (a 4xx, and the 503 of a worker at its connection limit) is one log line with
+its method, path, status and reason; `MLOPS_LOG_FORMAT=json` (or `--log-format json`) makes each log
+line one JSON object.
 
 Why this stack: a request is a few hundred microseconds of model work, so the HTTP layer must cost far
 less. An asyncio `Protocol` per connection with httptools' C parser on uvloop calls the handler straight
@@ -38,7 +43,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +50,7 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
+from mlops_kit import logs
 from mlops_kit.serving import bodyscan, contract, csvparse
 from mlops_kit.serving import capture as capture_mod
 from mlops_kit.serving.handler import Handler, Response, error_response
@@ -85,6 +90,7 @@ class ServerOptions:
     # and destination under the machine's temp folder
     capture_spool: str = ""
     endpoint_name: str = "local-endpoint"
+    model_package: str = ""  # the model package ARN served, if any (`mlops_model_info`)
     feature_lookup: str = ""  # "package.module:callable"
     feature_store_env: str = ""  # fill missing features from this environment's online store
     ready_file: Path | None = None  # the bound port is written here once the socket listens
@@ -216,6 +222,7 @@ class Worker:
     def __init__(self, handler: Handler, metrics: Metrics, options: ServerOptions, capture: Any = None):
         self.handler = handler
         self.metrics = metrics
+        handler.on_predict = metrics.predicted  # this process's row (the handler was loaded before the fork)
         self.options = options
         self.capture = capture
         self.max_body = options.max_body
@@ -266,12 +273,9 @@ class Worker:
             response = by_request.get(id(request))
             if response is None:
                 response = self.route(request.method, request.path)
-            else:
-                if response.status == 200 and self.capture is not None:  # before the answer goes out
-                    self.capture.offer(
-                        request.content_type, request.body, response.content_type, response.body
-                    )
-                self.metrics.observe(response.status, now - request.started)
+            elif response.status == 200 and self.capture is not None:  # before the answer goes out
+                self.capture.offer(request.content_type, request.body, response.content_type, response.body)
+            self.answered(request.method, request.path, response, now - request.started)
             connection = request.connection
             connection.unanswered -= 1
             connection.last_answer = now
@@ -292,10 +296,17 @@ class Worker:
             return Response(200, self._parameters, contract.JSON)
         return error_response(404, f"no route {path.decode(errors='replace')}; try POST /invocations")
 
-    def too_large(self, started: float) -> Response:
+    def answered(self, method: bytes, path: bytes, response: Response, seconds: float) -> None:
+        """Count every answer; log each refusal (4xx) with its reason, one line."""
+        self.metrics.observe(method, path, response.status, seconds)
+        if 400 <= response.status < 500:
+            refused(method, path, response)
+
+    def too_large(self, method: bytes, path: bytes, started: float) -> Response:
         limit = self.options.max_payload_mb
-        self.metrics.observe(413, time.perf_counter() - started)
-        return error_response(413, f"the body is over the {limit:g} MB limit (serving.max_payload_mb)")
+        response = error_response(413, f"the body is over the {limit:g} MB limit (serving.max_payload_mb)")
+        self.answered(method, path, response, time.perf_counter() - started)
+        return response
 
     def accept(self, connection: _Connection, transport: asyncio.Transport) -> bool:
         """Whether a new connection is served: beyond `max_connections` it is answered 503 and closed."""
@@ -305,6 +316,8 @@ class Worker:
         self.metrics.closed("limit")
         reason = f"this worker holds its limit of {self.options.max_connections} connections; retry"
         response = error_response(503, reason)
+        self.metrics.observe(b"", b"", 503, 0.0)  # answered before any request was read
+        refused(b"", b"", response)
         transport.write(head(503, response.content_type, len(response.body), close=True) + response.body)
         transport.close()
         return False
@@ -383,7 +396,9 @@ class _Connection(asyncio.Protocol):
             self.parser.feed_data(data)
         except self.parser_error as exc:
             if self.transport is not None and not self.refused:
-                self._send_now(error_response(400, f"malformed HTTP request: {exc}"), close=True)
+                response = error_response(400, f"malformed HTTP request: {exc}")
+                self.worker.answered(self._method(), self._path(), response, self._elapsed())
+                self._send_now(response, close=True)
             return
         if self.head_since and self.messages == first:
             # httptools keeps a header it has not seen the end of: count it here, not in on_header
@@ -425,7 +440,8 @@ class _Connection(asyncio.Protocol):
         if self.refused:
             # Answer now: a client that waits for 100-continue sends no body; one that does not is read
             # to the end (and dropped) so that it sees this answer instead of a reset connection.
-            self._send_now(self.worker.too_large(self.started), close=self.expect_continue)
+            too_large = self.worker.too_large(self._method(), self._path(), self.started)
+            self._send_now(too_large, close=self.expect_continue)
         elif self.expect_continue and self.transport is not None:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
@@ -438,7 +454,7 @@ class _Connection(asyncio.Protocol):
         if self.size > self.worker.max_body:  # a chunked body has no Content-Length to refuse early
             self.refused = True
             self.chunks = []
-            self._send_now(self.worker.too_large(self.started), close=False)
+            self._send_now(self.worker.too_large(self._method(), self._path(), self.started), close=False)
             return
         self.chunks.append(body)
 
@@ -477,7 +493,22 @@ class _Connection(asyncio.Protocol):
         self.worker.metrics.closed("header_size")
         limit = self.worker.options.max_header_kb
         reason = f"the request line and header fields are over the {limit:g} KB limit (max_header_kb)"
-        self._send_now(error_response(431, reason), close=True)
+        response = error_response(431, reason)
+        self.worker.answered(self._method(), self._path(), response, self._elapsed())
+        self._send_now(response, close=True)
+
+    # What a refusal outside the queue is counted and logged under: the request as far as it was read.
+    def _method(self) -> bytes:
+        try:
+            return self.parser.get_method()
+        except Exception:  # httptools has not read a method yet
+            return b""
+
+    def _path(self) -> bytes:
+        return self.url.split(b"?", 1)[0]
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self.started if self.started else 0.0
 
     def overdue(self, now: float, options: ServerOptions) -> str:
         """Which time limit this connection is past, if any ("" if none)."""
@@ -503,7 +534,9 @@ class _Connection(asyncio.Protocol):
             self.refused = True
             limit = self.worker.options.header_timeout_s
             what = "complete headers" if reason == "header_timeout" else "more of the body"
-            self._send(error_response(408, f"no {what} within {limit:g}s (header_timeout_s)"), close=True)
+            response = error_response(408, f"no {what} within {limit:g}s (header_timeout_s)")
+            self.worker.answered(self._method(), self._path(), response, self._elapsed())
+            self._send(response, close=True)
         self.transport.close()
 
     def _send(self, response: Response, close: bool) -> None:
@@ -623,7 +656,7 @@ def serve(options: ServerOptions, on_ready: Callable[[int], None] | None = None)
     log.info(
         "serving %s on http://%s:%d with %d worker(s)", options.model_dir, options.host, port, options.workers
     )
-    metrics = Metrics(options.workers)
+    metrics = Metrics(options.workers, info=model_info(options))
     # A stop asked for between the ready file and the workers' own handlers must not kill the server
     # undrained (SIGTERM's default): it is noted here and honoured once they are installed.
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -645,6 +678,38 @@ _EARLY_STOP: list[int] = []
 
 def _note_early_stop(signum: int, _frame: Any) -> None:
     _EARLY_STOP.append(signum)
+
+
+def model_info(options: ServerOptions) -> dict[str, str]:
+    """The labels of `mlops_model_info`: the endpoint, the model package (if any) and the model, which is
+    the package's group/version, or the model directory's name when no package is named."""
+    model = options.model_package.rsplit(":model-package/", 1)[-1] if options.model_package else ""
+    return {
+        "endpoint": options.endpoint_name,
+        "package": options.model_package,
+        "model": model or Path(options.model_dir).name,
+    }
+
+
+def refused(method: bytes, path: bytes, response: Response) -> None:
+    """One log line for a refused request: what was asked, the status, and the reason it was given."""
+    try:
+        reason = json.loads(response.body).get("error", "")
+    except (ValueError, AttributeError):
+        reason = response.body[:200].decode(errors="replace")
+    where = f"{method.decode('latin-1') or '-'} {path.decode('latin-1', errors='replace') or '-'}"
+    log.warning(
+        "refused %s: %d %s",
+        where,
+        response.status,
+        reason,
+        extra={
+            "method": method.decode("latin-1"),
+            "path": path.decode("latin-1"),
+            "status": response.status,
+            "reason": reason,
+        },
+    )
 
 
 def _allow_open_files(needed: int) -> None:
@@ -733,6 +798,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--capture-percent", type=float, default=0.0)
     parser.add_argument("--capture-spool", default="")
     parser.add_argument("--endpoint-name", default="local-endpoint")
+    parser.add_argument("--model-package", default="")
     parser.add_argument("--feature-lookup", default="")
     parser.add_argument("--feature-store-env", default="")
     parser.add_argument("--ready-file", type=Path, default=None)
@@ -743,19 +809,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-alive-s", type=float, default=3.0)
     parser.add_argument("--max-connections", type=int, default=2048)
     parser.add_argument("--max-model-mb", type=float, default=0.0)
-    args = parser.parse_args(argv)
-    configure_logging()
+    parser.add_argument("--log-format", choices=logs.FORMATS, default=None)
+    args = vars(parser.parse_args(argv))
+    configure_logging(args.pop("log_format"))
     try:
-        serve(ServerOptions(**vars(args)))
+        serve(ServerOptions(**args))
     except Exception as exc:  # a model that cannot load, a port in use: one line, exit 1
         log.error("%s", exc)
         return 1
     return 0
 
 
-def configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s [pid %(process)d] %(name)s: %(message)s",
-        stream=sys.stderr,
+def configure_logging(log_format: str | None = None) -> None:
+    """The server's log lines on stderr: text, or one JSON object a line (`--log-format`, else
+    `MLOPS_LOG_FORMAT`)."""
+    logs.configure(
+        log_format, text_format="%(asctime)s %(levelname)s [pid %(process)d] %(name)s: %(message)s"
     )

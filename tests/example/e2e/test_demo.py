@@ -40,7 +40,7 @@ def test_two_models_were_registered_by_two_pipeline_runs(demo, monkeypatch: pyte
 
     first = load(champion["pipeline_run"])
     assert [s.name for s in first.steps if s.status in ("Succeeded", "Cached")] == [
-        "Prepare", "Features", "Train", "Evaluate", "Baseline", "CheckGates", "Register",
+        "Partition", "Prepare", "Features", "Train", "Evaluate", "Profile", "Baseline", "CheckGates", "Register",
     ]  # fmt: skip
     properties = first.step("Register").properties["CustomerMetadataProperties"]
     assert properties["lineage:execution"] == first.execution_id

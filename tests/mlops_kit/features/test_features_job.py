@@ -39,12 +39,12 @@ def test_ingests_every_group_and_reports_it(aws, tmp_path: Path) -> None:
     for name, group_frame in feature_groups.records(frame).items():
         group_frame.to_parquet(records / f"{name}.parquet")
     assert job.main(_args(records, tmp_path / "out")) == 0
-    report = json.loads((tmp_path / "out" / "ingest.json").read_text())
+    report = json.loads((tmp_path / "out" / "ingest-algo-1.json").read_text())
     assert set(report) == {"entity-profile", "entity-activity"}
     assert all(r["rows"] > 0 for r in report.values())
     # Ingesting the same records again writes no new files: the job can be retried safely.
     assert job.main(_args(records, tmp_path / "again")) == 0
-    again = json.loads((tmp_path / "again" / "ingest.json").read_text())
+    again = json.loads((tmp_path / "again" / "ingest-algo-1.json").read_text())
     assert all(r["files_written"] == 0 for r in again.values())
     # The sample's events are old: read them back with the same long TTL the job wrote with.
     store = feature_store.connect_named(
@@ -65,3 +65,31 @@ def test_refuses_records_of_an_undeclared_group(aws, tmp_path: Path, capsys) -> 
     assert job.main(_args(records, tmp_path / "out")) == 1
     assert "undeclared groups payments" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_ingests_a_folder_per_group_in_batches(aws, tmp_path: Path) -> None:
+    """Prepare's sharded layout (`<group>/part-NNNNN.parquet`): every part ingested, `--batch-rows` at
+    a time, and the report sums the parts."""
+    frame = data.sample(400, seed=9)
+    records = tmp_path / "records"
+    halves = (frame.iloc[:200], frame.iloc[200:])
+    for index, half in enumerate(halves):
+        for name, group_frame in feature_groups.records(half).items():
+            (records / name).mkdir(parents=True, exist_ok=True)
+            group_frame.to_parquet(records / name / f"part-{index:05d}.parquet")
+    expected = {
+        name: sum(len(feature_groups.records(h)[name]) for h in halves)
+        for name in ("entity-profile", "entity-activity")
+    }
+    assert job.main([*_args(records, tmp_path / "one"), "--batch-rows", "1"]) == 0  # a part at a time
+    report = json.loads((tmp_path / "one" / "ingest-algo-1.json").read_text())
+    assert {name: r["rows"] for name, r in report.items()} == expected
+    assert job.main([*_args(records, tmp_path / "all"), "--batch-rows", "1000000"]) == 0  # both parts at once
+    again = json.loads((tmp_path / "all" / "ingest-algo-1.json").read_text())
+    assert {name: r["rows"] for name, r in again.items()} == expected
+
+
+def test_an_instance_given_no_records_writes_an_empty_report(aws, tmp_path: Path) -> None:
+    (tmp_path / "records").mkdir()
+    assert job.main(_args(tmp_path / "records", tmp_path / "out")) == 0
+    assert json.loads((tmp_path / "out" / "ingest-algo-1.json").read_text()) == {}

@@ -162,3 +162,115 @@ def test_aws_batch_get_errors_are_reported_with_an_example():
     )
     with stub, pytest.raises(RuntimeError, match="g: BatchGetRecord failed for 1 ids, e.g. c1: throttled"):
         RuntimeOnlineStore(client, lambda g: "g", TTL).batch_get(GROUP, ["c1"])
+
+
+# --- writing in batches, and what a busy store does to them ----------------------------------------
+
+
+class _Counting:
+    """A DynamoDB client that counts calls and leaves the first `unprocessed` items of the first
+    BatchWriteItem unprocessed, as DynamoDB does under load."""
+
+    def __init__(self, client, unprocessed: int = 0):
+        self.client, self.unprocessed, self.calls = client, unprocessed, {}
+
+    def __getattr__(self, name):
+        attribute = getattr(self.client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args, **kwargs):
+            self.calls[name] = self.calls.get(name, 0) + 1
+            if name == "batch_write_item" and self.unprocessed:
+                ((table, items),) = kwargs["RequestItems"].items()
+                held, self.unprocessed = items[: self.unprocessed], 0
+                response = attribute(RequestItems={table: items[len(held) :]})
+                return {**response, "UnprocessedItems": {table: held}}
+            return attribute(*args, **kwargs)
+
+        return call
+
+
+def test_local_puts_go_in_batches_of_25_and_leftovers_are_retried(aws):
+    client = _Counting(aws("dynamodb"), unprocessed=3)
+    store = DynamoOnlineStore(client, lambda g: "batched", TTL, clock=lambda: NOW)
+    rows = [(f"c{i:03d}", "2026-01-09T00:00:00Z", i, float(i), "pos") for i in range(120)]
+    assert store.put(validate(GROUP, records(*rows))) == 120
+    assert client.calls["batch_write_item"] == 5 + 1  # 120 records: 5 batches, and the 3 left over
+    assert client.calls.get("put_item", 0) == 0
+    assert client.calls["batch_get_item"] == 2  # the stored event times, 100 ids a call
+    found = store.batch_get(GROUP, [f"c{i:03d}" for i in range(120)])
+    assert len(found) == 120 and found["c119"]["txn_count"] == 119
+
+
+def test_a_batch_never_replaces_a_newer_record(aws):
+    store = DynamoOnlineStore(aws("dynamodb"), lambda g: "late", TTL, clock=lambda: NOW)
+    store.put(validate(GROUP, records(("c1", "2026-01-05T12:00:00Z", 2, 2.0, "pos"))))
+    late = [("c1", "2026-01-05T11:00:00Z", 1, 1.0, "atm"), ("c2", "2026-01-05T11:00:00Z", 7, 7.0, "atm")]
+    store.put(validate(GROUP, records(*late)))
+    assert store.get(GROUP, "c1")["txn_count"] == 2  # kept: the stored record is newer
+    assert store.get(GROUP, "c2")["txn_count"] == 7  # new entity: written in the same batch
+
+
+def _put_args(record_id: str) -> dict:
+    return {
+        "FeatureGroupName": "g",
+        "Record": [
+            {"FeatureName": "entity_id", "ValueAsString": record_id},
+            {"FeatureName": "event_time", "ValueAsString": "2026-01-05T12:00:00.000Z"},
+            {"FeatureName": "txn_count", "ValueAsString": "2"},
+            {"FeatureName": "channel", "ValueAsString": "pos"},
+        ],
+        "TargetStores": ["OnlineStore"],
+        "TtlDuration": {"Unit": "Hours", "Value": 168},
+    }
+
+
+def test_aws_put_retries_a_throttled_record_with_growing_waits():
+    from mlops_kit.features import online
+
+    client, stub = _runtime()
+    for _ in range(3):
+        stub.add_client_error("put_record", "ThrottlingException", "slow down", 400, _put_args("c1"))
+    stub.add_response("put_record", {}, _put_args("c1"))
+    waits: list[float] = []
+    with stub:
+        store = RuntimeOnlineStore(client, lambda g: "g", TTL, sleep=waits.append)
+        assert store.put(validate(GROUP, records(("c1", "2026-01-05T12:00:00Z", 2, None, "pos")))) == 1
+    stub.assert_no_pending_responses()
+    assert len(waits) == 3  # one wait before each retry, each within its growing (jittered) cap
+    assert all(0 <= w <= online.BASE_DELAY_S * 2**i for i, w in enumerate(waits))
+
+
+def test_aws_put_reports_every_record_that_failed_and_writes_the_rest():
+    from mlops_kit.features import online
+
+    client, stub = _runtime()
+    # c1 is throttled on every attempt; c2 is refused outright (not worth a retry); c3 goes through.
+    rows = [(f"c{i}", "2026-01-05T12:00:00Z", 2, None, "pos") for i in (1, 2, 3)]
+    calls = {"c1": 0, "c2": 0, "c3": 0}
+
+    def put_record(**kwargs):
+        record_id = kwargs["Record"][0]["ValueAsString"]
+        calls[record_id] += 1
+        from botocore.exceptions import ClientError
+
+        if record_id == "c1":
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "busy"}}, "PutRecord")
+        if record_id == "c2":
+            raise ClientError({"Error": {"Code": "ValidationError", "Message": "bad"}}, "PutRecord")
+        return {}
+
+    class Runtime:
+        pass
+
+    runtime = Runtime()
+    runtime.put_record = put_record
+    store = RuntimeOnlineStore(runtime, lambda g: "g", TTL, sleep=lambda _: None)
+    with pytest.raises(online.OnlineWriteFailed, match=r"g: 2 of 3 records were not written") as failed:
+        store.put(validate(GROUP, records(*rows)))
+    assert sorted(failed.value.failed) == [
+        ("c1", "ThrottlingException: busy"),
+        ("c2", "ValidationError: bad"),
+    ]
+    assert calls == {"c1": online.MAX_ATTEMPTS, "c2": 1, "c3": 1}

@@ -114,3 +114,16 @@ def test_a_ledger_that_cannot_be_written_never_breaks_the_call(emulator, tmp_pat
         monkeypatch.setenv(key, value)
     assert "Buckets" in emulator.client("s3").list_buckets()
     assert "mlops access ledger: cannot record to" in capsys.readouterr().err
+
+
+def test_an_environments_clients_hand_out_a_service_roles_credentials_in_its_account(emulator):
+    """The local endpoint of a stage in another emulated account runs with that account's serving role
+    (`clients.Clients.as_role`, as `Emulator.as_role` for the default account)."""
+    from mlops_kit import clients
+
+    base = clients.Clients(region="us-east-1", endpoint_url=emulator.endpoint_url, account_id=ACCOUNT)
+    deploy = clients.assume(base, "arn:aws:iam::222222222222:role/stage-deploy", "222222222222")
+    serving = deploy.as_role("arn:aws:iam::222222222222:role/stage-serving")
+    caller = serving.client("sts").get_caller_identity()
+    assert caller["Arn"] == "arn:aws:sts::222222222222:assumed-role/stage-serving/SageMaker"
+    assert serving.environ()["AWS_SESSION_TOKEN"] and serving.account_id == "222222222222"

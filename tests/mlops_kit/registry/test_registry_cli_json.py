@@ -31,3 +31,17 @@ def test_models_list_and_a_dry_run_as_json(world: World, cli: Any, capsys: pytes
     assert any(c["name"] == "min pr_auc" and not c["passed"] for c in decision["checks"])
     assert main(["promote", "--to", "dev", "--package", good, "--env", "dev", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["decision"] == "approved"
+
+
+def test_promote_and_rollback_as_json(world: World, cli: Any, capsys: pytest.CaptureFixture) -> None:
+    first, second = world.package(), world.package()
+    for arn in (first, second):
+        assert main(["promote", "--stage", "dev", "--package", arn, "--env", "dev", "--json"]) == 0
+        promoted = json.loads(capsys.readouterr().out)
+        assert promoted["dry_run"] is False and promoted["audit_key"]
+    assert main(["rollback", "--env", "dev", "--json"]) == 0
+    rolled = json.loads(capsys.readouterr().out)
+    assert rolled["action"] == "rollback" and rolled["stage"] == "dev"
+    assert rolled["package"] == first and rolled["previous"] == second and rolled["audit_key"]
+    assert main(["rollback", "--env", "dev", "--json"]) == exit_codes.ERROR  # nothing before the first
+    assert capsys.readouterr().out == ""

@@ -223,22 +223,51 @@ def test_records_frame_reaches_a_named_model(tmp_path: Path) -> None:
 
 
 def test_metrics_sum_every_workers_row() -> None:
-    shared = metrics.Metrics(workers=2)
-    shared.for_worker(0).observe(200, 0.0004)
-    shared.for_worker(1).observe(200, 0.004)
-    shared.for_worker(1).observe(500, 3.0)
-    shared.for_worker(1).observe(299, 0.1)
+    shared = metrics.Metrics(workers=2, info={"package": "arn:p/3", "model": "p/3", "endpoint": "ep"})
+    shared.for_worker(0).observe(b"POST", b"/invocations", 200, 0.0004)
+    shared.for_worker(1).observe(b"POST", b"/invocations", 200, 0.004)
+    shared.for_worker(1).observe(b"POST", b"/invocations", 500, 3.0)
+    shared.for_worker(1).observe(b"PUT", b"/elsewhere", 299, 0.1)
+    shared.for_worker(0).observe(b"GET", b"/nowhere", 404, 0.001)
+    shared.for_worker(1).predicted(0.0007)
     shared.for_worker(0).captured(5)
     values = metrics.parse(shared.render().decode())
-    assert values['mlops_serving_requests_total{code="200"}'] == 2
-    assert values['mlops_serving_requests_total{code="other"}'] == 1
-    assert values['mlops_serving_errors_total{kind="server"}'] == 1
-    assert values['mlops_serving_request_seconds_bucket{le="0.0005"}'] == 1
-    assert values['mlops_serving_request_seconds_bucket{le="0.005"}'] == 2
-    assert values['mlops_serving_request_seconds_bucket{le="2.5"}'] == 3
-    assert values['mlops_serving_request_seconds_bucket{le="+Inf"}'] == 4
-    assert values["mlops_serving_request_seconds_count"] == 4
+    name = "mlops_http_request_duration_seconds"
+    ok = 'method="POST",path="/invocations",status="200"'
+    assert values[f"{name}_count{{{ok}}}"] == 2
+    assert values[f'{name}_bucket{{{ok},le="0.0005"}}'] == 1
+    assert values[f'{name}_bucket{{{ok},le="0.005"}}'] == 2
+    assert values[f'{name}_bucket{{{ok},le="+Inf"}}'] == 2
+    assert values[f"{name}_sum{{{ok}}}"] == pytest.approx(0.0044)
+    assert values[f'{name}_bucket{{method="POST",path="/invocations",status="500",le="2.5"}}'] == 0
+    assert values[f'{name}_bucket{{method="POST",path="/invocations",status="500",le="5"}}'] == 1
+    # a method, path or status outside the fixed lists is still counted, as "other"
+    assert values[f'{name}_count{{method="other",path="other",status="other"}}'] == 1
+    assert values[f'{name}_count{{method="GET",path="other",status="404"}}'] == 1
+    assert metrics.total(values, f"{name}_count") == 5
+    assert metrics.total(values, f"{name}_count", status="4xx") == 1
+    assert metrics.total(values, f"{name}_count", status="5xx", path="/invocations") == 1
+    assert values['mlops_predict_duration_seconds_bucket{le="0.0005"}'] == 0
+    assert values['mlops_predict_duration_seconds_bucket{le="0.001"}'] == 1
+    assert values["mlops_predict_duration_seconds_count"] == 1
+    assert values['mlops_model_info{endpoint="ep",model="p/3",package="arn:p/3"}'] == 1
     assert values["mlops_serving_capture_records_total"] == 5 and values["mlops_serving_workers"] == 2
+
+
+def test_metrics_buckets_hold_their_bound() -> None:
+    """Prometheus' `le` is "at most": an answer of exactly 1 ms is in the 0.001 bucket, one just over is not."""
+    at, over = metrics.Metrics(), metrics.Metrics()
+    at.observe(b"POST", b"/invocations", 200, 0.001)
+    over.observe(b"POST", b"/invocations", 200, 0.001 + 1e-12)
+    key = 'mlops_http_request_duration_seconds_bucket{method="POST",path="/invocations",status="200",le="0.001"}'
+    assert metrics.parse(at.render().decode())[key] == 1
+    assert metrics.parse(over.render().decode())[key] == 0
+
+
+def test_every_rendered_family_is_declared_and_typed() -> None:
+    text = metrics.Metrics().render().decode()
+    typed = dict(line.split()[2:4] for line in text.splitlines() if line.startswith("# TYPE"))
+    assert typed == metrics.FAMILIES
 
 
 # --- values no model can use, and answers no client asked for -------------------------------------

@@ -6,6 +6,7 @@ import http.client
 import io
 import json
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -198,26 +199,48 @@ def test_execution_parameters_for_batch_transform(server: RunningServer) -> None
     }
 
 
-def test_metrics_count_requests_latency_and_errors(server: RunningServer) -> None:
+def test_metrics_count_every_answer_by_method_path_and_status(server: RunningServer) -> None:
     before = metrics.parse(server.request("GET", "/metrics")[2].decode())
     server.invoke("1,2,3")
     server.invoke("1,2")
     server.invoke("-999,0,0")
+    assert server.request("GET", "/nowhere")[0] == 404
+    assert server.request("GET", "/invocations")[0] == 405
+    assert server.request("DELETE", "/ping")[0] == 405
     status, headers, body = server.request("GET", "/metrics")
     assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
     after = metrics.parse(body.decode())
+    count = "mlops_http_request_duration_seconds_count"
 
-    def grew(name: str) -> float:
-        return after[name] - before[name]
+    def grew(**labels: str) -> float:
+        return metrics.total(after, count, **labels) - metrics.total(before, count, **labels)
 
-    assert grew('mlops_serving_requests_total{code="200"}') == 1
-    assert grew('mlops_serving_requests_total{code="400"}') == 1
-    assert grew('mlops_serving_requests_total{code="500"}') == 1
-    assert grew('mlops_serving_errors_total{kind="client"}') == 1
-    assert grew('mlops_serving_errors_total{kind="server"}') == 1
-    assert grew("mlops_serving_request_seconds_count") == 3
-    assert grew('mlops_serving_request_seconds_bucket{le="+Inf"}') == 3
-    assert after["mlops_serving_request_seconds_sum"] > before["mlops_serving_request_seconds_sum"]
+    assert grew(method="POST", path="/invocations", status="200") == 1
+    assert grew(method="POST", path="/invocations", status="400") == 1
+    assert grew(method="POST", path="/invocations", status="500") == 1
+    assert grew(method="GET", path="other", status="404") == 1
+    assert grew(method="GET", path="/invocations", status="405") == 1
+    assert grew(method="other", path="/ping", status="405") == 1
+    assert grew(status="4xx") == 4
+    assert grew(path="/metrics", status="200") == 1  # the first scrape, counted once it was answered
+    seconds = "mlops_http_request_duration_seconds_sum"
+    assert metrics.total(after, seconds, path="/invocations") > metrics.total(
+        before, seconds, path="/invocations"
+    )
+    # the 400 (a row too short) is refused before the model runs; the 200 and the 500 reach it
+    assert after["mlops_predict_duration_seconds_count"] - before["mlops_predict_duration_seconds_count"] >= 1
+    assert [v for k, v in after.items() if k.startswith("mlops_model_info{")] == [1.0]
+
+
+def test_each_refused_request_is_one_log_line_with_its_reason(server: RunningServer) -> None:
+    server.invoke("1,2")
+    server.request("GET", "/nowhere-to-be-found")
+    time.sleep(0.2)
+    lines = server.log.read_text().splitlines()
+    refused = [line for line in lines if " refused " in line]
+    assert any("POST /invocations: 400" in line and "column" in line for line in refused), refused
+    assert sum("GET /nowhere-to-be-found: 404 no route" in line for line in refused) == 1, refused
+    assert not any("refused" in line and ": 200 " in line for line in lines)
 
 
 # --- a hostile client's table: every bad input is a 4xx with its reason, and the server goes on --------
@@ -293,16 +316,32 @@ def test_hostile_inputs_are_4xx_with_reasons_and_never_5xx(hostile_target) -> No
     after = metrics.parse(server.request("GET", "/metrics")[2].decode())
     assert not wrong, "\n".join(wrong)
     assert tried >= 20
-    assert (
-        after['mlops_serving_errors_total{kind="server"}']
-        == before['mlops_serving_errors_total{kind="server"}']
-    )
-    assert (
-        after['mlops_serving_errors_total{kind="client"}']
-        - before['mlops_serving_errors_total{kind="client"}']
-        == tried
-    )
+    count = "mlops_http_request_duration_seconds_count"
+
+    def grew(**labels: str) -> float:
+        return metrics.total(after, count, **labels) - metrics.total(before, count, **labels)
+
+    assert grew(status="5xx") == 0
+    assert grew(path="/invocations", status="4xx") == tried
+    assert grew(path="/ping", status="431") == 1 and grew(status="400", path="other") == 1
     status, _, body = server.invoke("0.1,0.2,0.3", accept="text/csv")
     model = fitted_model()
     right = model.predict([[0.1, 0.2, 0.3]]) if which == "container" else expected([[0.1, 0.2, 0.3]])
     assert status == 200 and float(body) == pytest.approx(float(right[0]), abs=1e-6)
+
+
+def test_json_logs_make_each_refusal_one_object(model_dir, tmp_path) -> None:
+    running = start_server(model_dir, tmp_path, env={"MLOPS_LOG_FORMAT": "json"})
+    try:
+        assert running.request("GET", "/nowhere")[0] == 404
+        assert running.invoke("1,2")[0] == 400
+    finally:
+        running.stop()
+    lines = [json.loads(line) for line in running.log.read_text().splitlines() if line.strip()]
+    refused = [line for line in lines if line["message"].startswith("refused")]
+    assert [(r["method"], r["path"], r["status"]) for r in refused] == [
+        ("GET", "/nowhere", 404),
+        ("POST", "/invocations", 400),
+    ]
+    assert all(r["level"] == "warning" and r["reason"] for r in refused)
+    assert any(line["message"].startswith("serving ") for line in lines)  # the server's own lines too

@@ -77,8 +77,16 @@ def test_deploy_refuses_a_package_that_runs_another_image(
         local.deploy(config, emulator, arn, port=0)
 
 
+def _capture_keys(emulator, config) -> set[str]:
+    bucket = naming.bucket(config, "capture", emulator.client("sts").get_caller_identity()["Account"])
+    prefix = f"datacapture/{naming.endpoint(config)}/AllTraffic/"
+    pages = emulator.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return {o["Key"] for page in pages for o in page.get("Contents", [])}
+
+
 def test_deploy_serves_the_package_captures_to_s3_and_stops(emulator, config, tmp_path: Path) -> None:
     arn = register(emulator, config, tmp_path)
+    before = _capture_keys(emulator, config)  # the session's emulator holds other tests' capture too
     endpoint = local.deploy(config, emulator, arn, port=0)
     try:
         assert local.running(naming.endpoint(config)).pid == endpoint.pid
@@ -95,7 +103,8 @@ def test_deploy_serves_the_package_captures_to_s3_and_stops(emulator, config, tm
     assert endpoint.capture_to == f"s3://{bucket}/datacapture"
     s3 = emulator.client("s3")
     prefix = f"datacapture/{naming.endpoint(config)}/AllTraffic/"
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+    keys = sorted(_capture_keys(emulator, config) - before)
+    assert all(k.startswith(prefix) for k in keys)
     records = [
         r
         for k in keys

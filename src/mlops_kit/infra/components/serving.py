@@ -97,7 +97,11 @@ class Serving(pulumi.ComponentResource):
         model = aws.sagemaker.Model(
             f"{name}-model",
             execution_role_arn=role.arn,
-            primary_container={"model_package_name": args.model_package_arn},
+            primary_container={
+                "model_package_name": args.model_package_arn,
+                # the kit's server reports what it serves (mlops_model_info), as the local endpoint does
+                "environment": {"MLOPS_MODEL_PACKAGE_ARN": args.model_package_arn},
+            },
             tags=args.tags,
             # the role may pull the image and read the model before SageMaker checks that it can
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),

@@ -6,9 +6,9 @@ environment's name in code):
 - T's deploy role may read S's packages and exactly those files (`promotion_read_policy`);
 - S's artifacts bucket, S's key and S's model package group let T's deploy role do so, and nobody else
   (`bucket_statements`, `key_statements`, `group_statements`).
-Which environment a stage copies from is its `mlops:promotion.source`; each environment's account is its
-`aws:allowedAccountIds` (the first), and an environment that names none is in the account of the stack
-that refers to it, so the same code serves one account and one per stage.
+Which environment a stage copies from is its `mlops:promotion.source`; each environment's account is
+its `aws:allowedAccountIds` (the first, `settings.account_id`), and an environment that names none is in
+the account of the stack that refers to it, so the same code serves one account and one per stage.
 Resource policies name the reader's account with a condition on the role's ARN, not the role itself:
 S's stack may then be deployed before T's role exists (AWS refuses a policy naming a missing role).
 """
@@ -45,36 +45,21 @@ PROMOTED_OBJECTS = {
 
 
 def account_id(settings: Settings) -> str:
-    """The environment's AWS account (`aws:allowedAccountIds`, read by `settings.load`); "" when it names
-    none (then the stack that refers to it uses its own)."""
+    """The environment's AWS account (`settings.account_id`, from `aws:allowedAccountIds`); "" when it
+    names none (one-account layouts: the account of the stack that refers to it)."""
     return settings.account_id
 
 
-def source_env(settings: Settings) -> str:
-    """The environment this one's promotions copy from (`mlops:promotion.source`); "" for the first
-    stage, which its own training pipeline feeds."""
-    return settings.promotion.source
-
-
-def _deployed(others: Sequence[Settings], here: Settings) -> list[Settings]:
-    """The environments deployed to AWS besides `here`: an embedded one has no AWS principal."""
-    return [o for o in others if o.env != here.env and not o.embedded]
-
-
 def source_environment(settings: Settings, others: Sequence[Settings]) -> Settings | None:
-    """The deployed environment `settings` copies from (None for the first stage)."""
-    name = source_env(settings)
-    if not name:
+    """The deployed environment this one's promotions copy from (`mlops:promotion.source`); None for a
+    first stage, and for an embedded environment or source, which have no AWS principal to grant."""
+    name = settings.promotion.source
+    if not name or settings.embedded:
         return None
-    found = [o for o in _deployed(others, settings) if o.env == name]
+    found = [o for o in others if o.env == name]
     if not found:
-        raise SettingsError(
-            settings.file,
-            "mlops:promotion.source",
-            f"{name!r} is not an environment deployed to AWS beside {settings.env!r}; a stage copies "
-            "from a deployed stage",
-        )
-    return found[0]
+        raise SettingsError(settings.file, "mlops:promotion.source", f"no environment {name!r} to copy from")
+    return None if found[0].embedded else found[0]
 
 
 def promoters(settings: Settings, others: Sequence[Settings]) -> list[Settings]:
@@ -82,7 +67,12 @@ def promoters(settings: Settings, others: Sequence[Settings]) -> list[Settings]:
     if settings.embedded:
         return []
     return sorted(
-        (o for o in _deployed(others, settings) if source_env(o) == settings.env), key=lambda o: o.env
+        (
+            o
+            for o in others
+            if o.env != settings.env and not o.embedded and o.promotion.source == settings.env
+        ),
+        key=lambda o: o.env,
     )
 
 
@@ -95,8 +85,8 @@ class Source:
     artifacts_bucket: str
     pipeline: str
     model_package_group: str
-    copies_from: str = ""  # the stage this one's packages are copied from ("": its pipeline's own)
     partition: str = "aws"
+    copied_from: str = ""  # the environment S's own packages are copied from (S fed by promotion)
 
     @property
     def group_arn(self) -> str:
@@ -118,11 +108,15 @@ class Source:
         return f"arn:{self.partition}:s3:::{self.artifacts_bucket}"
 
     @property
+    def outputs_prefix(self) -> str:
+        return PIPELINE_OUTPUTS.format(pipeline=self.pipeline)
+
+    @property
     def file_arns(self) -> list[str]:
         """The package files: under the pipeline's outputs, whatever the execution and step; in a stage
         fed by promotion, which never retrains (`settings.load` refuses it), those of its copies only."""
-        if self.copies_from:
-            promoted = PROMOTED.format(source=self.copies_from)
+        if self.copied_from:
+            promoted = PROMOTED.format(source=self.copied_from)
             return [f"{self.bucket_arn}/{promoted}*/{name}" for name in PROMOTED_OBJECTS.values()]
         outputs = PIPELINE_OUTPUTS.format(pipeline=self.pipeline)
         return [f"{self.bucket_arn}/{outputs}*/{name}" for name in PACKAGE_FILES]
@@ -131,8 +125,8 @@ class Source:
     def test_set_prefixes(self) -> list[str]:
         """The key prefixes of the test sets a package records: the pipeline's `test` output of any
         execution; in a stage fed by promotion, its copies' `test/`."""
-        if self.copies_from:
-            return [f"{PROMOTED.format(source=self.copies_from)}*/{TEST_SET_OUTPUT}"]
+        if self.copied_from:
+            return [f"{PROMOTED.format(source=self.copied_from)}*/{TEST_SET_OUTPUT}"]
         return [f"{PIPELINE_OUTPUTS.format(pipeline=self.pipeline)}*/{TEST_SET_OUTPUT}"]
 
     @property
@@ -163,7 +157,7 @@ def source(settings: Settings, account: str) -> Source:
         artifacts_bucket=naming.bucket(settings, "artifacts", account),
         pipeline=naming.pipeline(settings),
         model_package_group=naming.model_package_group(settings),
-        copies_from=settings.promotion.source,
+        copied_from=settings.promotion.source,
     )
 
 
