@@ -1,9 +1,10 @@
 """Cross-stage grants: what a stage's promotion reads in the stage it copies from, and who may read it.
 
-Promoting package P from stage S into stage T copies P's files (model artifact, baseline, evaluation) from
-S's artifacts bucket into T's, acting as T's deploy role. So, derived from the settings alone (no
-environment's name in code):
-- T's deploy role may read S's packages and exactly those files (`promotion_read_policy`);
+Promoting package P from stage S into stage T copies P's files (model artifact, baseline, evaluation) and
+its test set (re-scoring T's champion on it) from S's artifacts bucket into T's, acting as T's deploy role.
+So, derived from the settings alone (no environment's name in code):
+- T's deploy role may read S's packages, exactly those files and test sets, and list only the test sets'
+  prefixes (`promotion_read_policy`);
 - S's artifacts bucket, S's key and S's model package group let T's deploy role do so, and nobody else
   (`bucket_statements`, `key_statements`, `group_statements`).
 Which environment a stage copies from is its `mlops:promotion.source`; each environment's account is
