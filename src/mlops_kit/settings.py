@@ -317,9 +317,15 @@ def load(env: str, root: Path | None = None) -> Settings:
         raise SettingsError(path, "(file)", f"no settings for environment {env!r}; known: {known}")
     loaded = load_file(path, env)
     _check_sources(loaded)
+    return with_local_state(loaded, path.parent.parent)
+
+
+def with_local_state(loaded: Settings, root: Path) -> Settings:
+    """`loaded`, with an embedded environment's locally promoted package from its overlay (if any): the
+    one step `load` and the Pulumi program's `from_config` path share, so both see the same package."""
     if not loaded.embedded:
         return loaded
-    overlay = overlay_file(env, path.parent.parent)
+    overlay = overlay_file(loaded.env, root)
     if not overlay.is_file():
         return loaded
     package = read_overlay(overlay)

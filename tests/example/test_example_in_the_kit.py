@@ -35,8 +35,9 @@ def test_each_environment_plans_a_stack_that_passes_the_policy_pack_and_runs_the
     ]
     assert validators.violations(resources) == []
     config = settings.load(env, ROOT)
+    assert plan.account_id == config.account_id  # the account its settings name, Pulumi's allowedAccountIds
     image = runtime.image_uri(
-        infra_plan.PLACEHOLDER_ACCOUNT,
+        plan.account_id,
         config.region,
         naming.image_repository(config),
         runtime.image_tag(ROOT),

@@ -294,7 +294,8 @@ def settings_from_pulumi(root: Path) -> Settings:
     keys = _config_keys()
     config = {key: pulumi.Config(key.partition(":")[0]).get(key.partition(":")[2]) for key in keys}
     secret = frozenset(k for k in keys if pulumi.runtime.is_config_secret(k))
-    return settings_mod.from_config(config, settings_mod.settings_file(stack, root), stack, secret)
+    loaded = settings_mod.from_config(config, settings_mod.settings_file(stack, root), stack, secret)
+    return settings_mod.with_local_state(loaded, root)  # an embedded stack's locally promoted package
 
 
 def secret_where_pulumi_says(key: str, values: tuple[str, ...]) -> tuple[Any, ...]:

@@ -41,16 +41,8 @@ def sketch(
     label_column: str | None = None,
 ) -> dict[str, Any]:
     """The mergeable summary of one chunk of baseline data (same columns as `stats.baseline` takes)."""
-    extra = [c for c in (prediction_column, label_column) if c]
-    names = list(features) if features is not None else [c for c in frame.columns if c not in extra]
+    names, extra = stats.baseline_columns(frame, features, prediction_column, label_column)
     wanted = names + extra
-    if not names:
-        raise ValueError("the baseline needs at least one feature column")
-    if len(set(wanted)) != len(wanted):
-        raise ValueError(f"duplicate feature names in the baseline: {wanted}")
-    absent = [c for c in wanted if c not in frame.columns]
-    if absent:
-        raise ValueError(f"the baseline data has no column {', '.join(map(repr, absent))}")
     return {
         "format": FORMAT,
         "rows": len(frame),

@@ -59,6 +59,27 @@ DEFAULT_PSI_THRESHOLD = 0.2
 # --- the public functions ---------------------------------------------------------------------------
 
 
+def baseline_columns(
+    frame: pd.DataFrame,
+    features: Sequence[str] | None,
+    prediction_column: str | None,
+    label_column: str | None,
+) -> tuple[list[str], list[str]]:
+    """The baseline's feature columns and its prediction/label columns, checked against `frame`: at least
+    one feature, no name twice, every one present."""
+    extra = [c for c in (prediction_column, label_column) if c]
+    names = list(features) if features is not None else [c for c in frame.columns if c not in extra]
+    wanted = names + extra
+    if not names:
+        raise ValueError("the baseline needs at least one feature column")
+    if len(set(wanted)) != len(wanted):
+        raise ValueError(f"duplicate feature names in the baseline: {wanted}")
+    absent = [c for c in wanted if c not in frame.columns]
+    if absent:
+        raise ValueError(f"the baseline data has no column {', '.join(map(repr, absent))}")
+    return names, extra
+
+
 def baseline(
     frame: pd.DataFrame,
     *,
@@ -77,16 +98,8 @@ def baseline(
     for label drift once ground truth arrives. `psi_threshold` is the PSI above which a feature counts as
     drifted (the settings' `monitoring.drift_threshold`).
     """
-    extra = [c for c in (prediction_column, label_column) if c]
-    names = list(features) if features is not None else [c for c in frame.columns if c not in extra]
+    names, extra = baseline_columns(frame, features, prediction_column, label_column)
     wanted = names + extra
-    if not names:
-        raise ValueError("the baseline needs at least one feature column")
-    if len(set(wanted)) != len(wanted):
-        raise ValueError(f"duplicate feature names in the baseline: {wanted}")
-    absent = [c for c in wanted if c not in frame.columns]
-    if absent:
-        raise ValueError(f"the baseline data has no column {', '.join(map(repr, absent))}")
     if len(frame) == 0:
         raise ValueError("the baseline data has no rows")
     if psi_threshold <= 0:
