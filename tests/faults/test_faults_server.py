@@ -188,7 +188,7 @@ def test_slow_headers_are_closed_at_the_limit_and_ping_answers_throughout(
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 2200:
         if hard != resource.RLIM_INFINITY and hard < 2200:
-            pytest.skip(f"needs 2,200 open files; ulimit -n allows {hard}")
+            pytest.fail(f"needs 2,200 open files; ulimit -n allows {hard}: raise the hard limit")
         resource.setrlimit(resource.RLIMIT_NOFILE, (2200, hard))
     server = start_server(model_dir, tmp_path, "--header-timeout-s", str(HEADER_TIME), "--keep-alive-s", "60")
     slow: list[socket.socket] = []

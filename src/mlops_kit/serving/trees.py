@@ -2,7 +2,7 @@
 
 scikit-learn predicts a gradient-boosted ensemble one tree at a time: for each tree a Python call, an
 output array and an OpenMP region. On a single row that fixed cost is the whole prediction (about 2 ms
-for the project's fraud model, where walking its trees takes microseconds), so a server built on
+for a model of a few hundred trees, where walking them takes microseconds), so a server built on
 `model.predict` can never answer faster than that. Here the fitted trees are copied once into flat
 arrays and one compiled loop (numba) walks every tree for every row, applying scikit-learn's own rules:
 a missing value follows the node's missing side, a categorical split tests the category's bit, an

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from mlops_kit.infra.components.roles import sagemaker_role
 from mlops_kit.infra.plans import iam
 from mlops_kit.infra.plans import monitoring as plan
 
@@ -64,11 +65,10 @@ class Monitoring(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=topic),
             )
 
-        role = aws.iam.Role(
+        role = sagemaker_role(
             f"{name}-role",
             name=args.role_name,
             description=f"The drift monitor of {job.endpoint}: its pipeline and its job",
-            assume_role_policy=json.dumps(iam.service_trust("sagemaker.amazonaws.com")),
             tags=args.tags,
             opts=child,
         )

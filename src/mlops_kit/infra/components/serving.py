@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from mlops_kit.infra.components.roles import sagemaker_role
 from mlops_kit.infra.plans import iam
 from mlops_kit.infra.plans import serving as plan
 from mlops_kit.infra.plans.storage import capture_prefix, model_artifacts_uri
@@ -66,11 +67,10 @@ class Serving(pulumi.ComponentResource):
                 )
             )
 
-        role = aws.iam.Role(
+        role = sagemaker_role(
             f"{name}-role",
             name=args.role_name,
             description=f"The model behind {args.endpoint_name}",
-            assume_role_policy=json.dumps(iam.service_trust("sagemaker.amazonaws.com")),
             tags=args.tags,
             opts=child,
         )

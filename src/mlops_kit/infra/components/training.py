@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from mlops_kit.infra.components.roles import sagemaker_role
 from mlops_kit.infra.plans import iam
 
 # keyword arguments: role_arn, account_id, buckets (purpose -> name), model_package_group, image_uri,
@@ -56,11 +57,10 @@ class Training(pulumi.ComponentResource):
             # raw data in; feature records, models and evaluations out
             raise ValueError(f"Training {name}: needs the {' and '.join(missing)} buckets")
 
-        role = aws.iam.Role(
+        role = sagemaker_role(
             f"{name}-execution-role",
             name=args.role_name,
             description=f"The training pipeline of {args.prefix} and its processing and training jobs",
-            assume_role_policy=json.dumps(iam.service_trust("sagemaker.amazonaws.com")),
             tags=args.tags,
             opts=child,
         )
