@@ -594,10 +594,7 @@ def run_worker(sock: socket.socket, handler: Handler, metrics: Metrics, options:
     asyncio.set_event_loop(loop)
     worker = Worker(handler, metrics, options, _capture_buffer(options, metrics))
     stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    if _EARLY_STOP:  # asked to stop before this handler was there
-        stop.set()
+    _stop_on_signals(loop, stop)
 
     async def sweep() -> None:
         while True:
@@ -632,6 +629,22 @@ def run_worker(sock: socket.socket, handler: Handler, metrics: Metrics, options:
                     worker.capture.folder,
                 )
         loop.close()
+
+
+def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """SIGTERM and SIGINT set `stop`, whenever they arrive. Not `loop.add_signal_handler`: uvloop makes the
+    pipe a signal wakes it through only when the loop starts running, so a SIGTERM between that call and
+    the start was kept unseen and the server never stopped (SageMaker, or `emulator stop`, then kills it
+    undrained). A Python handler runs whether the loop runs yet or not; the callback waits for the loop."""
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: the worker is ending anyway
+            loop.call_soon_threadsafe(stop.set)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    if _EARLY_STOP:  # asked to stop before this handler was there
+        stop.set()
 
 
 def serve(options: ServerOptions, on_ready: Callable[[int], None] | None = None) -> None:
