@@ -322,6 +322,15 @@ def ensure_groups(settings: Settings, client: ClientFactory, groups: Sequence[Fe
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") not in ("ResourceInUse", "ResourceInUseException"):
                 raise
+        if settings.features.online_store:
+            # CreateFeatureGroup makes the online store in AWS: here its table, before any job writes it
+            # (instances of a sharded job creating it at once got a 500 from the emulator)
+            online = DynamoOnlineStore(
+                client("dynamodb"),
+                lambda g: naming.feature_group(settings, g.name),
+                timedelta(hours=settings.features.ttl_hours),
+            )
+            online.ensure_table(group)
 
 
 def create_request(

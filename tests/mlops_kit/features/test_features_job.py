@@ -93,3 +93,12 @@ def test_an_instance_given_no_records_writes_an_empty_report(aws, tmp_path: Path
     (tmp_path / "records").mkdir()
     assert job.main(_args(tmp_path / "records", tmp_path / "out")) == 0
     assert json.loads((tmp_path / "out" / "ingest-algo-1.json").read_text()) == {}
+
+
+def test_the_online_tables_exist_before_any_job_runs(aws) -> None:
+    """As CreateFeatureGroup makes the online store in AWS, setting the groups up makes their tables:
+    the instances of a sharded Features job only write them (creating one at once got a 500)."""
+    dynamodb = aws.client("dynamodb")
+    for group in project.feature_groups(ENV):
+        table = dynamodb.describe_table(TableName=f"{ENV.prefix}-{group.name}")["Table"]
+        assert table["TableStatus"] == "ACTIVE"
