@@ -126,6 +126,7 @@ def get_pipeline(settings: Settings, ctx: PipelineContext):
             **training.hyperparameters,
             "seed": training.seed,
             "tuning_trials": training.tuning_trials,
+            "max_train_rows": training.max_train_rows,
         },
     )
     model_uri = train.properties.ModelArtifacts.S3ModelArtifacts

@@ -12,7 +12,7 @@ import importlib.util
 import sys
 import tarfile
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from pipelines.steps.io import read_table, write_json
+from mlops_kit.validation import iter_tables
+from pipelines.steps.io import write_json
 
 SEGMENT_COLUMN = "channel"
 MIN_SEGMENT_POSITIVES = 5  # fewer positives than this make a segment's AUC noise, not evidence
@@ -68,16 +69,28 @@ def metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[st
     }
 
 
-def evaluate(test: pd.DataFrame, handler: Any, model: Any, label: str = "is_fraud") -> dict[str, Any]:
+def evaluate(
+    test: pd.DataFrame | Iterable[pd.DataFrame], handler: Any, model: Any, label: str = "is_fraud"
+) -> dict[str, Any]:
+    """The metrics of `model` on the test rows: one frame, or its parts one at a time (only each row's
+    label, score and segment are kept between parts, so the step's memory is one part's)."""
     threshold = float(model["metadata"]["threshold"])
-    scores = np.asarray(handler.predict_fn(test, model), dtype=float)
-    labels = test[label].to_numpy().astype(int)
-    overall = metrics(labels, scores, threshold)
+    parts = [test] if isinstance(test, pd.DataFrame) else test
+    scores, labels, segment_values = [], [], []
+    for part in parts:
+        scores.append(np.asarray(handler.predict_fn(part, model), dtype=float))
+        labels.append(part[label].to_numpy().astype(int))
+        segment_values.append(part[SEGMENT_COLUMN].astype("object").to_numpy())
+    if not scores:
+        raise ValueError("no test rows to evaluate on")
+    all_scores, all_labels = np.concatenate(scores), np.concatenate(labels)
+    overall = metrics(all_labels, all_scores, threshold)
     segments = {}
-    for value, members in test.groupby(SEGMENT_COLUMN, sort=True).groups.items():
-        rows = test.index.get_indexer(members)
-        if labels[rows].sum() >= MIN_SEGMENT_POSITIVES and labels[rows].sum() < len(rows):
-            segments[str(value)] = metrics(labels[rows], scores[rows], threshold)
+    by_segment = pd.Series(np.concatenate(segment_values))
+    for value, members in by_segment.groupby(by_segment, sort=True).groups.items():
+        rows = np.asarray(members)
+        if all_labels[rows].sum() >= MIN_SEGMENT_POSITIVES and all_labels[rows].sum() < len(rows):
+            segments[str(value)] = metrics(all_labels[rows], all_scores[rows], threshold)
     aucs = [s["roc_auc"] for s in segments.values()]
     gap = float(max(aucs) - min(aucs)) if len(aucs) >= 2 else 0.0
     overall["segment_gap"] = gap
@@ -112,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tar.extractall(model_dir, filter="data")
         handler = load_handler(model_dir)
         model = handler.model_fn(str(model_dir))
-        report = evaluate(read_table(args.test), handler, model)
+        report = evaluate(iter_tables(args.test), handler, model)
     write_json(report, Path(args.evaluation) / "evaluation.json")
     m = report["metrics"]
     print(f"roc_auc {m['roc_auc']:.4f} pr_auc {m['pr_auc']:.4f} segment gap {report['segment_gap']:.4f}")

@@ -9,6 +9,11 @@ The operating threshold is chosen on the latest 20 % of the training events (a t
 validation slice): the score that maximises F1 there. With `tuning_trials > 0`, a seeded random search
 over a small grid picks the hyperparameters on the same slice, by PR AUC. The final model is refit on
 all training data.
+
+A training set of more than `max_train_rows` rows (the settings' `training.max_train_rows`, passed as a
+hyperparameter) is fitted on a uniform sample of that many (`mlops_kit.validation.sample_table`, by
+transaction id: the same rows whatever instances wrote the parts), read one part at a time, so Train's
+memory does not grow with the data; `metadata.json` records both counts.
 """
 
 from __future__ import annotations
@@ -27,8 +32,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, precision_recall_curve
 
+from mlops_kit.validation import sample_table
 from pipelines import model as fraud_model
-from pipelines.steps.io import read_table, write_json
+from pipelines.schema import ID
+from pipelines.steps.io import write_json
 
 SEARCH_SPACE: dict[str, Sequence[Any]] = {
     "learning_rate": (0.03, 0.05, 0.1, 0.2),
@@ -36,6 +43,7 @@ SEARCH_SPACE: dict[str, Sequence[Any]] = {
     "max_iter": (100, 200, 300),
     "l2_regularization": (0.0, 0.1, 1.0),
 }
+DEFAULT_MAX_ROWS = 1_500_000  # the settings' default (`training.max_train_rows`), when none is passed
 HANDLER_FILES = {
     "inference.py": Path(__file__).with_name("inference.py"),
     "fraud_model.py": Path(fraud_model.__file__),
@@ -102,7 +110,9 @@ def train(
     }
 
 
-def write_model_dir(result: dict[str, Any], model_dir: Path, seed: int, rows: int) -> None:
+def write_model_dir(
+    result: dict[str, Any], model_dir: Path, seed: int, rows: int, offered_rows: int | None = None
+) -> None:
     model_dir.mkdir(parents=True, exist_ok=True)
     joblib.dump(result["estimator"], model_dir / "model.joblib")
     metadata = {
@@ -113,6 +123,7 @@ def write_model_dir(result: dict[str, Any], model_dir: Path, seed: int, rows: in
         "tuning_trials": result["trials"],
         "seed": seed,
         "training_rows": rows,
+        "training_rows_offered": rows if offered_rows is None else offered_rows,
     }
     write_json(metadata, model_dir / "metadata.json")
     code = model_dir / "code"
@@ -144,14 +155,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     given = parse_hyperparameters({k.lstrip("-"): v for k, v in zip(rest[::2], rest[1::2], strict=True)})
     seed = int(given.pop("seed", 42))
     trials = int(given.pop("tuning_trials", 0))
-    frame = read_table(args.train)
+    max_rows = int(given.pop("max_train_rows", DEFAULT_MAX_ROWS))
     try:
-        result = train(frame, given, seed, trials)
+        sample = sample_table(args.train, max_rows, key=[ID])
+        result = train(sample.frame, given, seed, trials)
     except ValueError as exc:
         print(f"train failed: {exc}", file=sys.stderr)
         return 1
-    write_model_dir(result, Path(args.model_dir), seed, len(frame))
-    print(f"trained on {len(frame):,} rows; threshold {result['threshold']:.4f}; {result['hyperparameters']}")
+    frame = sample.frame
+    write_model_dir(result, Path(args.model_dir), seed, len(frame), sample.rows)
+    of = f" (a uniform sample of {sample.rows:,}: max_train_rows)" if len(frame) < sample.rows else ""
+    print(
+        f"trained on {len(frame):,} rows{of}; threshold {result['threshold']:.4f}; {result['hyperparameters']}"
+    )
     return 0
 
 

@@ -142,6 +142,12 @@ class Training:
         le=100_000_000,
         doc="the most raw rows in one entity-hash partition: what a sharded step holds in memory at once",
     )
+    max_train_rows: int = _spec(
+        default=1_500_000,
+        ge=1000,
+        le=1_000_000_000,
+        doc="the most rows Train fits on: a uniform sample of a larger training set (it bounds Train's memory)",
+    )
     hyperparameters: dict[str, int | float | str] = _spec(default={})
     max_rejected_fraction: float = _spec(ge=0.0, le=1.0)
     future_tolerance_hours: float = _spec(

@@ -9,6 +9,7 @@ in the settings); nothing here writes anything.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -180,33 +181,87 @@ def _undecodable(raw: pd.Series) -> np.ndarray:
     return raw.astype("string").str.contains(REPLACEMENT, regex=False, na=False).to_numpy(dtype=bool)
 
 
-def read_table(folder: Any) -> pd.DataFrame:
-    """Every CSV, Parquet or JSON-lines file under `folder` (or the one file it names), concatenated.
+_READERS = {
+    ".csv": lambda p: pd.read_csv(p, encoding="utf-8", encoding_errors="replace"),
+    ".parquet": pd.read_parquet,
+    ".jsonl": lambda p: pd.read_json(p, lines=True),
+    ".json": lambda p: pd.read_json(p, lines=True),
+}
+
+
+def table_files(folder: Any) -> list[Any]:
+    """The CSV, Parquet and JSON-lines files under `folder` (or the one file it names), in path order."""
+    from pathlib import Path
+
+    root = Path(folder)
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    files = [p for p in files if p.suffix.lower() in _READERS]
+    if not files:
+        raise FileNotFoundError(f"no .csv, .parquet or .jsonl file under {root}")
+    return files
+
+
+def iter_tables(folder: Any) -> Iterator[pd.DataFrame]:
+    """The files under `folder` one at a time (`table_files`' order): a caller holds one file at most.
 
     A CSV's bytes that are not UTF-8 become U+FFFD, for `validate` to quarantine their rows; a file that
     cannot be read at all is an error naming it.
     """
-    from pathlib import Path
-
-    readers = {
-        ".csv": lambda p: pd.read_csv(p, encoding="utf-8", encoding_errors="replace"),
-        ".parquet": pd.read_parquet,
-        ".jsonl": lambda p: pd.read_json(p, lines=True),
-        ".json": lambda p: pd.read_json(p, lines=True),
-    }
-    root = Path(folder)
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    files = [p for p in files if p.suffix.lower() in readers]
-    if not files:
-        raise FileNotFoundError(f"no .csv, .parquet or .jsonl file under {root}")
-    frames = []
-    for path in files:
+    for path in table_files(folder):
         try:
-            frames.append(readers[path.suffix.lower()](path))
+            yield _READERS[path.suffix.lower()](path)
         except Exception as exc:  # whatever the reader says, the user needs to know which file
             detail = " ".join(str(exc).split())  # one line: pandas' parser errors end with a newline
             raise ValueError(f"{path}: cannot be read as {path.suffix.lower()[1:]}: {detail}") from None
+
+
+def read_table(folder: Any) -> pd.DataFrame:
+    """Every CSV, Parquet or JSON-lines file under `folder` (or the one file it names), concatenated
+    (see `iter_tables`)."""
+    frames = list(iter_tables(folder))
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+@dataclass(frozen=True)
+class Sample:
+    frame: pd.DataFrame  # the rows kept, in row-hash order
+    rows: int  # the rows there were
+
+    @property
+    def fraction(self) -> float:
+        return len(self.frame) / self.rows if self.rows else 1.0
+
+
+def sample_table(folder: Any, max_rows: int, key: Sequence[str] | None = None) -> Sample:
+    """At most `max_rows` rows of the files under `folder`, holding no more than those and one file.
+
+    Each row's hash (of its `key` columns, all columns when None) ranks it; the `max_rows` lowest are
+    kept (every row when there are no more): a uniform sample that is the same rows in the same order
+    whatever files the rows are spread over and in what order they are read, so one instance's parts
+    and two instances' give one training set. Name key columns whose types do not vary between files
+    (a column of integers with a gap in one file is read as floats there, and hashes differently).
+    """
+    if max_rows < 1:
+        raise ValueError(f"max_rows must be at least 1, got {max_rows}")
+    kept: pd.DataFrame | None = None
+    kept_hash = np.empty(0, dtype=np.uint64)
+    rows = 0
+    for part in iter_tables(folder):
+        missing = [c for c in (key or ()) if c not in part.columns]
+        if missing:
+            raise ValueError(f"{folder}: no column {', '.join(missing)} to sample rows by")
+        rows += len(part)
+        hashes = pd.util.hash_pandas_object(part[list(key)] if key else part, index=False).to_numpy()
+        if len(kept_hash) == max_rows:  # full: only a row ranked before the last kept one can enter
+            entering = hashes < kept_hash[-1]
+            part, hashes = part[entering], hashes[entering]
+        frame = part if kept is None else pd.concat([kept, part], ignore_index=True)
+        both = hashes if kept is None else np.concatenate([kept_hash, hashes])
+        order = np.argsort(both, kind="stable")[:max_rows]
+        kept = frame.take(order).reset_index(drop=True)
+        kept_hash = both[order]
+    assert kept is not None  # iter_tables raises on a folder without files
+    return Sample(kept, rows)
 
 
 def _bound(value: float | str, kind: Kind) -> Any:

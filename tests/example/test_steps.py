@@ -244,6 +244,47 @@ def test_evaluate_entry_point_reports_metrics_and_segments(model_dir: Path, tmp_
     )
 
 
+def test_evaluating_the_parts_one_at_a_time_gives_the_whole_tests_report(model_dir: Path) -> None:
+    """The Evaluate step reads the test set a part at a time (its memory is one part's): the report is
+    the one the whole test set in memory gives."""
+    test = pd.read_parquet(model_dir.parent / "test.parquet")
+    handler = evaluate.load_handler(model_dir)
+    model = handler.model_fn(str(model_dir))
+    whole = evaluate.evaluate(test, handler, model)
+    parts = evaluate.evaluate((test.iloc[i : i + 97] for i in range(0, len(test), 97)), handler, model)
+    assert parts == whole
+    assert whole["metrics"]["rows"] == len(test) and whole["segments"]["channel"]
+
+
+def test_train_fits_on_a_uniform_sample_of_at_most_max_train_rows(raw: pd.DataFrame, tmp_path: Path) -> None:
+    """`max_train_rows` bounds what Train holds: a larger training set is sampled (the same rows however
+    the parts are cut), and the model's metadata says how many rows it was fitted on, of how many."""
+    prepared = prepare.prepare(raw, 0.05, 0.2, 168)
+    rows = len(prepared.train)
+    bound = rows // 2
+    metadata = {}
+    for parts in (1, 3):
+        folder = tmp_path / f"train-{parts}"
+        folder.mkdir()
+        for index, piece in enumerate(np.array_split(np.arange(rows), parts)):
+            prepared.train.iloc[piece].to_parquet(folder / f"part-{index}.parquet")
+        out = tmp_path / f"model-{parts}"
+        argv = [
+            "--train",
+            str(folder),
+            "--model-dir",
+            str(out),
+            "--max_iter",
+            "20",
+            "--max_train_rows",
+            str(bound),
+        ]
+        assert train.main(argv) == 0
+        metadata[parts] = json.loads((out / "metadata.json").read_text())
+    assert metadata[1]["training_rows"] == bound and metadata[1]["training_rows_offered"] == rows
+    assert metadata[1]["threshold"] == metadata[3]["threshold"]  # the same sample, the same model
+
+
 def test_build_features_is_shared_and_names_missing_columns() -> None:
     with pytest.raises(ValueError, match="lack column"):
         build_features(pd.DataFrame({"amount": [1.0]}))
