@@ -30,6 +30,14 @@ STAND_INS: dict[tuple[str, str], str] = {
     ("mlops_kit/local_platform.py", ""): "the local platform: in AWS `pulumi up` creates these resources",
     ("mlops_kit/executor/runner.py", "upsert"): "the deployed pipeline: in AWS `pulumi up` creates it",
     ("mlops_kit/features/store.py", "ensure_groups"): "the feature groups: in AWS `pulumi up` creates them",
+    (
+        "mlops_kit/features/online.py",
+        "ensure_table",
+    ): "the online store's table: in AWS `pulumi up` makes it (the feature group's online store)",
+    (
+        "mlops_kit/features/online.py",
+        "_existing_table",
+    ): "the online store's table: in AWS `pulumi up` makes it (the feature group's online store)",
 }
 
 
