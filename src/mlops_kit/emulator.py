@@ -367,6 +367,27 @@ def share_registries_across_accounts() -> None:
     backend._mlops_cross_account = True
 
 
+def _lighter_dispatch() -> None:
+    """moto's dispatcher lists its own package folder (a listdir and ~200 isdir calls) on every request to
+    find the service; the folder does not change while the server runs, so it is listed once. Measured
+    with a profiler on feature ingestion: 8 % of the emulator's time."""
+    from moto import backends
+
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
+
+
+def _quiet(handler: type) -> type:
+    """The request handler without werkzeug's access-log line per request (8 % of the emulator's time
+    under ingestion, and nothing reads it); errors are still logged."""
+
+    class Quiet(handler):  # type: ignore[misc, valid-type]
+        def log_request(self, code: Any = "-", size: Any = "-") -> None:
+            return
+
+    return Quiet
+
+
 def _serve(port: int, ready_file: Path, state: Path | None = None) -> None:
     """The child process: run moto's server until SIGTERM, after writing the bound port.
 
@@ -383,6 +404,7 @@ def _serve(port: int, ready_file: Path, state: Path | None = None) -> None:
     from werkzeug.serving import make_server
 
     share_registries_across_accounts()
+    _lighter_dispatch()
     moto_app: Any = DomainDispatcherApplication(create_backend_app)
     if state is not None:
         from mlops_kit import emulator_journal
@@ -397,7 +419,7 @@ def _serve(port: int, ready_file: Path, state: Path | None = None) -> None:
     endpoints = emulator_routes.Registry()
     app = _with_ping(emulator_routes.with_endpoints(moto_app, endpoints))
     try:
-        server = make_server(HOST, port, app, threaded=True, request_handler=MotoRequestHandler)
+        server = make_server(HOST, port, app, threaded=True, request_handler=_quiet(MotoRequestHandler))
     except OSError as exc:
         sys.exit(f"cannot listen on {HOST}:{port}: {exc.strerror or exc}")
     tmp = ready_file.with_suffix(".tmp")

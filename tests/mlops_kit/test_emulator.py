@@ -122,3 +122,24 @@ def test_a_busy_emulator_is_not_forgotten(monkeypatch: pytest.MonkeyPatch) -> No
         monkeypatch.undo()
         emu.stop_recorded()
     assert emu.running() is None and not emu.state_file().exists()
+
+
+def test_the_server_finds_a_requests_service_without_listing_motos_folder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """moto's dispatcher lists its package folder per request to find the service; the server lists it
+    once at start, the same list."""
+    import os
+
+    from moto import backends
+
+    monkeypatch.setattr(backends, "list_of_moto_modules", backends.list_of_moto_modules)  # restored after
+    listed = list(backends.list_of_moto_modules())
+    emu._lighter_dispatch()
+
+    def refuse(path: str) -> list[str]:
+        raise AssertionError(f"listed {path} during a request")
+
+    monkeypatch.setattr(os, "listdir", refuse)
+    assert list(backends.list_of_moto_modules()) == listed
+    assert "s3" in listed and "dynamodb" in listed
