@@ -406,13 +406,15 @@ def _serve(port: int, ready_file: Path, state: Path | None = None) -> None:
     share_registries_across_accounts()
     _lighter_dispatch()
     moto_app: Any = DomainDispatcherApplication(create_backend_app)
-    if state is not None:
-        from mlops_kit import emulator_journal
+    from mlops_kit import emulator_journal
 
+    if state is not None:
         try:
             moto_app = emulator_journal.durable(moto_app, state)
         except emulator_journal.JournalError as exc:
             sys.exit(str(exc))
+    else:
+        moto_app = emulator_journal.one_at_a_time(moto_app)
     from mlops_kit import emulator_routes
 
     # the local endpoints it serves: InvokeEndpoint goes to them (not journaled: their servers end with it)

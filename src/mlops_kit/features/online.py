@@ -186,6 +186,7 @@ class DynamoOnlineStore:
         self.ttl = ttl
         self.clock = clock
         self.future_tolerance = future_tolerance
+        self._ready: set[str] = set()
 
     def _item(self, record: OnlineRecord) -> dict[str, Any]:
         return {
@@ -285,6 +286,8 @@ class DynamoOnlineStore:
 
     def ensure_table(self, group: FeatureGroup) -> str:
         name = self.table_name(group)
+        if name in self._ready:  # a table is not removed while a store writes it
+            return name
         if self._existing_table(group) is None:
             try:
                 self.dynamodb.create_table(
@@ -300,6 +303,7 @@ class DynamoOnlineStore:
             self.dynamodb.update_time_to_live(
                 TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
             )
+        self._ready.add(name)
         return name
 
     def _existing_table(self, group: FeatureGroup) -> str | None:
