@@ -7,8 +7,11 @@ The example's tests (`tests/example`) run against the repository's root.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,9 +50,24 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
 
 
 @pytest.fixture(autouse=True)
-def _isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test gets its own state folder, so no test finds another's recorded emulator or endpoint."""
-    monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+def _isolated_state(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Each test gets its own state folder, so no test finds another's recorded emulator or endpoint.
+    A recorded emulator a test started there (`mlops emulator start`) and left is stopped after it: it
+    would outlive the run (found still serving after CI-like runs)."""
+    state = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(state))
+    yield
+    from mlops_kit import emulator
+
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(state))  # a test's monkeypatch.undo() may have reset it
+
+    with contextlib.suppress(OSError, ValueError, KeyError, emulator.EmulatorError):
+        pid = int(json.loads(emulator.state_file().read_text())["pid"])
+        # only one this test started (its journal is in this test's folder), not a shared one it recorded
+        if str(state).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+            emulator.stop_recorded()
 
 
 @pytest.fixture(scope="session")

@@ -114,12 +114,12 @@ def test_a_busy_emulator_is_not_forgotten(monkeypatch: pytest.MonkeyPatch) -> No
     """Alive but slow to answer: an error, and the state file stays (no empty emulator started beside it)."""
     emu.start_detached()
     try:
-        monkeypatch.setattr(emu.Emulator, "answers", lambda self, timeout=2.0: False)
-        with pytest.raises(emu.EmulatorError, match="is running but does not answer"):
-            emu.running()
-        assert emu.state_file().is_file()
+        with monkeypatch.context() as patch:  # its own patch only: undo() also undid the test's state folder
+            patch.setattr(emu.Emulator, "answers", lambda self, timeout=2.0: False)
+            with pytest.raises(emu.EmulatorError, match="is running but does not answer"):
+                emu.running()
+            assert emu.state_file().is_file()
     finally:
-        monkeypatch.undo()
         emu.stop_recorded()
     assert emu.running() is None and not emu.state_file().exists()
 
@@ -143,3 +143,92 @@ def test_the_server_finds_a_requests_service_without_listing_motos_folder(
     monkeypatch.setattr(os, "listdir", refuse)
     assert list(backends.list_of_moto_modules()) == listed
     assert "s3" in listed and "dynamodb" in listed
+
+
+def test_requests_at_once_do_not_break_each_other(emulator: emu.Emulator) -> None:
+    """moto is not thread-safe: DescribeTable counts a table's items, and a BatchWriteItem landing
+    meanwhile made it a 500 (a sharded Features job died of it at 10M rows). The emulator runs one
+    request in moto at a time; two writers and a describer at once all get answers."""
+    import threading
+    import time
+    import uuid
+
+    dynamodb = emulator.client("dynamodb")
+    table = f"race-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    errors: list[str] = []
+    until = time.monotonic() + 2.0
+
+    def write(worker: int) -> None:
+        client = emulator.client("dynamodb")
+        n = 0
+        while time.monotonic() < until and not errors:
+            items = [{"PutRequest": {"Item": {"id": {"S": f"{worker}-{n}-{i}"}}}} for i in range(25)]
+            n += 1
+            try:
+                client.batch_write_item(RequestItems={table: items})
+            except ClientError as exc:
+                errors.append(f"BatchWriteItem: {exc}")
+
+    def describe() -> None:
+        client = emulator.client("dynamodb")
+        while time.monotonic() < until and not errors:
+            try:
+                client.describe_table(TableName=table)
+            except ClientError as exc:
+                errors.append(f"DescribeTable: {exc}")
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(2)] + [
+        threading.Thread(target=describe)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert dynamodb.describe_table(TableName=table)["Table"]["ItemCount"] > 1000
+
+
+def test_one_request_is_inside_moto_at_a_time() -> None:
+    """The wrapper the emulator puts around moto: requests from many threads never overlap inside it,
+    each gets its own answer, and each body reaches the app whole."""
+    import io
+    import threading
+    import time
+
+    from mlops_kit import emulator_journal
+
+    inside = {"now": 0, "most": 0}
+    guard = threading.Lock()
+
+    def app(environ, start_response):
+        with guard:
+            inside["now"] += 1
+            inside["most"] = max(inside["most"], inside["now"])
+        time.sleep(0.005)
+        body = environ["wsgi.input"].read()
+        with guard:
+            inside["now"] -= 1
+        start_response("200 OK", [("Content-Length", str(len(body)))])
+        return [body]
+
+    wrapped = emulator_journal.one_at_a_time(app)
+    answers: dict[int, bytes] = {}
+
+    def call(n: int) -> None:
+        body = f"request {n}".encode()
+        environ = {"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)), "REQUEST_METHOD": "POST"}
+        answers[n] = b"".join(wrapped(environ, lambda status, headers, exc=None: None))
+
+    threads = [threading.Thread(target=call, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert inside["most"] == 1
+    assert answers == {n: f"request {n}".encode() for n in range(16)}
