@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -181,16 +182,17 @@ class RoleSession:
         config = Config(
             retries={"total_max_attempts": 1, "mode": "standard"}, s3={"addressing_style": "path"}
         )
-        return boto3.client(
-            service,
-            region_name=self.region,
-            endpoint_url=self.endpoint_url,
-            config=config,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-            aws_session_token=self.token,
-            **kwargs,
-        )
+        with _CLIENTS:
+            return boto3.client(
+                service,
+                region_name=self.region,
+                endpoint_url=self.endpoint_url,
+                config=config,
+                aws_access_key_id=self.access_key,
+                aws_secret_access_key=self.secret_key,
+                aws_session_token=self.token,
+                **kwargs,
+            )
 
     def environ(self) -> dict[str, str]:
         return {
@@ -203,12 +205,20 @@ class RoleSession:
 
 def client(service: str, *, endpoint_url: str | None, region: str, **kwargs: Any) -> Any:
     """A boto3 client; against an emulator, with test credentials and no retries."""
-    if endpoint_url is None:
-        return boto3.client(service, region_name=region, **kwargs)
-    config = Config(retries={"total_max_attempts": 1, "mode": "standard"}, s3={"addressing_style": "path"})
-    return boto3.client(
-        service, region_name=region, endpoint_url=endpoint_url, config=config, **CREDENTIALS, **kwargs
-    )
+    with _CLIENTS:
+        if endpoint_url is None:
+            return boto3.client(service, region_name=region, **kwargs)
+        config = Config(
+            retries={"total_max_attempts": 1, "mode": "standard"}, s3={"addressing_style": "path"}
+        )
+        return boto3.client(
+            service, region_name=region, endpoint_url=endpoint_url, config=config, **CREDENTIALS, **kwargs
+        )
+
+
+# boto3's default session is not safe to make clients from in several threads at once (a pipeline's
+# steps that run at the same time each make theirs); clients once made are
+_CLIENTS = threading.Lock()
 
 
 def aws_environ(endpoint_url: str, region: str) -> dict[str, str]:

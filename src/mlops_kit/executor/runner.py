@@ -14,7 +14,9 @@ import datetime as dt
 import hashlib
 import json
 import subprocess
+import threading
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from mlops_kit.settings import Settings, project_root
 
 Progress = Callable[[str, str, str], None]  # (step, status, detail)
 RUNNABLE = {"Processing", "Training", "RegisterModel"}
+DEFAULT_PARALLELISM = 50  # SageMaker Pipelines' MaxParallelExecutionSteps when a definition sets none
 
 
 class PipelineFailed(RuntimeError):
@@ -233,6 +236,9 @@ def execute(
         },
     )
     runner = _Runner(settings, emulator, ctx, record, scope, previous, use_cache, notify)
+    runner.parallelism = int(
+        definition.get("ParallelismConfiguration", {}).get("MaxParallelExecutionSteps", DEFAULT_PARALLELISM)
+    )
     try:
         runner.walk(definition["Steps"])
     except (jobs.StepFailed, ex.ExpressionError, _Failed) as exc:
@@ -269,10 +275,49 @@ class _Runner:
         # the step cache and the property files, kept with the pipeline's role in its artifacts bucket
         self.s3 = emulator.as_role(ctx.role_arn).client("s3")
         self.logs = paths.runs_dir() / record.execution_id
+        self.lock = threading.RLock()  # the record and the scope, shared by the steps running at once
+        self.rank: dict[str, tuple[int, ...]] = {}  # each step's place in the definition's order
+        self.parallelism = DEFAULT_PARALLELISM
 
-    def walk(self, steps: list[dict[str, Any]]) -> None:
-        for step in order(steps):
-            self.run(step)
+    def walk(self, steps: list[dict[str, Any]], at: tuple[int, ...] = ()) -> None:
+        """Run the steps as SageMaker Pipelines does: each as soon as every step it depends on (data
+        references, DependsOn) has succeeded, so steps that do not depend on each other run at the same
+        time, at most `MaxParallelExecutionSteps` of them (the definition's ParallelismConfiguration;
+        SageMaker's default 50). After a failure no step starts; those running finish, then the first
+        failure ends the run. The record lists the steps in the definition's dependency order whatever
+        order they finished in."""
+        ordered = order(steps)
+        for index, step in enumerate(ordered):
+            self.rank[step["Name"]] = (*at, index)
+        needs = dependencies(steps)
+        pending, running, done = list(ordered), {}, set()
+        failure: BaseException | None = None
+        with ThreadPoolExecutor(max(1, self.parallelism)) as pool:
+            while pending or running:
+                if failure is None:
+                    for step in [s for s in pending if needs[s["Name"]] <= done]:
+                        if len(running) >= self.parallelism:
+                            break
+                        pending.remove(step)
+                        running[pool.submit(self.run, step)] = step
+                if not running:
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    step = running.pop(future)
+                    if future.exception() is None:
+                        done.add(step["Name"])
+                    elif failure is None:
+                        failure = future.exception()
+        if failure is not None:
+            raise failure
+
+    def _record(self, step: StepRecord) -> None:
+        """Add a step's record, kept in the definition's dependency order, and save the run."""
+        with self.lock:
+            self.record.steps.append(step)
+            self.record.steps.sort(key=lambda s: self.rank.get(s.name, ()))
+            save(self.record)
 
     def run(self, step: dict[str, Any]) -> None:
         name, kind = step["Name"], step["Type"]
@@ -281,11 +326,12 @@ class _Runner:
             self.scope.properties[name] = {"Outcome": outcome}
             chosen = step["Arguments"]["IfSteps" if outcome else "ElseSteps"]
             skipped = step["Arguments"]["ElseSteps" if outcome else "IfSteps"]
-            self.record.steps.append(StepRecord(name, kind, "Succeeded", properties={"Outcome": outcome}))
+            self._record(StepRecord(name, kind, "Succeeded", properties={"Outcome": outcome}))
             self.notify(name, "Succeeded", f"outcome {str(outcome).lower()}")
-            for other in skipped:
-                self.record.steps.append(StepRecord(other["Name"], other["Type"], "Skipped"))
-            self.walk(chosen)
+            for index, other in enumerate(skipped):
+                self.rank[other["Name"]] = (*self.rank.get(name, ()), 0, index)
+                self._record(StepRecord(other["Name"], other["Type"], "Skipped"))
+            self.walk(chosen, (*self.rank.get(name, ()), 1))
             return
         if kind == "Fail":
             message = str(
@@ -293,7 +339,7 @@ class _Runner:
                     step["Arguments"].get("ErrorMessage", "the pipeline reached a Fail step"), self.scope
                 )
             )
-            self.record.steps.append(StepRecord(name, kind, "Failed", error=message))
+            self._record(StepRecord(name, kind, "Failed", error=message))
             self.notify(name, "Failed", message)
             raise _Failed(message)
         if kind not in RUNNABLE:
@@ -330,7 +376,7 @@ class _Runner:
                 properties = jobs.register_model(name, arguments, env)
         except jobs.StepFailed as exc:
             failed_log = str(exc.log or log)  # the failed instance's own log, when there are several
-            self.record.steps.append(StepRecord(name, kind, "Failed", log=failed_log, error=exc.reason))
+            self._record(StepRecord(name, kind, "Failed", log=failed_log, error=exc.reason))
             self.notify(name, "Failed", exc.reason)
             raise
         seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
@@ -350,7 +396,6 @@ class _Runner:
         name = step["Name"]
         files = properties.get("_files", {})
         visible = {k: v for k, v in properties.items() if not k.startswith("_")}  # local-only notes
-        self.scope.properties[name] = visible
         property_files = {}
         for spec in step.get("PropertyFiles", []):
             text = files.get(spec["OutputName"], {}).get(spec["FilePath"])
@@ -359,10 +404,12 @@ class _Runner:
                     name, f"property file {spec['FilePath']} not found in output {spec['OutputName']}"
                 )
             property_files[spec["PropertyFileName"]] = json.loads(text)
-            self.scope.property_files[(name, spec["PropertyFileName"])] = property_files[
-                spec["PropertyFileName"]
-            ]
-        self.record.steps.append(
+        with self.lock:
+            self.scope.properties[name] = visible
+            for file_name, document in property_files.items():
+                self.scope.property_files[(name, file_name)] = document
+            self._collect(name, step["Type"], visible, property_files)
+        self._record(
             StepRecord(
                 name,
                 step["Type"],
@@ -374,9 +421,7 @@ class _Runner:
                 property_files=property_files,
             )
         )
-        self._collect(name, step["Type"], visible, property_files)
         self.notify(name, status, f"{seconds:.1f}s")
-        save(self.record)
 
     def _collect(
         self, name: str, kind: str, properties: dict[str, Any], property_files: dict[str, Any]
@@ -460,10 +505,10 @@ def _content(s3: Any, uri: str) -> list[list[str]]:
         return [["missing", uri]]
 
 
-def order(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Steps in an order that respects data references and DependsOn (stable: definition order)."""
+def dependencies(steps: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Each step's names of the steps (among `steps`) it references or DependsOn."""
     names = {s["Name"] for s in steps}
-    needs = {
+    return {
         s["Name"]: {
             d
             for d in (*ex.step_references(s.get("Arguments", {})), *s.get("DependsOn", []))
@@ -471,6 +516,12 @@ def order(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         for s in steps
     }
+
+
+def order(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Steps in an order that respects data references and DependsOn (stable: definition order)."""
+    names = {s["Name"] for s in steps}
+    needs = dependencies(steps)
     done: list[dict[str, Any]] = []
     placed: set[str] = set()
     while len(done) < len(steps):

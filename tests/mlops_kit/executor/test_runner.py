@@ -370,3 +370,44 @@ def test_only_the_projects_image_runs_here(emulator, ctx, numbers, tmp_path, kin
         first = "Fit"
     with pytest.raises(PipelineFailed, match=f"step {first} failed: the request runs image '{prebuilt}'"):
         runner.execute(definition, settings=ENV, emulator=emulator, ctx=ctx)
+
+
+# Each of two independent steps leaves its mark and waits for the other's: only steps that run at the
+# same time both finish.
+RENDEZVOUS = """
+import pathlib, sys, time
+folder, me, other, patience = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])
+(folder / me).write_text('here')
+deadline = time.monotonic() + patience
+while not (folder / other).exists():
+    if time.monotonic() > deadline:
+        sys.exit(me + ' waited ' + str(patience) + 's for ' + other + ', which never started')
+    time.sleep(0.05)
+"""
+
+
+def _rendezvous(ctx, folder: Path, patience: float, parallelism: int | None = None) -> dict[str, Any]:
+    steps = [
+        processing(ctx, me, RENDEZVOUS, args=[str(folder), me, other, str(patience)], cache=False, outputs=())
+        for me, other in (("Left", "Right"), ("Right", "Left"))
+    ]
+    definition: dict[str, Any] = {"Version": "2020-12-01", "Parameters": [], "Steps": steps}
+    if parallelism is not None:
+        definition["ParallelismConfiguration"] = {"MaxParallelExecutionSteps": parallelism}
+    return definition
+
+
+def test_steps_that_do_not_depend_on_each_other_run_at_the_same_time(emulator, ctx, tmp_path) -> None:
+    """As in SageMaker Pipelines: a step starts once the steps it depends on are done, not after the
+    steps listed before it; the record keeps the definition's order."""
+    record = runner.execute(_rendezvous(ctx, tmp_path, patience=60), settings=ENV, emulator=emulator, ctx=ctx)
+    assert [(s.name, s.status) for s in record.steps] == [("Left", "Succeeded"), ("Right", "Succeeded")]
+
+
+def test_the_definitions_parallelism_bounds_the_steps_at_once(emulator, ctx, tmp_path) -> None:
+    """`MaxParallelExecutionSteps: 1` runs one step at a time: Left waits for Right in vain, fails, and
+    Right never starts."""
+    definition = _rendezvous(ctx, tmp_path, patience=2, parallelism=1)
+    with pytest.raises(PipelineFailed, match="Left waited 2.0s for Right, which never started") as failed:
+        runner.execute(definition, settings=ENV, emulator=emulator, ctx=ctx)
+    assert [(s.name, s.status) for s in failed.value.record.steps] == [("Left", "Failed")]
