@@ -261,3 +261,23 @@ def _post(port: int, body: bytes, timeout: float = 30) -> tuple[int, bytes]:
     connection.request("POST", "/invocations", body=body, headers={"Content-Type": "text/csv"})
     response = connection.getresponse()
     return response.status, response.read()
+
+
+def test_jobs_started_here_let_idle_openmp_threads_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jobs of steps running at once share this machine's cores: their idle OpenMP threads sleep instead
+    of spinning (launch.SHARED_CORES), unless the request or the caller says otherwise; an endpoint's
+    environment is left alone."""
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    job = launch.Container(arguments=["train"], root=Path("/tmp/x"))
+    assert LAUNCHER.environment(job, job=True)["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert "OMP_WAIT_POLICY" not in LAUNCHER.environment(job)  # an endpoint
+    asked = launch.Container(
+        arguments=["train"], root=Path("/tmp/x"), environment={"OMP_WAIT_POLICY": "ACTIVE"}
+    )
+    assert LAUNCHER.environment(asked, job=True)["OMP_WAIT_POLICY"] == "ACTIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert LAUNCHER.environment(job, job=True)["OMP_WAIT_POLICY"] == "ACTIVE"
+    docker = launch.DockerLauncher("mlops-kit:ci")
+    assert "OMP_WAIT_POLICY=PASSIVE" in docker.argv(job, job=True)
+    assert not any(part.startswith("OMP_WAIT_POLICY") for part in docker.argv(job))
+    assert "OMP_WAIT_POLICY=ACTIVE" in docker.argv(asked, job=True)
