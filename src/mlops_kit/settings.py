@@ -169,6 +169,10 @@ class Serving:
     capture_percent: int = _spec(ge=0, le=100)
     model_package_arn: str = _spec(default="", doc="written by `mlops promote`; empty: no endpoint yet")
     max_payload_mb: float = _spec(default=6.0, gt=0, le=100)
+    log_format: Literal["json", "text"] = _spec(
+        default="json",
+        doc="the endpoint's log lines: json (CloudWatch Logs Insights reads their fields) or text",
+    )
     min_capacity: int = _spec(default=1, ge=1, le=100)
     max_capacity: int = _spec(default=1, ge=1, le=100)
     target_invocations_per_instance: int = _spec(default=1000, ge=1)

@@ -192,6 +192,7 @@ def build(settings: Settings, root: Path) -> dict[str, Any]:
                 max_capacity=settings.serving.max_capacity,
                 target_invocations_per_instance=settings.serving.target_invocations_per_instance,
                 latency_alarm_ms=settings.serving.latency_alarm_ms,
+                log_format=settings.serving.log_format,
                 alarm_topic_arn=monitoring.topic_arn,
                 tags=tags,
             ),

@@ -241,8 +241,9 @@ def deploy(
         "MLOPS_MODEL_PACKAGE_ARN": arn,  # what the server reports as mlops_model_info, as in AWS
         "MLOPS_READY_FILE": "/opt/ml/ready.json",
     }
-    if os.environ.get(logs.ENV):  # `mlops --log-format json deploy`: the server logs the same way
-        environment[logs.ENV] = os.environ[logs.ENV]
+    # the settings' format, as the Pulumi program gives the endpoint in AWS; `mlops --log-format X deploy`
+    # overrides it for this deployment
+    environment[logs.ENV] = os.environ.get(logs.ENV) or settings.serving.log_format
     if settings.features.online_store:  # requests may leave out features the online store holds
         environment["MLOPS_FEATURE_STORE_ENV"] = settings.env
     # imported here: `mlops invoke` (this module's client) starts without the executor's imports

@@ -342,6 +342,7 @@ def serving_args(**changes) -> ServingArgs:
         max_capacity=4,
         target_invocations_per_instance=700,
         latency_alarm_ms=250,
+        log_format="json",
         alarm_topic_arn="arn:aws:sns:us-east-1:123456789012:p-e-alarms",
         tags=TAGS,
     )
@@ -352,6 +353,14 @@ def test_serving_captures_encrypts_rolls_back_and_scales():
     plan = run(lambda: {"endpoint": Serving("sv", serving_args()).endpoint_name})
     model = plan.one("aws:sagemaker/model:Model", "sv-model").inputs
     assert model["primaryContainer"]["modelPackageName"].endswith("model-package/p-e-models/1")
+    assert model["primaryContainer"]["environment"]["MLOPS_LOG_FORMAT"] == "json"  # CloudWatch reads fields
+    text = run(lambda: {"e": Serving("st", serving_args(log_format="text")).endpoint_name})
+    assert (
+        text.one("aws:sagemaker/model:Model", "st-model").inputs["primaryContainer"]["environment"][
+            "MLOPS_LOG_FORMAT"
+        ]
+        == "text"
+    )
     config = plan.one("aws:sagemaker/endpointConfiguration:EndpointConfiguration", "sv-config").inputs
     assert config["kmsKeyArn"] == KEY
     (variant,) = config["productionVariants"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import time
 import uuid
 from pathlib import Path
@@ -99,6 +100,10 @@ def test_deploy_serves_the_package_captures_to_s3_and_stops(emulator, config, tm
     finally:
         local.stop(config)
     assert local.running(naming.endpoint(config)) is None
+    # it logs as the Pulumi program's endpoint does: the settings' format (json by default)
+    assert config.serving.log_format == "json"
+    refused = [json.loads(line) for line in Path(endpoint.log).read_text().splitlines() if '"refused' in line]
+    assert refused and refused[0]["status"] == 400 and "rows have 2 columns" in refused[0]["reason"]
     bucket = naming.bucket(config, "capture", emulator.client("sts").get_caller_identity()["Account"])
     assert endpoint.capture_to == f"s3://{bucket}/datacapture"
     s3 = emulator.client("s3")

@@ -38,6 +38,7 @@ class ServingArgs:
     max_capacity: int
     target_invocations_per_instance: int
     latency_alarm_ms: int
+    log_format: str  # MLOPS_LOG_FORMAT of the kit's server in the container
     alarm_topic_arn: pulumi.Input[str] | None
     tags: dict[str, str]
 
@@ -99,8 +100,12 @@ class Serving(pulumi.ComponentResource):
             execution_role_arn=role.arn,
             primary_container={
                 "model_package_name": args.model_package_arn,
-                # the kit's server reports what it serves (mlops_model_info), as the local endpoint does
-                "environment": {"MLOPS_MODEL_PACKAGE_ARN": args.model_package_arn},
+                # the kit's server reports what it serves (mlops_model_info) and logs in the settings'
+                # format (json: CloudWatch Logs Insights reads the fields), as the local endpoint does
+                "environment": {
+                    "MLOPS_MODEL_PACKAGE_ARN": args.model_package_arn,
+                    "MLOPS_LOG_FORMAT": args.log_format,
+                },
             },
             tags=args.tags,
             # the role may pull the image and read the model before SageMaker checks that it can
