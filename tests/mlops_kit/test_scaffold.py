@@ -33,7 +33,7 @@ def test_a_new_project_is_clean_and_passes_its_own_tests(task: str, tmp_path: Pa
         cwd=folder, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-3000:]
-    assert "4 passed" in tests.stdout
+    assert "5 passed" in tests.stdout
 
 
 def test_the_environments_gate_the_tasks_own_metrics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
