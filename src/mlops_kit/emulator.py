@@ -404,8 +404,6 @@ def _serve(port: int, ready_file: Path, state: Path | None = None) -> None:
     Binding happens here, in the main thread, so a port in use ends the process with the reason at once.
     With `state`, moto's state is journaled there and rebuilt from it before the port is written.
     """
-    import threading
-
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,

@@ -29,23 +29,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlops_kit import sharding
+from mlops_kit import sharding, validation
 
-SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
 PLAN = "plan.json"
 
 
 def part_file(index: int) -> str:
     return f"part-{index:05d}.parquet"
-
-
-def input_files(folder: Path) -> list[Path]:
-    root = Path(folder)
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    files = [p for p in files if p.suffix.lower() in SUFFIXES]
-    if not files:
-        raise FileNotFoundError(f"no .csv, .parquet or .jsonl file under {root}")
-    return files
 
 
 def batches(path: Path, rows: int, columns: Sequence[str] | None = None) -> Iterator[pa.Table]:
@@ -107,7 +97,7 @@ def run(
     batch_rows: int = 200_000,
 ) -> dict[str, Any]:
     """Partition every raw file; returns the plan (also written to `plan_folder/plan.json`)."""
-    files = input_files(raw)
+    files = validation.table_files(raw)
     # Pass 1: the row count, every file's schema and the event times (8 bytes a row).
     rows, schemas, times = 0, [], []
     for path in files:

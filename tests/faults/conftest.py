@@ -18,7 +18,7 @@ from botocore.config import Config
 from moto import mock_aws
 
 HERE = Path(__file__).resolve().parent
-for _suite in ("serving", "registry"):  # their helper modules, imported by name as their tests do
+for _suite in ("serving", "registry", "executor"):  # their helper modules, imported by name as their tests do
     if str(HERE.parent / "mlops_kit" / _suite) not in sys.path:
         sys.path.insert(0, str(HERE.parent / "mlops_kit" / _suite))
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from test_runner import processing  # the executor suite's step builder
 
 from mlops_kit import emulator as emu
 from mlops_kit import local_platform, naming, pipeline, runtime, settings
@@ -45,51 +46,10 @@ if not marker.exists():
 """
 
 
-def _processing(ctx: pipeline.PipelineContext, name: str, script: str, args: list[Any]) -> dict[str, Any]:
-    bucket = ctx.buckets["artifacts"]
-    return {
-        "Name": name,
-        "Type": "Processing",
-        "Arguments": {
-            "ProcessingResources": {
-                "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}
-            },
-            "AppSpecification": {
-                "ImageUri": ctx.image_uri,
-                "ContainerEntrypoint": ["python3", "-c", script],
-                "ContainerArguments": args,
-            },
-            "RoleArn": ctx.role_arn,
-            "ProcessingOutputConfig": {
-                "Outputs": [
-                    {
-                        "OutputName": "out",
-                        "S3Output": {
-                            "S3Uri": {
-                                "Std:Join": {
-                                    "On": "/",
-                                    "Values": [
-                                        f"s3://{bucket}/faults",
-                                        {"Get": "Execution.PipelineExecutionId"},
-                                        name,
-                                    ],
-                                }
-                            },
-                            "LocalPath": "/opt/ml/processing/out",
-                            "S3UploadMode": "EndOfJob",
-                        },
-                    }
-                ]
-            },
-        },
-    }
-
-
 def _definition(ctx: pipeline.PipelineContext, pid: int, marker: Path) -> dict[str, Any]:
-    a = _processing(
-        ctx, "A", "import sys; open(sys.argv[1] + '/a.txt', 'w').write('a')", ["/opt/ml/processing/out"]
-    )
-    b = _processing(ctx, "B", KILL, [str(pid), str(marker), "/opt/ml/processing/out"])
+    write_a = "import sys; open(sys.argv[1] + '/a.txt', 'w').write('a')"
+    a = processing(ctx, "A", write_a, args=["/opt/ml/processing/out"], cache=False)
+    b = processing(ctx, "B", KILL, args=[str(pid), str(marker), "/opt/ml/processing/out"], cache=False)
     b["DependsOn"] = ["A"]
     register = {
         "Name": "Register",

@@ -4,19 +4,7 @@ cleaned environment, so it cannot read the promoter's credentials."""
 from __future__ import annotations
 
 import pytest
-from registry_fixtures import World
-
-
-class _FixedModel:
-    """A SageMaker client whose one package points at a given model archive."""
-
-    def __init__(self, real, arn: str, url: str):
-        self.real, self.arn, self.url = real, arn, url
-
-    def describe_model_package(self, ModelPackageName: str) -> dict:  # noqa: N803 (boto3's name)
-        described = self.real.describe_model_package(ModelPackageName=ModelPackageName)
-        described["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] = self.url
-        return described
+from registry_fixtures import FixedModel, World
 
 
 @pytest.mark.fault("a planted inference.py reads its environment during champion/challenger scoring")
@@ -50,7 +38,7 @@ def test_a_planted_inference_script_cannot_read_the_promoters_credentials(world:
     data = world.root / "rows.parquet"
     pd.DataFrame({"a": [0.2, 0.9], "label": [0, 1]}).to_parquet(data)
     arn = world.package()
-    sagemaker = _FixedModel(world.client("sagemaker"), arn, f"s3://{world.bucket}/planted/model.tar.gz")
+    sagemaker = FixedModel(world.client("sagemaker"), arn, f"s3://{world.bucket}/planted/model.tar.gz")
     rescore.measure(world.settings, world.client("s3"), sagemaker, arn, data, world.root / "m")
     seen = json.loads(stolen.read_text())
     assert "AKIAPROMOTER" not in json.dumps(seen) and "promoter-secret" not in json.dumps(seen)

@@ -205,24 +205,55 @@ def evaluate(
     stage_targets = targets(settings, stage, root)
     head = ledger.read_head(s3, reg, stage)
     champion = _describe(sagemaker, head.package) if head else None
+    decision = _judge(
+        settings,
+        s3,
+        sagemaker,
+        candidate,
+        champion,
+        gates_of(settings, serving(settings, stage, root)),
+        stage=stage,
+        group=reg.group,
+        approved_by=approved_by,
+        rescore_champion=champion is not None
+        and champion.arn != candidate.arn
+        and candidate.group == reg.group,
+    )
+    return reg, decision, head, stage_targets
+
+
+def _judge(
+    settings: Settings,
+    s3: Any,
+    sagemaker: Any,
+    candidate: Package,
+    champion: Package | None,
+    promotion: settings_mod.Promotion,
+    *,
+    stage: str,
+    group: str,
+    approved_by: str | None,
+    rescore_champion: bool,
+) -> Decision:
+    """The gates' decision on `candidate` against `champion`; with `rescore_champion`, both measured on
+    the candidate's test set first (a rescoring that cannot be done refuses the promotion)."""
     compared = None
-    if champion is not None and champion.arn != candidate.arn and candidate.group == reg.group:
+    if rescore_champion and champion is not None:
         try:
             compared = rescore.same_data(settings, s3, sagemaker, candidate, champion)
         except rescore.RescoreError as exc:
             raise PromotionError(str(exc)) from None
-    decision = gates.decide(
+    return gates.decide(
         candidate,
         champion,
-        gates_of(settings, serving(settings, stage, root)),
+        promotion,
         decider=project.use_case(settings).decider,
         stages=settings.stages,
         target_stage=stage,
-        group=reg.group,
+        group=group,
         approved_by=approved_by,
         same_data=compared,
     )
-    return reg, decision, head, stage_targets
 
 
 def promote(
@@ -346,22 +377,17 @@ def _promote_by_copy(
     if done and head is not None:  # a retry of a promotion that committed: judge it against what it replaced
         earlier = [h["package"] for h in head.history[:-1] if h["package"] != head.package]
         champion = _describe(sagemaker, earlier[-1]) if earlier else None
-    compared = None
-    if champion is not None:  # both measured on the candidate's test set, read from the source
-        try:
-            compared = rescore.same_data(settings, s3, sagemaker, candidate, champion)
-        except rescore.RescoreError as exc:
-            raise PromotionError(str(exc)) from None
-    decision = gates.decide(
+    decision = _judge(  # both measured on the candidate's test set, read from the source
+        settings,
+        s3,
+        sagemaker,
         candidate,
         champion,
         settings.promotion,
-        decider=project.use_case(settings).decider,
-        stages=settings.stages,
-        target_stage=stage,
+        stage=stage,
         group=naming.model_package_group(source.settings),
         approved_by=approved_by,
-        same_data=compared,
+        rescore_champion=True,
     )
     previous = head.package if head and not done else (champion.arn if champion else None)
     outcome = Outcome("promote", stage, arn, previous, decision=decision, dry_run=dry_run)

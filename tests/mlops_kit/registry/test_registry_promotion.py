@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from registry_fixtures import PASSING, World
+from registry_fixtures import PASSING, FixedModel, World
 
 from mlops_kit import settings
 from mlops_kit.registry import ledger, promotion, view
@@ -302,25 +302,13 @@ def test_each_model_is_measured_with_its_own_helper_module(world: World) -> None
     for column in ("a", "b"):
         arn = world.package()
         url = f"s3://{world.bucket}/{archive(column)}"  # the package now serves this archive
-        sagemaker = _FixedModel(world.client("sagemaker"), arn, url)
+        sagemaker = FixedModel(world.client("sagemaker"), arn, url)
         metrics = rescore.measure(
             world.settings, world.client("s3"), sagemaker, arn, data, world.root / column
         )
         measured.append(metrics["mean_score"])
     assert measured == [1.5, 5.5]
     assert "helper_for_scoring" not in sys.modules
-
-
-class _FixedModel:
-    """A SageMaker client whose one package points at a given model archive."""
-
-    def __init__(self, real, arn: str, url: str):
-        self.real, self.arn, self.url = real, arn, url
-
-    def describe_model_package(self, ModelPackageName: str) -> dict:  # noqa: N803 (boto3's name)
-        described = self.real.describe_model_package(ModelPackageName=ModelPackageName)
-        described["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] = self.url
-        return described
 
 
 def _with_failing(world: World, service: str, method: str) -> World:
