@@ -19,8 +19,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlops_kit import partition, sharding
+from mlops_kit import sharding
 from mlops_kit.monitoring import sketch
+from mlops_kit.validation import table_files
 from pipelines.model import REQUEST_COLUMNS
 from pipelines.steps.evaluate import load_handler
 from pipelines.steps.io import read_table
@@ -41,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"baseline failed: no model.tar.gz under {args.model}", file=sys.stderr)
         return 1
     try:
-        parts = partition.input_files(Path(args.train))
+        parts = table_files(args.train)
     except FileNotFoundError:
         parts = []  # an instance of a sharded job may get no part: its sketch holds no rows
     sketches = []

@@ -28,7 +28,7 @@ import pandas as pd
 
 from mlops_kit import partition
 from mlops_kit.features.pit import point_in_time
-from mlops_kit.validation import ValidationReport, validate
+from mlops_kit.validation import ValidationReport, table_files, validate
 from pipelines.feature_transforms import compute_aggregates
 from pipelines.features import FEATURE_GROUPS, TRANSACTION_AGGREGATES
 from pipelines.schema import EVENT_TIME, RAW_SCHEMA
@@ -139,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.plan:
             chosen = partition.read_plan(args.plan)["split_time"]
             split_at = pd.Timestamp(chosen) if chosen else None
-        parts = partition.input_files(Path(args.raw))
+        parts = table_files(args.raw)
     except (ValueError, FileNotFoundError) as exc:
         print(f"prepare failed: {exc}", file=sys.stderr)
         return 1
